@@ -1,0 +1,207 @@
+"""Layer tables: what every simulator, profiler and planner knows about a DNN.
+
+A model is a sequence of layers in execution order. Each layer records what a profiler could read
+off the graph: its kind, shapes, MACs, bytes moved (FP16, 2 bytes an element) and whether a Xavier
+DLA can run it under the rules in FACTS.md. Zoo models are committed as JSON under
+``hetero_infer/data/zoo/`` (format ``hetero_infer.zoo/1``) and loaded through :func:`load_model`.
+"""
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Dict, List, Tuple
+
+from hetero_infer.errors import ModelError
+
+ZOO_FORMAT = 'hetero_infer.zoo/1'
+ZOO_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'data', 'zoo')
+
+#: Layer kinds. Batch-norm and activations that TensorRT fuses into the preceding conv/fc are
+#: folded into that layer; a standalone ``act`` is one that could not be fused.
+LAYER_KINDS = (
+    'conv',      # dense or grouped convolution (groups < in_channels)
+    'dwconv',    # depthwise convolution (groups == in_channels)
+    'fc',        # fully connected / matmul / gemm
+    'pool',      # max or average pooling, including global average pooling
+    'eltwise',   # element-wise sum / product / max of tensors
+    'concat',    # concatenation (channel axis on DLA)
+    'act',       # standalone activation (relu, sigmoid, tanh, clip, hardswish, ...)
+    'softmax',   # softmax (never on Xavier's DLA)
+    'shuffle',   # reshape / transpose / channel shuffle / flatten that moves data
+    'other',     # anything else (LRN, resize, pad, ...)
+)
+
+BYTES_PER_ELEMENT = 2  # FP16, the precision the twin and the talk's engines use
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One layer of a model's layer table.
+
+    Shapes include the batch dimension. Byte counts are FP16 (2 bytes per element).
+    """
+
+    name: str
+    kind: str
+    in_shape: Tuple[int, ...]
+    out_shape: Tuple[int, ...]
+    macs: int
+    weight_bytes: int
+    in_bytes: int
+    out_bytes: int
+    kernel: Tuple[int, ...] = ()
+    stride: Tuple[int, ...] = ()
+    padding: Tuple[int, ...] = ()
+    groups: int = 1
+    op: str = ''            # finer kind: 'max', 'avg', 'relu', 'add', ... (free text)
+    dla: bool = True         # a Xavier DLA can run it (FACTS.md rules)
+    dla_reason: str = ''     # why not, when ``dla`` is False
+
+    @property
+    def bytes_total(self) -> int:
+        """Bytes one execution moves to or from DRAM at least: weights, input and output."""
+        return self.weight_bytes + self.in_bytes + self.out_bytes
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        for key in ('in_shape', 'out_shape', 'kernel', 'stride', 'padding'):
+            d[key] = list(d[key])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict, *, where: str = '') -> 'Layer':
+        try:
+            kind = d['kind']
+            if kind not in LAYER_KINDS:
+                raise ModelError('%s: layer %r has unknown kind %r (known: %s)'
+                                 % (where, d.get('name'), kind, ', '.join(LAYER_KINDS)))
+            return cls(
+                name=str(d['name']), kind=kind,
+                in_shape=tuple(int(x) for x in d['in_shape']),
+                out_shape=tuple(int(x) for x in d['out_shape']),
+                macs=int(d['macs']), weight_bytes=int(d['weight_bytes']),
+                in_bytes=int(d['in_bytes']), out_bytes=int(d['out_bytes']),
+                kernel=tuple(int(x) for x in d.get('kernel', ())),
+                stride=tuple(int(x) for x in d.get('stride', ())),
+                padding=tuple(int(x) for x in d.get('padding', ())),
+                groups=int(d.get('groups', 1)), op=str(d.get('op', '')),
+                dla=bool(d.get('dla', True)), dla_reason=str(d.get('dla_reason', '')),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, ModelError):
+                raise
+            raise ModelError('%s: malformed layer %r: %s' % (where, d.get('name', '?')
+                                                             if isinstance(d, dict) else d, exc))
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model as a layer table plus the metadata serving needs."""
+
+    name: str
+    layers: Tuple[Layer, ...]
+    input_name: str = 'input'
+    input_shape: Tuple[int, ...] = ()
+    domain: str = 'vision'        # 'vision' or 'audio'
+    source: str = ''              # where the table came from (generator, ONNX file)
+    extra: Dict[str, object] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def macs(self) -> int:
+        return sum(layer.macs for layer in self.layers)
+
+    @property
+    def weight_bytes(self) -> int:
+        return sum(layer.weight_bytes for layer in self.layers)
+
+    @property
+    def activation_elements(self) -> int:
+        """Output elements of conv and fc layers (FACTS.md's 'activations' column)."""
+        return sum(layer.out_bytes // BYTES_PER_ELEMENT for layer in self.layers
+                   if layer.kind in ('conv', 'dwconv', 'fc'))
+
+    @property
+    def dla_fraction(self) -> float:
+        """Share of MACs a DLA can run."""
+        total = self.macs
+        if total == 0:
+            return 1.0
+        return sum(layer.macs for layer in self.layers if layer.dla) / total
+
+    def to_dict(self) -> dict:
+        return {
+            'format': ZOO_FORMAT, 'name': self.name, 'domain': self.domain,
+            'source': self.source,
+            'input': {'name': self.input_name, 'shape': list(self.input_shape)},
+            'extra': dict(self.extra),
+            'layers': [layer.to_dict() for layer in self.layers],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict, *, where: str = '<dict>') -> 'ModelSpec':
+        if not isinstance(d, dict):
+            raise ModelError('%s: expected a JSON object, got %s' % (where, type(d).__name__))
+        fmt = d.get('format')
+        if fmt != ZOO_FORMAT:
+            raise ModelError('%s: unsupported format %r (expected %r)' % (where, fmt, ZOO_FORMAT))
+        layers = d.get('layers')
+        if not isinstance(layers, list) or not layers:
+            raise ModelError('%s: "layers" must be a non-empty list' % where)
+        inp = d.get('input') or {}
+        return cls(
+            name=str(d.get('name') or os.path.basename(where)),
+            layers=tuple(Layer.from_dict(layer, where=where) for layer in layers),
+            input_name=str(inp.get('name', 'input')),
+            input_shape=tuple(int(x) for x in inp.get('shape', ())),
+            domain=str(d.get('domain', 'vision')), source=str(d.get('source', '')),
+            extra=dict(d.get('extra') or {}),
+        )
+
+    def save(self, path: str) -> None:
+        with open(path, 'w') as f:
+            json.dump(self.to_dict(), f, indent=1)
+            f.write('\n')
+
+    @classmethod
+    def load(cls, path: str) -> 'ModelSpec':
+        try:
+            with open(path) as f:
+                d = json.load(f)
+        except FileNotFoundError:
+            raise ModelError('model file not found: %s' % path) from None
+        except (OSError, ValueError) as exc:
+            raise ModelError('cannot read model file %s: %s' % (path, exc)) from None
+        return cls.from_dict(d, where=path)
+
+
+_CACHE: Dict[str, ModelSpec] = {}
+
+
+def list_models() -> List[str]:
+    """Names of the committed zoo models."""
+    if not os.path.isdir(ZOO_DIR):
+        return []
+    return sorted(f[:-5] for f in os.listdir(ZOO_DIR) if f.endswith('.json'))
+
+
+def load_model(name_or_path: str) -> ModelSpec:
+    """Load a zoo model by name, or a layer table / ONNX file by path.
+
+    :raises ModelError: unknown name (the message lists the known ones) or a bad file.
+    """
+    if name_or_path in _CACHE:
+        return _CACHE[name_or_path]
+    if name_or_path.endswith('.onnx'):
+        from hetero_infer.core.onnx_import import model_from_onnx
+        spec = model_from_onnx(name_or_path)
+    elif name_or_path.endswith('.json') or os.sep in name_or_path:
+        spec = ModelSpec.load(name_or_path)
+    else:
+        path = os.path.join(ZOO_DIR, name_or_path + '.json')
+        if not os.path.exists(path):
+            raise ModelError('unknown model %r (zoo models: %s; or give a path to a .json layer '
+                             'table or an .onnx file)' % (name_or_path, ', '.join(list_models())))
+        spec = ModelSpec.load(path)
+    _CACHE[name_or_path] = spec
+    return spec
+
