@@ -1,0 +1,51 @@
+"""ros2 launch hetero_infer serve.launch.py [config:=FILE] [backend:=...] [platform:=...]
+[namespace:=NS] [log_level:=info] [sources:=true]
+
+Starts the scheduler node with the given parameter file and, with sources:=true, the synthetic
+camera / audio sources of `hetero-infer sources` so the pipeline can be seen working.
+"""
+
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument
+from launch.conditions import IfCondition
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+
+def generate_launch_description():
+    share = get_package_share_directory('hetero_infer')
+    default_config = os.path.join(share, 'config', 'serve.yaml')
+    config = LaunchConfiguration('config')
+    namespace = LaunchConfiguration('namespace')
+    log_level = LaunchConfiguration('log_level')
+    return LaunchDescription([
+        DeclareLaunchArgument('config', default_value=default_config,
+                              description='scheduler parameter file (see config/serve.yaml)'),
+        DeclareLaunchArgument('backend', default_value='emulated',
+                              description='emulated | onnxruntime | tensorrt'),
+        DeclareLaunchArgument('platform', default_value='xavier',
+                              description='platform description: xavier | orin | a YAML path'),
+        DeclareLaunchArgument('namespace', default_value='',
+                              description='namespace of the nodes'),
+        DeclareLaunchArgument('log_level', default_value='info',
+                              description='debug | info | warn | error'),
+        DeclareLaunchArgument('sources', default_value='false',
+                              description='also start the synthetic camera and audio sources'),
+        Node(
+            package='hetero_infer', executable='scheduler_node', name='scheduler',
+            namespace=namespace, output='screen',
+            parameters=[config, {'backend': LaunchConfiguration('backend'),
+                                 'platform': LaunchConfiguration('platform')}],
+            arguments=['--ros-args', '--log-level', log_level],
+        ),
+        Node(
+            package='hetero_infer', executable='sources_node', name='sources',
+            namespace=namespace, output='screen',
+            parameters=[config],
+            arguments=['--ros-args', '--log-level', log_level],
+            condition=IfCondition(LaunchConfiguration('sources')),
+        ),
+    ])
