@@ -1,0 +1,125 @@
+"""Image / audio message conversions: every supported encoding, every rejection names its field."""
+
+import numpy as np
+import pytest
+
+from hetero_infer.ros import conversions as cv
+
+sensor_msgs = pytest.importorskip('sensor_msgs.msg')
+std_msgs = pytest.importorskip('std_msgs.msg')
+
+
+def _image(arr, enc, **override):
+    msg = sensor_msgs.Image()
+    for k, v in cv.array_to_image_fields(arr, enc).items():
+        setattr(msg, k, v)
+    for k, v in override.items():
+        setattr(msg, k, v)
+    return msg
+
+
+@pytest.mark.parametrize('encoding', ['rgb8', 'bgr8', 'rgba8', 'bgra8', 'mono8', 'mono16'])
+def test_image_round_trip_every_encoding(encoding):
+    rng = np.random.default_rng(1)
+    channels, dtype, _ = cv.IMAGE_ENCODINGS[encoding]
+    hi = 65535 if dtype == np.uint16 else 255
+    arr = rng.integers(0, hi, size=(7, 5, channels)).astype(dtype)
+    img, order = cv.image_to_array(_image(arr, encoding))
+    assert img.dtype == dtype and img.shape == (7, 5, channels)
+    np.testing.assert_array_equal(img, arr)
+    rgb = cv.to_rgb(img, order)
+    assert rgb.shape == (7, 5, 3)
+    if encoding == 'bgr8':
+        np.testing.assert_array_equal(rgb[..., 0], arr[..., 2])
+
+
+def test_padded_rows_are_skipped():
+    arr = np.arange(4 * 3 * 3, dtype=np.uint8).reshape(4, 3, 3)
+    padded = np.zeros((4, 16), np.uint8)
+    padded[:, :9] = arr.reshape(4, 9)
+    msg = _image(arr, 'rgb8', step=16, data=padded.tobytes())
+    img, _ = cv.image_to_array(msg)
+    np.testing.assert_array_equal(img, arr)
+
+
+def test_big_endian_mono16():
+    arr = np.array([[1, 256], [513, 65535]], dtype=np.uint16)
+    msg = _image(arr, 'mono16', is_bigendian=1, data=arr.astype('>u2').tobytes())
+    img, _ = cv.image_to_array(msg)
+    np.testing.assert_array_equal(img[..., 0], arr)
+
+
+@pytest.mark.parametrize('override,reason,field', [
+    ({'encoding': 'yuv422_yuy2'}, 'bad_encoding', 'Image.encoding'),
+    ({'step': 5}, 'bad_step', 'Image.step'),
+    ({'data': b''}, 'empty', 'Image.data'),
+    ({'data': bytes(20)}, 'bad_size', 'Image.data'),
+    ({'width': 0}, 'empty', 'Image.height'),
+])
+def test_bad_images_name_the_field(override, reason, field):
+    msg = _image(np.zeros((4, 3, 3), np.uint8), 'rgb8', **override)
+    with pytest.raises(cv.InputError) as info:
+        cv.image_to_array(msg)
+    assert info.value.reason == reason
+    assert field in str(info.value)
+
+
+def test_compressed_image_decodes_and_rejects_garbage():
+    import cv2
+    bgr = np.zeros((16, 24, 3), np.uint8)
+    bgr[:, :12] = (255, 0, 0)
+    ok, png = cv2.imencode('.png', bgr)
+    assert ok
+    msg = sensor_msgs.CompressedImage(format='png', data=png.tobytes())
+    img, order = cv.compressed_to_array(msg)
+    assert order == 'bgr' and img.shape == (16, 24, 3)
+    np.testing.assert_array_equal(img, bgr)
+    with pytest.raises(cv.InputError) as info:
+        cv.compressed_to_array(sensor_msgs.CompressedImage(format='jpeg', data=b'\x00' * 50))
+    assert info.value.reason == 'decode_failed' and 'jpeg' in str(info.value)
+    with pytest.raises(cv.InputError) as info:
+        cv.compressed_to_array(sensor_msgs.CompressedImage(format='jpeg'))
+    assert info.value.reason == 'empty'
+
+
+def test_preprocess_image_shape_and_normalisation():
+    img = np.full((480, 640, 3), 255, np.uint8)
+    x = cv.preprocess_image(img, 'rgb', (1, 3, 224, 224))
+    assert x.shape == (1, 3, 224, 224) and x.dtype == np.float32
+    expected = (1.0 - np.array(cv.IMAGENET_MEAN)) / np.array(cv.IMAGENET_STD)
+    np.testing.assert_allclose(x[0, :, 100, 100], expected, rtol=1e-5)
+    # BGR input must come out in RGB order.
+    bgr = np.zeros((10, 10, 3), np.uint8)
+    bgr[..., 0] = 255  # blue
+    y = cv.preprocess_image(bgr, 'bgr', (1, 3, 8, 8))
+    assert y[0, 2].mean() > y[0, 0].mean()
+
+
+def test_audio_conversions_and_checks():
+    f = std_msgs.Float32MultiArray(data=[0.0, 0.5, -0.5])
+    np.testing.assert_allclose(cv.audio_to_array(f, kind='audio_f32'), [0.0, 0.5, -0.5])
+    i = std_msgs.Int16MultiArray(data=[0, 16384, -32768])
+    np.testing.assert_allclose(cv.audio_to_array(i, kind='audio_i16'), [0.0, 0.5, -1.0])
+    with pytest.raises(cv.InputError) as info:
+        cv.audio_to_array(std_msgs.Float32MultiArray(data=[0.1, float('nan')]), kind='audio_f32')
+    assert info.value.reason == 'bad_audio' and '1 NaN' in str(info.value)
+    with pytest.raises(cv.InputError) as info:
+        cv.audio_to_array(std_msgs.Float32MultiArray(), kind='audio_f32')
+    assert info.value.reason == 'empty'
+
+
+def test_preprocess_audio_shapes():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(16000).astype(np.float32) * 0.1
+    mel = cv.preprocess_audio(x, 16000, (1, 64, 128))
+    assert mel.shape == (1, 64, 128) and np.isfinite(mel).all()
+    # 1 s at a 10 ms hop is 98 frames; the rest is zero padding.
+    assert np.all(mel[0, :, 100:] == 0.0) and np.any(mel[0, :, :90] != 0.0)
+    wave = cv.preprocess_audio(x, 16000, (1, 8000))
+    np.testing.assert_array_equal(wave[0], x[:8000])
+
+
+def test_top_k_orders_and_labels():
+    out = cv.top_k(np.array([0.1, 3.0, 2.0, -1.0]), 2, labels=['a', 'b', 'c', 'd'])
+    assert [label for label, _ in out] == ['b', 'c']
+    assert out[0][1] > out[1][1] > 0.0
