@@ -1,0 +1,462 @@
+"""The executor interface every backend implements, and the registry of backends.
+
+Usage (the scheduler node and the interference profiler both go through this)::
+
+    from hetero_infer.backends import create_backend
+
+    backend = create_backend('onnxruntime')            # or 'tensorrt', 'emulated'
+    print(backend.processor_ids)                       # ('cpu0', 'cpu1')
+    ex = backend.load('model.onnx', 'cpu0')            # an Executor bound to one processor
+    res = ex.run({'input': x})                         # InferenceResult
+    res.outputs['logits'], res.queue_ms, res.execute_ms
+    fut = ex.submit({'input': x})                      # concurrent.futures.Future[InferenceResult]
+    ex.close(); backend.close()                        # or use both as context managers
+
+Concepts:
+
+- A :class:`Backend` is a factory for one execution library on this machine. ``processor_ids``
+  lists the processors it can provide; ``load(model_path, processor, **options)`` returns an
+  :class:`Executor`; asking for a processor it does not have raises :class:`BackendError` naming
+  the processor and listing the ones it has.
+- Each processor has exactly one :class:`ProcessorWorker`: a thread that runs that processor's
+  work (loading and inference) one item at a time, in FIFO order. So a processor never runs two
+  inferences at once, whatever thread calls ``run``; ``run`` and ``submit`` are safe to call from
+  any thread. Backends use the worker thread for per-processor state: onnxruntime pins it to the
+  processor's CPU cores, TensorRT makes the CUDA context current on it, the emulated backend sleeps
+  on it.
+- :class:`InferenceResult` carries the outputs (name -> numpy array) and the timing of that one
+  request: ``queue_ms`` (from ``run``/``submit`` until the processor's worker started it, i.e. time
+  waiting behind earlier requests for the same processor) and ``execute_ms`` (time the processor
+  spent on it: for TensorRT copy-in + execute + copy-out, for onnxruntime ``session.run``, for the
+  emulated backend the emulated time). ``start_s``/``end_s`` are ``time.perf_counter()`` stamps.
+- :class:`BackgroundLoop` runs one executor back to back on its processor until stopped: what the
+  interference profiler needs to keep co-runners busy while it times a target layer elsewhere.
+
+Registry: backends are registered by the name a user types (``register_backend``), duplicates are
+refused, ``create_backend(name, **options)`` fails with a :class:`ConfigError` listing the known
+names. The built-in backends are registered as ``'module:Class'`` strings, so TensorRT and
+onnxruntime are imported only when their backend is created.
+"""
+
+import concurrent.futures
+import importlib
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from hetero_infer.errors import BackendError, ConfigError, ModelError
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """Name, shape and numpy dtype of one model input or output."""
+
+    name: str
+    shape: Tuple[int, ...]
+    dtype: Any = np.float32
+
+    def zeros(self) -> np.ndarray:
+        return np.zeros(self.shape, dtype=self.dtype)
+
+
+@dataclass
+class InferenceResult:
+    """Outputs and timing of one request on one processor."""
+
+    outputs: Dict[str, np.ndarray]
+    processor: str
+    queue_ms: float
+    execute_ms: float
+    start_s: float = 0.0
+    end_s: float = 0.0
+    info: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def total_ms(self) -> float:
+        return self.queue_ms + self.execute_ms
+
+
+class ProcessorWorker:
+    """One thread that runs everything one processor does, one item at a time (FIFO).
+
+    :param processor: processor id, used in the thread name and in error messages.
+    :param setup: called once on the worker thread before its first item (pin cores, push a
+        CUDA context, ...).
+    :param teardown: called once on the worker thread at :meth:`close`.
+    """
+
+    def __init__(self, processor: str, *, setup: Optional[Callable[[], None]] = None,
+                 teardown: Optional[Callable[[], None]] = None) -> None:
+        self.processor = processor
+        self._teardown = teardown
+        self._closed = False
+        self._lock = threading.Lock()
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix='hetero-infer-' + processor,
+            initializer=setup)
+
+    def submit(self, fn: Callable[..., Any], *args: Any,
+               **kwargs: Any) -> concurrent.futures.Future:
+        """Queue ``fn(*args, **kwargs)`` on the processor's thread."""
+        with self._lock:
+            if self._closed:
+                raise BackendError('processor %s: worker is closed' % self.processor)
+            try:
+                return self._pool.submit(fn, *args, **kwargs)
+            except RuntimeError as exc:  # setup failed: the pool is broken
+                raise BackendError('processor %s: worker unusable: %s'
+                                   % (self.processor, exc)) from None
+
+    def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run ``fn`` on the processor's thread and return its result (re-raising its error)."""
+        fut = self.submit(fn, *args, **kwargs)
+        try:
+            return fut.result()
+        except concurrent.futures.BrokenExecutor as exc:
+            raise BackendError('processor %s: worker setup failed: %s'
+                               % (self.processor, exc)) from None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            if self._teardown is not None:
+                try:
+                    self._pool.submit(self._teardown).result()
+                except (concurrent.futures.BrokenExecutor, RuntimeError):
+                    pass  # setup never succeeded: nothing to tear down
+        self._pool.shutdown(wait=True)
+
+
+class Executor:
+    """A model loaded on one processor. Subclasses implement :meth:`_execute` (and may override
+    :meth:`_release`); everything else (queueing, timing, validation, closing) lives here.
+
+    Attributes: ``processor`` (id), ``model_path``, ``inputs`` / ``outputs`` (tuples of
+    :class:`TensorSpec`), ``info`` (backend-specific facts, e.g. TensorRT's GPU-fallback layers).
+    """
+
+    def __init__(self, *, processor: str, model_path: str, worker: ProcessorWorker,
+                 inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec],
+                 info: Optional[Dict[str, Any]] = None) -> None:
+        self.processor = processor
+        self.model_path = model_path
+        self.inputs = tuple(inputs)
+        self.outputs = tuple(outputs)
+        self.info = dict(info or {})
+        self._worker = worker
+        self._closed = False
+        self._input_names = tuple(t.name for t in self.inputs)
+
+    # -- to implement ---------------------------------------------------------------------------
+    def _execute(self, inputs: Dict[str, np.ndarray]) -> Tuple[Dict[str, np.ndarray], Dict]:
+        """Run one inference on the worker thread; return ``(outputs, info)``."""
+        raise NotImplementedError
+
+    def _release(self) -> None:
+        """Free the processor-side resources (runs on the worker thread)."""
+
+    # -- public API -----------------------------------------------------------------------------
+    def submit(self, inputs: Mapping[str, np.ndarray]) -> concurrent.futures.Future:
+        """Queue one request; the future resolves to an :class:`InferenceResult`.
+
+        :raises BackendError: the executor is closed.
+        :raises ModelError: an input is missing, unexpected or of the wrong shape.
+        """
+        if self._closed:
+            raise BackendError('%s on %s: executor is closed' % (self.model_path, self.processor))
+        feed = self._check_inputs(inputs)
+        return self._worker.submit(self._timed, feed, time.perf_counter())
+
+    def run(self, inputs: Mapping[str, np.ndarray], *,
+            timeout_s: Optional[float] = None) -> InferenceResult:
+        """Run one request and wait for it (see :meth:`submit`)."""
+        fut = self.submit(inputs)
+        try:
+            return fut.result(timeout=timeout_s)
+        except concurrent.futures.TimeoutError:
+            raise BackendError('%s on %s: no result after %.3f s'
+                               % (self.model_path, self.processor, timeout_s)) from None
+
+    def random_inputs(self, seed: int = 0) -> Dict[str, np.ndarray]:
+        """Seeded random inputs of the right shapes and dtypes (for profiling and warm-up)."""
+        rng = np.random.default_rng(seed)
+        out = {}
+        for t in self.inputs:
+            shape = tuple(d if d > 0 else 1 for d in t.shape)  # dynamic dims -> 1
+            if np.issubdtype(np.dtype(t.dtype), np.floating):
+                out[t.name] = rng.standard_normal(shape).astype(t.dtype)
+            else:
+                out[t.name] = rng.integers(0, 2, size=shape).astype(t.dtype)
+        return out
+
+    def close(self) -> None:
+        """Release the model; later calls raise :class:`BackendError`. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._worker.call(self._release)
+        except BackendError:
+            pass  # worker already closed with its backend: resources went with it
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self) -> 'Executor':
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return '%s(%r on %s)' % (type(self).__name__, self.model_path, self.processor)
+
+    # -- internals ------------------------------------------------------------------------------
+    def _check_inputs(self, inputs: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        if not isinstance(inputs, Mapping):
+            raise ModelError('%s: inputs must be a dict name -> array, got %s'
+                             % (self.model_path, type(inputs).__name__))
+        missing = [n for n in self._input_names if n not in inputs]
+        extra = [n for n in inputs if n not in self._input_names]
+        if missing or extra:
+            raise ModelError('%s: inputs %s expected, got %s'
+                             % (self.model_path, list(self._input_names), sorted(inputs)))
+        feed = {}
+        for t in self.inputs:
+            a = np.asarray(inputs[t.name])
+            if tuple(a.shape) != tuple(t.shape) and all(d > 0 for d in t.shape):
+                raise ModelError('%s: input %r has shape %s, expected %s'
+                                 % (self.model_path, t.name, tuple(a.shape), tuple(t.shape)))
+            if a.dtype != t.dtype:
+                a = a.astype(t.dtype)
+            feed[t.name] = a
+        return feed
+
+    def _timed(self, feed: Dict[str, np.ndarray], submitted_s: float) -> InferenceResult:
+        start = time.perf_counter()
+        outputs, info = self._execute(feed)
+        end = time.perf_counter()
+        return InferenceResult(outputs=outputs, processor=self.processor,
+                               queue_ms=(start - submitted_s) * 1e3,
+                               execute_ms=info.pop('execute_ms', (end - start) * 1e3),
+                               start_s=start, end_s=end, info=info)
+
+
+class Backend:
+    """An execution library on this machine, providing executors for its processors.
+
+    Subclasses set ``name``, implement :meth:`_provided` (processor ids) and :meth:`_load`, and may
+    override :meth:`_worker_setup` / :meth:`_worker_teardown` for per-processor thread state.
+    """
+
+    name = ''
+
+    def __init__(self) -> None:
+        self._workers: Dict[str, ProcessorWorker] = {}
+        self._executors = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    # -- to implement ---------------------------------------------------------------------------
+    def _provided(self) -> Tuple[str, ...]:
+        raise NotImplementedError
+
+    def _load(self, model_path: str, processor: str, worker: ProcessorWorker,
+              **options: Any) -> Executor:
+        raise NotImplementedError
+
+    def _worker_setup(self, processor: str) -> None:
+        """Runs on a processor's worker thread before anything else."""
+
+    def _worker_teardown(self, processor: str) -> None:
+        """Runs on a processor's worker thread when the backend closes."""
+
+    # -- public API -----------------------------------------------------------------------------
+    @property
+    def processor_ids(self) -> Tuple[str, ...]:
+        """The processors this backend can run models on, on this machine."""
+        return self._provided()
+
+    def check_processor(self, processor: str) -> None:
+        """:raises BackendError: this backend cannot provide ``processor``."""
+        known = self.processor_ids
+        if processor not in known:
+            raise BackendError('backend %r cannot provide processor %r (it provides: %s)'
+                               % (self.name, processor, ', '.join(known) or 'none'))
+
+    def worker(self, processor: str) -> ProcessorWorker:
+        """The single worker thread of ``processor`` (created on first use)."""
+        self.check_processor(processor)
+        with self._lock:
+            if self._closed:
+                raise BackendError('backend %r is closed' % self.name)
+            w = self._workers.get(processor)
+            if w is None:
+                w = ProcessorWorker(processor,
+                                    setup=lambda: self._worker_setup(processor),
+                                    teardown=lambda: self._worker_teardown(processor))
+                self._workers[processor] = w
+            return w
+
+    def load(self, model_path: str, processor: str, **options: Any) -> Executor:
+        """Load ``model_path`` on ``processor``; backend-specific ``options``.
+
+        :raises BackendError: unknown processor, closed backend, library failure.
+        :raises ModelError: missing or unreadable model file (the path is in the message).
+        """
+        worker = self.worker(processor)
+        ex = self._load(model_path, processor, worker, **options)
+        with self._lock:
+            self._executors.append(ex)
+        return ex
+
+    def close(self) -> None:
+        """Close every executor and stop the worker threads. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            executors, self._executors = self._executors, []
+            workers, self._workers = dict(self._workers), {}
+        for ex in executors:
+            ex.close()
+        for w in workers.values():
+            w.close()
+
+    def __enter__(self) -> 'Backend':
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class BackgroundLoop:
+    """Runs one executor back to back on its processor until stopped (co-runner for profiling).
+
+    ::
+
+        with BackgroundLoop(ex_cpu1) as loop:     # cpu1 now loops its model
+            t = ex_cpu0.run(feed).execute_ms      # measured under interference
+        loop.iterations, loop.mean_execute_ms
+    """
+
+    def __init__(self, executor: Executor, inputs: Optional[Mapping[str, np.ndarray]] = None,
+                 *, seed: int = 0) -> None:
+        self.executor = executor
+        self.inputs = dict(inputs) if inputs is not None else executor.random_inputs(seed)
+        self.iterations = 0
+        self.total_execute_ms = 0.0
+        self.error: Optional[BaseException] = None
+        self._stop = threading.Event()
+        self._started = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+
+    def start(self) -> 'BackgroundLoop':
+        """Start looping; returns once the first inference has been queued."""
+        self._thread = threading.Thread(target=self._loop, daemon=True,
+                                        name='hetero-infer-loop-' + self.executor.processor)
+        self._thread.start()
+        self._started.wait()
+        return self
+
+    def _loop(self) -> None:
+        try:
+            fut = self.executor.submit(self.inputs)
+            self._started.set()
+            while True:
+                res = fut.result()
+                self.iterations += 1
+                self.total_execute_ms += res.execute_ms
+                if self._stop.is_set():
+                    return
+                fut = self.executor.submit(self.inputs)
+        except BaseException as exc:  # reported to the caller by stop()
+            self.error = exc
+            self._started.set()
+
+    def stop(self) -> None:
+        """Stop after the inference in flight; re-raises an error the loop hit."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        if self.error is not None:
+            raise BackendError('background loop on %s failed: %s'
+                               % (self.executor.processor, self.error))
+
+    @property
+    def mean_execute_ms(self) -> float:
+        return self.total_execute_ms / self.iterations if self.iterations else float('nan')
+
+    def __enter__(self) -> 'BackgroundLoop':
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+# -- registry ------------------------------------------------------------------------------------
+
+BackendFactory = Union[str, Callable[..., Backend]]
+
+_REGISTRY: Dict[str, BackendFactory] = {}
+_REGISTRY_LOCK = threading.Lock()
+
+
+def register_backend(name: str, factory: BackendFactory) -> None:
+    """Register a backend class (or ``'module:Class'`` string, imported on first use).
+
+    :raises ConfigError: ``name`` is empty or already registered.
+    """
+    if not name or not isinstance(name, str):
+        raise ConfigError('backend name must be a non-empty string, got %r' % (name,))
+    with _REGISTRY_LOCK:
+        if name in _REGISTRY:
+            raise ConfigError('backend %r is already registered (%r)' % (name, _REGISTRY[name]))
+        _REGISTRY[name] = factory
+
+
+def backend_names() -> Tuple[str, ...]:
+    """Registered backend names, sorted."""
+    with _REGISTRY_LOCK:
+        return tuple(sorted(_REGISTRY))
+
+
+def backend_class(name: str) -> Callable[..., Backend]:
+    """The class registered as ``name`` (importing its module if needed).
+
+    :raises ConfigError: unknown name (the message lists the known ones).
+    :raises BackendError: the backend's library is not installed.
+    """
+    with _REGISTRY_LOCK:
+        factory = _REGISTRY.get(name)
+    if factory is None:
+        raise ConfigError('unknown backend %r (known backends: %s)'
+                          % (name, ', '.join(backend_names())))
+    if isinstance(factory, str):
+        module, _, attr = factory.partition(':')
+        try:
+            factory = getattr(importlib.import_module(module), attr)
+        except ImportError as exc:
+            raise BackendError('backend %r needs a library that is not installed: %s'
+                               % (name, exc)) from None
+    return factory
+
+
+def create_backend(name: str, **options: Any) -> Backend:
+    """Create the backend registered as ``name`` with its ``options``.
+
+    :raises ConfigError: unknown name (the message lists the known ones) or bad option.
+    :raises BackendError: the backend's library is missing or cannot start.
+    """
+    return backend_class(name)(**options)
+
+
+register_backend('onnxruntime', 'hetero_infer.backends.onnxruntime_backend:OnnxRuntimeBackend')
+register_backend('tensorrt', 'hetero_infer.backends.tensorrt_backend:TensorRTBackend')
+register_backend('emulated', 'hetero_infer.backends.emulated:EmulatedBackend')
