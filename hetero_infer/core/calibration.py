@@ -20,8 +20,9 @@ TORCH2TRT_XAVIER_MS = {
 #: FACTS.md, "Xavier DLA vs GPU, FP16, MAXN (HaX-CoNN artifact)": (GPU ms, DLA ms).
 HAXCONN_DLA_GPU_MS = {'googlenet': (1.96, 3.66), 'alexnet': (1.79, 4.41)}
 #: FACTS.md, "Measured interference", Xavier pairs: (DLA model, GPU model) -> (GPU-only ms,
-#: GPU+DLA ms). Read as: both models on the GPU one after the other, versus the first on a DLA
-#: while the second runs on the GPU; the check compares the ratio GPU+DLA / GPU-only.
+#: GPU+DLA ms). Read as: both models on the GPU one after the other, versus one on a DLA while
+#: the other runs on the GPU (the better of the two orientations, as a mapper would choose); the
+#: check compares the ratio GPU+DLA / GPU-only.
 HAXCONN_PAIRS_MS = {
     ('googlenet', 'resnet101'): (12.6, 12.4),
     ('vgg19', 'resnet152'): (15.6, 19.8),
@@ -79,15 +80,19 @@ def calibration_checks(platform: Platform, *, seed: int = 0, iterations: int = 5
         r = d_ms / g_ms
         checks.append(_check('dla_gpu_ratio:%s' % name, ratio, round(r, 3), r * 0.7, r * 1.3,
                              'FACTS HaX-CoNN DLA vs GPU, +-30%'))
-    for (dla_model, gpu_model), (gpu_only, both) in HAXCONN_PAIRS_MS.items():
-        serial = alone(dla_model, gpu) + alone(gpu_model, gpu)
-        co = twin.corun({dla: load_model(dla_model), gpu: load_model(gpu_model)},
-                        iterations=iterations)
-        ratio = max(co.values()) / serial
+    for (a, b), (gpu_only, both) in HAXCONN_PAIRS_MS.items():
+        serial = alone(a, gpu) + alone(b, gpu)
+        best = None
+        for on_dla, on_gpu in ((a, b), (b, a)):
+            co = twin.corun({dla: load_model(on_dla), gpu: load_model(on_gpu)},
+                            iterations=iterations)
+            if best is None or max(co.values()) < best[0]:
+                best = (max(co.values()), on_dla, on_gpu)
         r = both / gpu_only
-        checks.append(_check('pair_ratio:%s@%s+%s@%s' % (dla_model, dla, gpu_model, gpu),
-                             ratio, round(r, 3), r * 0.65, r * 1.35,
-                             'FACTS HaX-CoNN pair, (GPU+DLA) / (GPU-only), +-35%'))
+        checks.append(_check('pair_ratio:%s+%s' % (a, b), best[0] / serial, round(r, 3),
+                             r * 0.65, r * 1.35,
+                             'FACTS HaX-CoNN pair, (GPU+DLA) / (GPU-only), +-35%%; best mapping '
+                             '%s on %s' % (best[1], dla)))
     if len(dlas) >= 2:
         checks.extend(_contention_checks(twin, platform, gpu, dlas[:2], iterations, alone))
     return checks

@@ -8,11 +8,16 @@ Isolated time of a layer on a processor is a roofline with a fixed per-layer cos
 
     t = overhead_ms + max(compute_ms, memory_ms)
     compute_ms = macs / (peak_gmacs * 1e6 * efficiency[kind])
-    memory_ms  = bytes / (bandwidth_gbps * 1e6)
+    memory_ms  = traffic_factor * bytes / (bandwidth_gbps * 1e6)
 
-Under co-running, only the memory part stretches: ``memory_ms * S(x)``, where ``x`` is the share
-of achievable DRAM bandwidth the *other* running layers pull and ``S`` is the processor's convex
-contention curve (see :meth:`Processor.memory_slowdown`). The interference model never reads any
+``bytes`` is the layer's minimal traffic (weights, inputs, outputs once); ``traffic_factor`` is how
+many times that a processor really moves, because its on-chip buffer (Xavier: 512 KB GPU L2,
+512 KB DLA CBUF) cannot hold a layer's weights and tiles, so they are fetched again.
+
+Under co-running the memory part stretches by the processor's convex contention curve ``S(x)``
+of ``x``, the share of achievable DRAM bandwidth the *other* running layers pull; the extra time
+is exposed (a stalled layer waits for it), so ``t = overhead + max(compute, memory) +
+memory * (S(x) - 1)`` (see :class:`Contention`). The interference model never reads any
 of this; it only sees profiled times.
 """
 
@@ -82,6 +87,7 @@ class Processor:
     overhead_ms: float
     efficiency: Dict[str, float]
     contention: Contention
+    traffic_factor: float = 1.0
 
     def compute_ms(self, layer: Layer) -> float:
         if layer.macs <= 0:
@@ -89,7 +95,11 @@ class Processor:
         return layer.macs / (self.peak_gmacs * 1e6 * self.efficiency[layer.kind])
 
     def memory_ms(self, layer: Layer) -> float:
-        return layer.bytes_total / (self.bandwidth_gbps * 1e6)
+        return self.traffic_factor * layer.bytes_total / (self.bandwidth_gbps * 1e6)
+
+    def dram_bytes(self, layer: Layer) -> float:
+        """Bytes the layer really moves to or from DRAM on this processor."""
+        return self.traffic_factor * layer.bytes_total
 
 
 @dataclass(frozen=True)
@@ -136,7 +146,7 @@ class Platform:
     def layer_demand_gbps(self, layer: Layer, proc_id: str) -> float:
         """DRAM bandwidth the layer pulls when it runs alone on ``proc_id``."""
         t = self.layer_time_ms(layer, proc_id)
-        return layer.bytes_total / (t * 1e6) if t > 0 else 0.0
+        return self.processor(proc_id).dram_bytes(layer) / (t * 1e6) if t > 0 else 0.0
 
     def segments(self, model: ModelSpec, proc_id: str) -> List[Tuple[str, Layer]]:
         """``(exec_proc_id, layer)`` in order; on a DLA, layers it cannot run go to the GPU."""
@@ -282,6 +292,8 @@ class Platform:
                                    achievable * emc_scale),
                 overhead_ms=v.number(pdoc, key + '.overhead_ms', lo=0.0, hi=10.0) / clock_scale,
                 efficiency=eff,
+                traffic_factor=v.number(pdoc, key + '.traffic_factor', lo=1.0, hi=20.0,
+                                        default=1.0),
                 contention=Contention(
                     threshold=v.number(cont, key + '.contention.threshold', lo=0.0, hi=0.95),
                     alpha=v.number(cont, key + '.contention.alpha', lo=0.0, hi=100.0),

@@ -60,9 +60,8 @@ def _solve(items, dram_bytes_per_ms: float, iterations: int) -> List[float]:
         for i in range(n):
             cont, ov, c, m, _b = items[i]
             x = (total - demands[i]) / dram_bytes_per_ms
-            s = cont.slowdown(x) if x > cont.threshold else 1.0
-            mm = m * s
-            new.append(ov + (c if c > mm else mm))
+            extra = m * (cont.slowdown(x) - 1.0) if x > cont.threshold else 0.0
+            new.append(ov + (c if c > m else m) + extra)
         durs = new
     return durs
 
@@ -124,29 +123,11 @@ class _Engine:
 
     def _recompute(self):
         running = self.running
-        n = len(running)
-        if n == 1:
-            ex = running[0]
-            c, m = ex[4], ex[5]
-            ex[7] = ex[3] + (c if c > m else m)
-            return
         conts = self.conts
-        durs = [ex[3] + (ex[4] if ex[4] > ex[5] else ex[5]) for ex in running]
-        dram = self.dram
-        for _ in range(2):
-            demands = [running[i][6] / durs[i] if durs[i] > 0 else 0.0 for i in range(n)]
-            total = sum(demands)
-            for i in range(n):
-                ex = running[i]
-                cont = conts[ex[1]]
-                x = (total - demands[i]) / dram
-                m = ex[5]
-                if x > cont.threshold:
-                    m *= cont.slowdown(x)
-                c = ex[4]
-                durs[i] = ex[3] + (c if c > m else m)
-        for i in range(n):
-            running[i][7] = durs[i]
+        durs = _solve([(conts[ex[1]], ex[3], ex[4], ex[5], ex[6]) for ex in running],
+                      self.dram, 2)
+        for ex, d in zip(running, durs):
+            ex[7] = d
 
     def next_completion(self):
         best = None
@@ -236,7 +217,7 @@ class Twin:
     def _layer_step(self, exec_proc: str, layer: Layer) -> Step:
         ov, c, m = self.platform.layer_components_ms(layer, exec_proc)
         return (self.platform.processor_ids.index(exec_proc), ov, c, m,
-                float(layer.bytes_total))
+                float(self.platform.processors[exec_proc].dram_bytes(layer)))
 
     def program(self, model: ModelSpec, proc: str) -> List[Step]:
         """The steps one inference of ``model`` on ``proc`` executes (with fallback)."""

@@ -1,0 +1,35 @@
+"""``hetero-infer calibrate``: the twin's numbers side by side with FACTS.md, as a table and JSON."""
+
+import json
+
+
+def add_arguments(parser):
+    parser.add_argument('--platform', default='xavier', help='platform name or YAML path')
+    parser.add_argument('--power-mode', default=None, help='power mode (default: the file\'s)')
+    parser.add_argument('--seed', type=int, default=0, help='noise seed (default 0)')
+    parser.add_argument('--out', default=None, metavar='FILE.json',
+                        help='also write the checks as JSON to this file')
+
+
+def run(args) -> int:
+    from hetero_infer.core.calibration import calibration_checks, summary
+    from hetero_infer.core.platform import Platform
+
+    platform = Platform.load(args.platform, power_mode=args.power_mode)
+    checks = calibration_checks(platform, seed=args.seed)
+    width = max(len(c['check']) for c in checks)
+    print('%-*s %10s %10s %10s %10s  %s' % (width, 'check', 'simulated', 'reference', 'low',
+                                            'high', 'pass'))
+    for c in checks:
+        print('%-*s %10.3f %10s %10.3f %10.3f  %s' % (width, c['check'], c['simulated'],
+                                                      c['reference'], c['low'], c['high'],
+                                                      'yes' if c['pass'] else 'NO'))
+    s = summary(checks)
+    print('%d passed, %d failed (platform %s, power mode %s)'
+          % (s['passed'], s['failed'], platform.name, platform.power_mode))
+    if args.out:
+        with open(args.out, 'w') as f:
+            json.dump(checks, f, indent=1)
+            f.write('\n')
+        print('wrote %s' % args.out)
+    return 0 if s['failed'] == 0 else 1
