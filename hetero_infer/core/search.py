@@ -1,0 +1,367 @@
+"""Goal-independent policy search: sampled simulation, then local refinement.
+
+1. **Sampling.** ``n`` allocation matrices are drawn at random (each row uniform on its simplex,
+   on a 0.05 grid so that "not on this processor" has a real probability). With ``n`` samples the
+   best one lies in the top fraction ``p`` of the policy space with probability
+   ``1 - (1 - p)^n`` (Radojkovic et al.), so ``n = ceil(log(1 - c) / log(1 - p))``: 459 for the
+   top 1% with 99% confidence.
+2. **Scoring.** Each policy is served by the planner's simulator (:mod:`plansim`) with the same
+   :class:`~hetero_infer.core.router.PriorityRouter` live serving uses, latencies from a
+   pluggable predictor, and the same arrival trace for every policy; the goal turns the
+   simulated metrics into one number.
+3. **Refinement.** Hill climbing from the best sample: move ``step`` of one application's share
+   between two processors, take the best improving move, halve the step when none improves.
+
+Work is spread over processes (``concurrent.futures.ProcessPoolExecutor``); the split of the work
+into chunks does not depend on the number of processes, so a seed gives the same policy on one
+core or many. Without a usable process pool the search runs serially.
+
+For the goal ``slo99_throughput`` each chunk keeps its best load scale so far and tries a new
+policy at that load first: a policy that already misses the SLO there cannot be better (attainment
+falls as load rises), so it costs one simulation instead of a whole bisection.
+"""
+
+import math
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from hetero_infer.core.goals import get_goal
+from hetero_infer.core.goals.base import Goal
+from hetero_infer.core.metrics import SLO_TARGET
+from hetero_infer.core.plansim import PlanSimulator
+from hetero_infer.core.policy import Policy, neighbours, random_policy, samples_for_guarantee
+from hetero_infer.core.predictors import LatencyTable, Predictor
+from hetero_infer.core.router import PriorityRouter
+from hetero_infer.errors import ConfigError
+
+#: Chunks the sampled policies are split into (fixed, so results do not depend on core count).
+N_CHUNKS = 8
+
+
+@dataclass
+class SimSettings:
+    """How the planner simulates one policy (defaults sized for a plan in a few seconds)."""
+
+    duration_s: float = 3.0
+    warmup_s: float = 0.3
+    seed: int = 0
+    max_queue: int = 64
+    router_decay: float = 0.98
+    router_tie_tolerance: float = 0.0
+    slo99_hi_scale: float = 1.5
+    slo99_iterations: int = 6
+    slo99_requests: int = 1200
+
+
+@dataclass
+class SearchResult:
+    """What a search found and how long it took."""
+
+    policy: Policy
+    score: float
+    metrics: Dict[str, float]
+    goal: str
+    predictor: str
+    search_time_s: float
+    n_samples: int
+    n_evaluated: int
+    top_fraction: float
+    confidence: float
+    history: List[Tuple[str, float]] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            'goal': self.goal, 'predictor': self.predictor, 'score': self.score,
+            'predicted_metrics': dict(self.metrics), 'policy': self.policy.to_dict(),
+            'search_time_s': round(self.search_time_s, 3), 'n_samples': self.n_samples,
+            'n_evaluated': self.n_evaluated, 'top_fraction': self.top_fraction,
+            'confidence': self.confidence,
+        }
+
+
+class _NamePlatform:
+    """What the router's ``reset`` reads from a platform, answered from the isolated table."""
+
+    def __init__(self, processor_ids, iso_by_model: Dict[str, List[float]]) -> None:
+        self.processor_ids = tuple(processor_ids)
+        self._iso = iso_by_model
+
+    def can_run(self, model, proc) -> bool:
+        return self._iso[model.name][self.processor_ids.index(proc)] != math.inf
+
+    def isolated_latency_ms(self, model, proc) -> float:
+        return self._iso[model.name][self.processor_ids.index(proc)]
+
+
+class PlanProblem:
+    """Everything a worker needs to score policies: picklable, predictor already tabulated."""
+
+    def __init__(self, apps, processor_ids, mask, isolated_ms, table_entries,
+                 settings: SimSettings, goal_spec) -> None:
+        self.apps = list(apps)
+        self.processor_ids = tuple(processor_ids)
+        self.mask = np.asarray(mask, dtype=bool)
+        self.isolated_ms = [list(r) for r in isolated_ms]
+        self.table_entries = table_entries
+        self.settings = settings
+        self.goal_spec = goal_spec
+
+    @property
+    def app_names(self) -> List[str]:
+        return [a.name for a in self.apps]
+
+
+class _Scorer:
+    """Scores allocations of one problem (lives once per worker process)."""
+
+    def __init__(self, problem: PlanProblem) -> None:
+        self.problem = problem
+        s = problem.settings
+        table = LatencyTable.from_snapshot(problem.table_entries, [a.model for a in problem.apps],
+                                           problem.processor_ids)
+        self.sim = PlanSimulator(problem.apps, problem.processor_ids, table,
+                                 problem.isolated_ms, duration_s=s.duration_s,
+                                 warmup_s=s.warmup_s, seed=s.seed, max_queue=s.max_queue)
+        self.sim.platform = _NamePlatform(
+            problem.processor_ids, {a.model.name: row for a, row in
+                                    zip(problem.apps, problem.isolated_ms)})
+        self.goal: Goal = get_goal(problem.goal_spec)
+        self.pure_slo99 = self.goal.name == 'slo99_throughput'
+        self.base_rate = sum(a.rate_hz for a in problem.apps)
+
+    def _router(self, alloc: np.ndarray) -> PriorityRouter:
+        p = self.problem
+        s = p.settings
+        return PriorityRouter(Policy(p.app_names, p.processor_ids, alloc, mask=p.mask),
+                              decay=s.router_decay, tie_tolerance=s.router_tie_tolerance)
+
+    def _slo99(self, alloc, floor_scale: float) -> Tuple[float, bool]:
+        """(best passing scale, pruned?) by bisection above ``floor_scale``."""
+        s = self.problem.settings
+        base = self.base_rate
+        if base <= 0:
+            return 0.0, False
+
+        def passes(scale: float) -> bool:
+            dur = max(s.slo99_requests / (base * scale), 0.05)
+            r = self.sim.run(self._router(alloc), scale=scale, duration_s=dur)
+            return r.slo_attainment_min >= SLO_TARGET
+
+        hi = s.slo99_hi_scale
+        if floor_scale > 0:
+            if not passes(floor_scale):
+                return 0.0, True
+            lo = floor_scale
+        else:
+            lo = 0.0
+        if passes(hi):
+            return hi, False
+        step = hi / (2 ** s.slo99_iterations)
+        while hi - lo > step * 1.01:
+            # probe on the fixed grid k * step so every policy's answer is comparable
+            mid = round(0.5 * (lo + hi) / step) * step
+            if mid <= lo or mid >= hi:
+                break
+            if passes(mid):
+                lo = mid
+            else:
+                hi = mid
+        return lo, False
+
+    def score(self, alloc: np.ndarray, floor_score: float = -math.inf
+              ) -> Tuple[float, Dict[str, float], bool]:
+        """(goal value, predicted metrics, pruned?) of one allocation."""
+        metrics: Dict[str, float] = {}
+        pruned = False
+        if 'slo99_throughput' in self.goal.needs:
+            floor_scale = 0.0
+            if self.pure_slo99 and floor_score > 0 and self.base_rate > 0:
+                floor_scale = floor_score / self.base_rate
+            scale, pruned = self._slo99(alloc, floor_scale)
+            metrics['slo99_throughput'] = scale * self.base_rate
+            if pruned:  # worse than the best so far: skip the full-load run
+                return self.goal(metrics), metrics, True
+        metrics.update(self.sim.run(self._router(alloc)).metrics())
+        value = self.goal(metrics)
+        return value, metrics, pruned
+
+    def score_chunk(self, allocs: Sequence[np.ndarray], floor_score: float
+                    ) -> List[Tuple[float, Dict[str, float], bool]]:
+        out = []
+        best = floor_score
+        for alloc in allocs:
+            value, metrics, pruned = self.score(alloc, best if self.pure_slo99 else -math.inf)
+            out.append((value, metrics, pruned))
+            if not pruned and value > best:
+                best = value
+        return out
+
+
+_WORKER: Optional[_Scorer] = None
+
+
+def _init_worker(problem: PlanProblem) -> None:
+    global _WORKER
+    _WORKER = _Scorer(problem)
+
+
+def _work(args):
+    allocs, floor_score = args
+    return _WORKER.score_chunk(allocs, floor_score)
+
+
+def default_workers() -> int:
+    """Cores this process may use (``os.sched_getaffinity`` where available)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+class _Runner:
+    """Scores chunks in a process pool, or in this process when there is no pool."""
+
+    def __init__(self, problem: PlanProblem, workers: int) -> None:
+        self.problem = problem
+        self.pool = None
+        self.local: Optional[_Scorer] = None
+        if workers > 1:
+            try:
+                import multiprocessing
+                ctx = multiprocessing.get_context('fork') \
+                    if 'fork' in multiprocessing.get_all_start_methods() else None
+                self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
+                                                initializer=_init_worker, initargs=(problem,))
+            except (OSError, ValueError, ImportError, NotImplementedError):
+                self.pool = None
+
+    def _scorer(self) -> _Scorer:
+        if self.local is None:
+            self.local = _Scorer(self.problem)
+        return self.local
+
+    def run(self, chunks: List[List[np.ndarray]], floor_score: float):
+        if self.pool is not None:
+            try:
+                return list(self.pool.map(_work, [(c, floor_score) for c in chunks]))
+            except Exception:  # a broken pool (e.g. no /dev/shm): fall back to serial
+                self.pool.shutdown(wait=False)
+                self.pool = None
+        scorer = self._scorer()
+        return [scorer.score_chunk(c, floor_score) for c in chunks]
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+            self.pool = None
+
+
+def _chunks(items: List, n_chunks: int) -> List[List]:
+    n_chunks = max(1, min(n_chunks, len(items)))
+    size = int(math.ceil(len(items) / n_chunks))
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def build_problem(platform, apps: Sequence, predictor: Predictor, goal,
+                  settings: Optional[SimSettings] = None) -> PlanProblem:
+    """Tabulate ``predictor`` for every co-run the applications can produce; check the goal."""
+    settings = settings or SimSettings()
+    goal_obj = get_goal(goal)
+    procs = tuple(platform.processor_ids)
+    mask = np.zeros((len(apps), len(procs)), dtype=bool)
+    iso = []
+    for i, app in enumerate(apps):
+        allowed = set(app.processors or procs)
+        unknown = allowed - set(procs)
+        if unknown:
+            raise ConfigError('application %s: unknown processors %s (platform %s has %s)'
+                              % (app.name, sorted(unknown), platform.name, list(procs)))
+        row = []
+        for j, p in enumerate(procs):
+            ok = p in allowed and platform.can_run(app.model, p)
+            mask[i, j] = ok
+            row.append(platform.isolated_latency_ms(app.model, p) if ok else math.inf)
+        if not mask[i].any():
+            raise ConfigError('application %s: model %s can run on none of %s'
+                              % (app.name, app.model.name, sorted(allowed)))
+        iso.append(row)
+    table = LatencyTable(predictor, [a.model for a in apps], procs)
+    table.prefill([list(np.flatnonzero(mask[i])) for i in range(len(apps))])
+    goal_spec = goal if not isinstance(goal, Goal) else goal_obj
+    return PlanProblem(apps, procs, mask, iso, table.snapshot(), settings, goal_spec)
+
+
+def search(problem: PlanProblem, *, n_samples: Optional[int] = None,
+           top_fraction: float = 0.01, confidence: float = 0.99, seed: int = 0,
+           refine: bool = True, max_refine_evals: int = 120, workers: Optional[int] = None,
+           predictor_name: str = '', progress=None) -> SearchResult:
+    """Sample, score and refine policies for ``problem``; return the best.
+
+    :param n_samples: number of random policies; default from ``top_fraction``/``confidence``.
+    :param workers: processes to use (default: the cores available; 1 = serial).
+    :param progress: optional callable ``progress(done, total)`` after each batch.
+    """
+    t0 = time.perf_counter()
+    n = n_samples if n_samples is not None else samples_for_guarantee(top_fraction, confidence)
+    if n < 1:
+        raise ConfigError('n_samples must be >= 1, got %r' % (n,))
+    rng = np.random.default_rng(seed)
+    names = problem.app_names
+    procs = problem.processor_ids
+    allocs = [random_policy(rng, names, procs, problem.mask).allocation for _ in range(n)]
+    workers = default_workers() if workers is None else max(1, int(workers))
+    runner = _Runner(problem, workers)
+    goal_name = get_goal(problem.goal_spec).name
+    history: List[Tuple[str, float]] = []
+    try:
+        results = [r for chunk in runner.run(_chunks(allocs, N_CHUNKS), -math.inf)
+                   for r in chunk]
+        evaluated = len(results)
+        if progress is not None:
+            progress(evaluated, n)
+        best_i = max(range(n), key=lambda i: (results[i][0], -i))
+        best_alloc = allocs[best_i]
+        best_value, best_metrics, _ = results[best_i]
+        history.append(('sample', best_value))
+        step = 0.2
+        while refine and step >= 0.05 - 1e-9 and evaluated < n + max_refine_evals:
+            pol = Policy(names, procs, best_alloc, mask=problem.mask)
+            cands = [q.allocation for q in neighbours(pol, step)]
+            cands = cands[:max(0, n + max_refine_evals - evaluated)]
+            if not cands:
+                break
+            res = [r for chunk in runner.run(_chunks(cands, N_CHUNKS), best_value)
+                   for r in chunk]
+            evaluated += len(res)
+            k = max(range(len(res)), key=lambda i: (res[i][0] if not res[i][2] else -math.inf,
+                                                    -i))
+            if not res[k][2] and res[k][0] > best_value * (1 + 1e-9) + 1e-12:
+                best_alloc = cands[k]
+                best_value, best_metrics = res[k][0], res[k][1]
+                history.append(('refine %.2f' % step, best_value))
+            else:
+                step /= 2.0
+            if progress is not None:
+                progress(evaluated, n)
+    finally:
+        runner.close()
+    return SearchResult(
+        policy=Policy(names, procs, best_alloc, mask=problem.mask), score=float(best_value),
+        metrics=best_metrics, goal=goal_name, predictor=predictor_name,
+        search_time_s=time.perf_counter() - t0, n_samples=n, n_evaluated=evaluated,
+        top_fraction=top_fraction, confidence=confidence, history=history)
+
+
+def plan(platform, apps: Sequence, goal, predictor: Predictor, *,
+         settings: Optional[SimSettings] = None, **kwargs) -> SearchResult:
+    """Build the problem for ``apps`` on ``platform`` and search it (see :func:`search`)."""
+    t0 = time.perf_counter()
+    problem = build_problem(platform, apps, predictor, goal, settings)
+    result = search(problem, predictor_name=getattr(predictor, 'name', ''), **kwargs)
+    result.search_time_s = time.perf_counter() - t0
+    return result
