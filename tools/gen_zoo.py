@@ -172,7 +172,8 @@ _FREE = {'view', 'reshape', 'flatten', 'contiguous', 'dropout', 'chunk', 'split'
          'unsqueeze', '__getitem__', 'clone', 'detach', 'alpha_dropout', 'feature_dropout',
          'dropout1d', 'dropout2d', 'identity', 'to', 'float', 'type_as'}
 _IGNORE = {'size', 'dim', 'shape', '__get__', 'numel', '__len__', '__format__',
-           'is_floating_point', 'get_device', '__bool__', '__iter__', 'requires_grad_', 'device', 'dtype'}
+           'is_floating_point', 'get_device', '__bool__', '__iter__', 'requires_grad_', 'device',
+           'dtype'}
 _ELTWISE = {'add': 'sum', 'add_': 'sum', '__add__': 'sum', '__iadd__': 'sum', '__radd__': 'sum',
             'mul': 'prod', 'mul_': 'prod', '__mul__': 'prod', '__imul__': 'prod',
             '__rmul__': 'prod', 'sub': 'sub', '__sub__': 'sub', 'maximum': 'max',

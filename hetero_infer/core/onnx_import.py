@@ -1,0 +1,438 @@
+"""Build a layer table (:class:`~hetero_infer.core.model.ModelSpec`) from a user's ONNX file.
+
+``onnx`` is imported lazily: only this function needs it. Shapes come from
+``onnx.shape_inference.infer_shapes``; a symbolic batch dimension is taken as 1, any other
+unknown dimension is an error. The table follows the zoo's conventions (see tools/gen_zoo.py):
+
+- MACs: Conv = output elements x (in_channels / group) x kernel volume; ConvTranspose = input
+  elements x (out_channels / group) x kernel volume; Gemm/MatMul = output elements x the
+  reduced dimension; every other node 0.
+- TensorRT fusions: a BatchNormalization whose input is the output of the layer just before it
+  (a Conv/ConvTranspose/Gemm/MatMul) is folded into it, and a Relu or Clip(0, 6) following a
+  conv/fc/eltwise/BN layer is folded into that layer (``op`` like ``'conv+bn+relu'``).
+- Parameters (``weight_bytes`` = 2 x count, FP16) are the initializer elements a layer reads.
+- Free nodes that only re-label or select data (Reshape, Flatten, Squeeze, Unsqueeze, Identity,
+  Dropout, Cast, Slice, Split: the zoo treats ``chunk`` the same way) are not layers, nor are
+  nodes computed from constants only (Shape arithmetic, which TensorRT folds).
+- Add/Mul/Sub/Div with an initializer operand is a per-channel ``act`` layer (op ``'scale'``,
+  TensorRT's IScaleLayer); with two data operands it is an ``eltwise`` layer.
+- Known ops with no DLA meaning (Pad, Resize, LRN, Slice, Split, reductions, ...) map to
+  ``'other'`` (never on DLA); Transpose/Gather/DepthToSpace/SpaceToDepth to ``'shuffle'``.
+- Anything else (control flow, custom domains, recurrent ops, ...) is refused with a
+  :class:`~hetero_infer.errors.ModelError` naming the file, the node and its op type.
+"""
+
+import os
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from hetero_infer.core.dla_rules import dla_support
+from hetero_infer.core.model import BYTES_PER_ELEMENT, Layer, ModelSpec
+from hetero_infer.errors import ModelError
+
+_FREE = frozenset(('Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity', 'Dropout',
+                   'Constant', 'Shape', 'Cast', 'ConstantOfShape', 'Size', 'Slice', 'Split'))
+_ACTS = {'Relu': 'relu', 'Sigmoid': 'sigmoid', 'Tanh': 'tanh', 'Clip': 'clip',
+         'LeakyRelu': 'leaky_relu', 'HardSwish': 'hardswish', 'HardSigmoid': 'hardsigmoid',
+         'Elu': 'elu', 'Selu': 'selu', 'Softplus': 'softplus', 'Gelu': 'gelu', 'Erf': 'erf',
+         'Exp': 'exp', 'Log': 'log', 'Sqrt': 'sqrt', 'Neg': 'neg', 'Abs': 'abs',
+         'Reciprocal': 'reciprocal', 'PRelu': 'prelu', 'Mish': 'mish', 'Pow': 'pow'}
+_ELTWISE = {'Add': 'sum', 'Sum': 'sum', 'Mul': 'prod', 'Sub': 'sub', 'Max': 'max',
+            'Min': 'min', 'Div': 'div'}
+_SHUFFLE = frozenset(('Transpose', 'Gather', 'GatherElements', 'DepthToSpace', 'SpaceToDepth'))
+_OTHER = frozenset(('Pad', 'Resize', 'Upsample', 'LRN', 'Tile', 'Expand',
+                    'ReduceMean', 'ReduceMax', 'ReduceMin', 'ReduceSum', 'ReduceL2',
+                    'InstanceNormalization', 'LayerNormalization', 'GroupNormalization',
+                    'LpNormalization', 'ArgMax', 'TopK', 'Where', 'Equal', 'Less', 'Greater',
+                    'Not', 'And', 'Or', 'Floor', 'Ceil', 'Round', 'CumSum', 'Einsum'))
+_FUSABLE_ACTS = ('relu', 'relu6')
+_FOLDABLE = frozenset(('Constant', 'Gather', 'Div', 'Mul', 'Add', 'Sub', 'Unsqueeze', 'Concat',
+                       'Cast', 'Squeeze', 'Slice', 'Reshape'))
+_CONV_KINDS = ('conv', 'dwconv', 'fc')
+
+
+def _prod(values: Sequence[int]) -> int:
+    n = 1
+    for v in values:
+        n *= int(v)
+    return n
+
+
+class _Builder(object):
+    """Walks the graph in node order and emits layers (mutable dicts until the end)."""
+
+    def __init__(self, path: str, graph, numpy_helper) -> None:
+        self.path = path
+        self.numpy_helper = numpy_helper
+        self.inits = {t.name: t for t in graph.initializer}
+        self.consts: Dict[str, object] = {}
+        self.shapes: Dict[str, Tuple[Optional[int], ...]] = {}
+        for vi in list(graph.input) + list(graph.value_info) + list(graph.output):
+            dims = vi.type.tensor_type.shape.dim if vi.type.HasField('tensor_type') else []
+            if vi.type.HasField('tensor_type') and vi.type.tensor_type.HasField('shape'):
+                self.shapes[vi.name] = tuple(d.dim_value if d.HasField('dim_value') else None
+                                             for d in dims)
+        for name, t in self.inits.items():
+            self.shapes[name] = tuple(int(d) for d in t.dims)
+        self.layers: List[dict] = []
+        self.producer: Dict[str, Optional[int]] = {}
+        self.fused_act: Dict[int, bool] = {}
+
+    # -- helpers ---------------------------------------------------------------------------
+    def where(self, node, idx: int) -> str:
+        return '%s: node %r (op %s)' % (self.path, node.name or '#%d' % idx, node.op_type)
+
+    def shape(self, name: str, node, idx: int) -> Tuple[int, ...]:
+        dims = self.shapes.get(name)
+        if dims is None:
+            raise ModelError('%s: no inferred shape for tensor %r' % (self.where(node, idx),
+                                                                      name))
+        out = []
+        for i, d in enumerate(dims):
+            if d is None or d <= 0:
+                if i == 0:
+                    d = 1  # symbolic batch: tables are batch 1
+                else:
+                    raise ModelError('%s: tensor %r has an unknown dimension %d (shape %s)'
+                                     % (self.where(node, idx), name, i, list(dims)))
+            out.append(int(d))
+        return tuple(out)
+
+    def is_const(self, name: str) -> bool:
+        return name in self.inits or name in self.consts
+
+    def const_value(self, name: str):
+        if name in self.inits:
+            return self.numpy_helper.to_array(self.inits[name])
+        return self.consts.get(name)
+
+    def data_inputs(self, node) -> List[str]:
+        return [i for i in node.input if i and not self.is_const(i)]
+
+    def param_count(self, node) -> int:
+        return sum(_prod(self.shapes.get(i, ())) for i in node.input
+                   if i and self.is_const(i) and i in self.shapes)
+
+    def add(self, node, idx: int, kind: str, in_name: str, out_name: str, *, macs: int = 0,
+            params: int = 0, in_elems: Optional[int] = None, **kw) -> None:
+        in_shape = self.shape(in_name, node, idx)
+        out_shape = self.shape(out_name, node, idx)
+        layer = dict(name=node.name or '%s_%d' % (node.op_type, idx), kind=kind,
+                     in_shape=in_shape, out_shape=out_shape, macs=int(macs),
+                     params=int(params), in_elems=_prod(in_shape) if in_elems is None
+                     else int(in_elems), kernel=(), stride=(), padding=(), dilation=(),
+                     groups=1, op='', axis=None)
+        layer.update(kw)
+        self.layers.append(layer)
+        for o in node.output:
+            if o:
+                self.producer[o] = len(self.layers) - 1
+
+    def last_if_producer(self, name: str) -> Optional[dict]:
+        idx = self.producer.get(name)
+        if idx is not None and idx == len(self.layers) - 1:
+            return self.layers[idx]
+        return None
+
+    def alias(self, node, src: Optional[str]) -> None:
+        for o in node.output:
+            if o:
+                self.producer[o] = self.producer.get(src) if src else None
+
+    # -- node handlers ----------------------------------------------------------------------
+    def node(self, node, idx: int) -> None:
+        op = node.op_type
+        if node.domain not in ('', 'ai.onnx'):
+            raise ModelError('%s: unsupported op domain %r' % (self.where(node, idx),
+                                                               node.domain))
+        attrs = {a.name: _attr_value(a) for a in node.attribute}
+        if op == 'Constant':
+            value = attrs.get('value')
+            if value is not None:
+                self.consts[node.output[0]] = self.numpy_helper.to_array(value)
+                self.shapes.setdefault(node.output[0], tuple(int(d) for d in value.dims))
+            else:
+                self.consts[node.output[0]] = None
+            return
+        data = self.data_inputs(node)
+        if op in ('Shape', 'Size') or not data:
+            # Shape arithmetic (or anything computed from constants only) is folded away by
+            # TensorRT: its outputs are constants, not layers.
+            for o in node.output:
+                if o:
+                    self.consts.setdefault(o, None)
+            return
+        if op in _FREE:
+            self.alias(node, data[0])
+            return
+        x, y = data[0], node.output[0]
+        if op in ('Conv', 'ConvTranspose'):
+            self.conv(node, idx, attrs, x, y, transpose=op == 'ConvTranspose')
+        elif op in ('Gemm', 'MatMul'):
+            self.fc(node, idx, attrs, data, y)
+        elif op in ('MaxPool', 'AveragePool', 'GlobalAveragePool', 'GlobalMaxPool'):
+            self.pool(node, idx, attrs, x, y)
+        elif op == 'BatchNormalization':
+            prev = self.last_if_producer(x)
+            if prev is not None and prev['kind'] in _CONV_KINDS and '+' not in prev['op']:
+                prev['op'] += '+bn'
+                prev['params'] += self.shape(x, node, idx)[1]  # the folded shift is a bias
+                self.producer[y] = len(self.layers) - 1
+                return
+            c = self.shape(x, node, idx)[1]
+            self.add(node, idx, 'act', x, y, params=2 * c, op='bn')
+        elif op in _ACTS:
+            self.act(node, idx, attrs, x, y)
+        elif op in _ELTWISE:
+            ew = _ELTWISE[op]
+            if len(data) < 2:
+                self.add(node, idx, 'act', x, y, params=self.param_count(node), op='scale')
+            else:
+                shapes = [self.shape(d, node, idx) for d in data]
+                big = max(range(len(data)), key=lambda i: _prod(shapes[i]))
+                self.add(node, idx, 'eltwise', data[big], y, op=ew,
+                         in_elems=sum(_prod(s) for s in shapes))
+        elif op == 'ReduceMean' and self.spatial_mean(node, idx, attrs, x):
+            self.add(node, idx, 'pool', x, y, kernel=self.shape(x, node, idx)[2:],
+                     stride=self.shape(x, node, idx)[2:], op='avg',
+                     padding=(0,) * (len(self.shape(x, node, idx)) - 2))
+        elif op == 'Concat' and len([i for i in node.input if i]) == 1:
+            self.alias(node, x)  # a one-input concat is a no-op
+        elif op == 'Concat':
+            rank = len(self.shape(y, node, idx))
+            axis = int(attrs.get('axis', 1))
+            axis = axis + rank if axis < 0 else axis
+            elems = sum(_prod(self.shape(i, node, idx)) for i in node.input if i)
+            self.add(node, idx, 'concat', x, y, op='concat', axis=axis, in_elems=elems)
+        elif op in ('Softmax', 'LogSoftmax'):
+            self.add(node, idx, 'softmax', x, y, op=op.lower())
+        elif op in _SHUFFLE:
+            self.add(node, idx, 'shuffle', x, y, op=op.lower(), params=self.param_count(node))
+        elif op in _OTHER:
+            self.add(node, idx, 'other', x, y, op=op.lower(), params=self.param_count(node))
+        else:
+            raise ModelError('%s: unsupported op type (supported: Conv, ConvTranspose, Gemm, '
+                             'MatMul, pools, BatchNormalization, element-wise, Concat, '
+                             'activations, Softmax, shape/layout ops)' % self.where(node, idx))
+
+    def spatial_mean(self, node, idx, attrs, x) -> bool:
+        """Whether a ReduceMean averages exactly the spatial axes (a global average pool)."""
+        rank = len(self.shape(x, node, idx))
+        axes = attrs.get('axes')
+        if axes is None and len(node.input) > 1 and node.input[1]:
+            axes = self.const_value(node.input[1])
+        if axes is None:
+            return False
+        axes = sorted(int(a) % rank for a in list(axes))
+        return rank > 2 and axes == list(range(2, rank))
+
+    def conv(self, node, idx, attrs, x, y, *, transpose: bool) -> None:
+        if len(node.input) < 2 or node.input[1] not in self.shapes:
+            raise ModelError('%s: convolution weight has no known shape' % self.where(node, idx))
+        w = self.shapes[node.input[1]]
+        in_shape = self.shape(x, node, idx)
+        out_shape = self.shape(y, node, idx)
+        nd = len(in_shape) - 2
+        kernel = tuple(int(k) for k in (attrs.get('kernel_shape') or w[2:]))
+        stride = tuple(attrs.get('strides') or (1,) * nd)
+        dilation = tuple(attrs.get('dilations') or (1,) * nd)
+        group = int(attrs.get('group', 1))
+        pads = attrs.get('pads')
+        auto_pad = attrs.get('auto_pad', b'NOTSET')
+        auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else str(auto_pad)
+        if pads:
+            padding = tuple(max(pads[i], pads[i + nd]) for i in range(nd))
+        elif auto_pad in ('SAME_UPPER', 'SAME_LOWER') and not transpose:
+            padding = tuple(
+                (max((o - 1) * s + (k - 1) * d + 1 - i, 0) + 1) // 2
+                for i, o, k, s, d in zip(in_shape[2:], out_shape[2:], kernel, stride, dilation))
+        else:
+            padding = (0,) * nd
+        cin = in_shape[1]
+        if transpose:
+            macs = _prod(in_shape) * (w[1]) * _prod(kernel)
+            kind, op = 'conv', 'deconv'
+        else:
+            macs = _prod(out_shape) * (cin // group) * _prod(kernel)
+            kind = 'dwconv' if group == cin and group > 1 else 'conv'
+            op = kind
+        self.add(node, idx, kind, x, y, macs=macs, params=self.param_count(node),
+                 kernel=kernel, stride=stride, padding=padding, dilation=dilation,
+                 groups=group, op=op)
+
+    def fc(self, node, idx, attrs, data, y) -> None:
+        a = data[0]
+        a_shape = self.shape(a, node, idx)
+        out_shape = self.shape(y, node, idx)
+        if node.op_type == 'Gemm':
+            k = a_shape[0] if attrs.get('transA', 0) else a_shape[-1]
+        else:
+            k = a_shape[-1]
+        elems = sum(_prod(self.shape(d, node, idx)) for d in data)
+        self.add(node, idx, 'fc', a, y, macs=_prod(out_shape) * k,
+                 params=self.param_count(node), in_elems=elems,
+                 op='matmul' if node.op_type == 'MatMul' else 'fc')
+
+    def pool(self, node, idx, attrs, x, y) -> None:
+        in_shape = self.shape(x, node, idx)
+        nd = len(in_shape) - 2
+        ptype = 'max' if 'Max' in node.op_type else 'avg'
+        if node.op_type.startswith('Global'):
+            kernel = tuple(in_shape[2:])
+            stride = kernel
+            padding = (0,) * nd
+        else:
+            kernel = tuple(int(k) for k in attrs['kernel_shape'])
+            stride = tuple(attrs.get('strides') or (1,) * nd)
+            pads = attrs.get('pads')
+            padding = tuple(max(pads[i], pads[i + nd]) for i in range(nd)) if pads \
+                else (0,) * nd
+        self.add(node, idx, 'pool', x, y, kernel=kernel, stride=stride, padding=padding,
+                 op=ptype)
+
+    def act(self, node, idx, attrs, x, y) -> None:
+        name = _ACTS[node.op_type]
+        if name == 'clip':
+            lo, hi = attrs.get('min'), attrs.get('max')
+            if len(node.input) > 1 and node.input[1]:
+                lo = self.const_value(node.input[1])
+            if len(node.input) > 2 and node.input[2]:
+                hi = self.const_value(node.input[2])
+            try:
+                if float(lo) == 0.0 and float(hi) == 6.0:
+                    name = 'relu6'
+            except (TypeError, ValueError):
+                pass
+        prev = self.last_if_producer(x)
+        if name in _FUSABLE_ACTS and prev is not None and \
+                not self.fused_act.get(len(self.layers) - 1) and (
+                    prev['kind'] in _CONV_KINDS + ('eltwise',)
+                    or (prev['kind'] == 'act' and prev['op'] == 'bn')):
+            prev['op'] += '+' + name
+            self.fused_act[len(self.layers) - 1] = True
+            self.producer[y] = len(self.layers) - 1
+            return
+        self.add(node, idx, 'act', x, y, op=name, params=self.param_count(node))
+
+    def finish(self) -> Tuple[Layer, ...]:
+        out = []
+        for d in self.layers:
+            ok, reason = dla_support(d['kind'], op=d['op'], kernel=d['kernel'],
+                                     stride=d['stride'], padding=d['padding'],
+                                     dilation=d['dilation'], groups=d['groups'],
+                                     axis=d['axis'])
+            out.append(Layer(
+                name=d['name'], kind=d['kind'], in_shape=d['in_shape'],
+                out_shape=d['out_shape'], macs=d['macs'],
+                weight_bytes=d['params'] * BYTES_PER_ELEMENT,
+                in_bytes=d['in_elems'] * BYTES_PER_ELEMENT,
+                out_bytes=_prod(d['out_shape']) * BYTES_PER_ELEMENT,
+                kernel=tuple(int(k) for k in d['kernel']),
+                stride=tuple(int(s) for s in d['stride']),
+                padding=tuple(int(p) for p in d['padding']), groups=int(d['groups']),
+                op=d['op'], dla=ok, dla_reason=reason))
+        return tuple(out)
+
+
+def _attr_value(attr):
+    from onnx import helper
+    return helper.get_attribute_value(attr)
+
+
+def _fold_shape_arithmetic(model):
+    """Evaluate constant-only subgraphs (``Shape`` -> ``Gather`` -> ``Div`` ... as exporters
+    write for ``chunk`` or ``view``) into initializers and infer shapes again, so tensors whose
+    shape depends on them (a dynamic ``Slice``) get a static shape."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+    from onnx.reference import ReferenceEvaluator
+    graph = model.graph
+    values = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    shapes = {}
+    for vi in list(graph.input) + list(graph.value_info) + list(graph.output):
+        if vi.type.HasField('tensor_type') and vi.type.tensor_type.HasField('shape'):
+            dims = vi.type.tensor_type.shape.dim
+            if all(d.HasField('dim_value') for d in dims):
+                shapes[vi.name] = [int(d.dim_value) for d in dims]
+    folded = []
+    for node in graph.node:
+        if node.op_type == 'Shape' and node.input[0] in shapes and not node.attribute:
+            values[node.output[0]] = np.array(shapes[node.input[0]], dtype=np.int64)
+        elif node.domain in ('', 'ai.onnx') and node.op_type in _FOLDABLE and \
+                all(i in values for i in node.input if i):
+            try:
+                outs = ReferenceEvaluator(node).run(
+                    None, {i: values[i] for i in node.input if i})
+            except Exception:  # leave it to the normal path (which names the node)
+                continue
+            for name, val in zip(node.output, outs):
+                values[name] = np.asarray(val)
+        else:
+            continue
+        folded.append(node)
+    if not any(n.op_type == 'Shape' for n in folded):
+        return model
+    produced = {o for n in folded for o in n.output}
+    keep = [n for n in graph.node if n not in folded]
+    used = {i for n in keep for i in n.input} | {o.name for o in graph.output}
+    del graph.node[:]
+    graph.node.extend(keep)
+    have = {t.name for t in graph.initializer}
+    for name in sorted(produced & used - have):
+        graph.initializer.append(numpy_helper.from_array(values[name], name))
+    return onnx.shape_inference.infer_shapes(model, data_prop=True)
+
+
+def model_from_onnx(path: str, *, name: Optional[str] = None) -> ModelSpec:
+    """Read an ONNX file into a layer table.
+
+    :param path: the ``.onnx`` file.
+    :param name: model name (default: the file name without extension).
+    :raises ModelError: missing, unreadable or malformed file (the message names the file);
+        an unsupported op or a tensor without an inferable shape (it names the file and the node).
+    """
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError as exc:  # pragma: no cover - onnx is a hard dependency
+        raise ModelError('cannot import ONNX file %s: the onnx package is missing (%s)'
+                         % (path, exc)) from None
+    if not os.path.isfile(path):
+        raise ModelError('ONNX file not found: %s' % path)
+    try:
+        model = onnx.load(path)
+    except Exception as exc:  # protobuf raises its own DecodeError and friends
+        raise ModelError('cannot read ONNX file %s: %s' % (path, exc)) from None
+    graph = model.graph
+    if not graph.node:
+        raise ModelError('ONNX file %s has no nodes (not an ONNX model?)' % path)
+    try:
+        model = onnx.shape_inference.infer_shapes(model, data_prop=True)
+        model = _fold_shape_arithmetic(model)
+    except Exception as exc:
+        raise ModelError('shape inference failed for ONNX file %s: %s' % (path, exc)) from None
+    graph = model.graph
+    builder = _Builder(path, graph, numpy_helper)
+    inputs = [i for i in graph.input if i.name not in builder.inits]
+    if not inputs:
+        raise ModelError('ONNX file %s has no graph input' % path)
+    for i in inputs:
+        builder.producer[i.name] = None
+    for idx, node in enumerate(graph.node):
+        builder.node(node, idx)
+    layers = builder.finish()
+    if not layers:
+        raise ModelError('ONNX file %s has no compute layers' % path)
+    inp = inputs[0]
+    in_shape = builder.shapes.get(inp.name) or ()
+    in_shape = tuple(1 if (d is None or d <= 0) and i == 0 else int(d or 0)
+                     for i, d in enumerate(in_shape))
+    meta = {p.key: p.value for p in model.metadata_props}
+    domain = meta.get('domain') or ('audio' if len(in_shape) == 3 else 'vision')
+    labels = layers[-1].out_shape[-1] if layers[-1].out_shape else 0
+    params = sum(layer.weight_bytes for layer in layers) // BYTES_PER_ELEMENT
+    extra = {'params': int(params), 'gmacs': round(sum(layer.macs for layer in layers) / 1e9, 6),
+             'labels': int(meta.get('labels', labels))}
+    return ModelSpec(name=name or os.path.splitext(os.path.basename(path))[0], layers=layers,
+                     input_name=inp.name, input_shape=in_shape, domain=domain,
+                     source='onnx:%s' % os.path.basename(path), extra=extra)
