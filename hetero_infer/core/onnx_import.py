@@ -120,7 +120,7 @@ class _Builder(object):
                      in_shape=in_shape, out_shape=out_shape, macs=int(macs),
                      params=int(params), in_elems=_prod(in_shape) if in_elems is None
                      else int(in_elems), kernel=(), stride=(), padding=(), dilation=(),
-                     groups=1, op='', axis=None)
+                     groups=1, op='', axis=None, has_bias=True)
         layer.update(kw)
         self.layers.append(layer)
         for o in node.output:
@@ -175,7 +175,9 @@ class _Builder(object):
             prev = self.last_if_producer(x)
             if prev is not None and prev['kind'] in _CONV_KINDS and '+' not in prev['op']:
                 prev['op'] += '+bn'
-                prev['params'] += self.shape(x, node, idx)[1]  # the folded shift is a bias
+                if not prev['has_bias']:  # the folded shift becomes the bias
+                    prev['params'] += self.shape(x, node, idx)[1]
+                    prev['has_bias'] = True
                 self.producer[y] = len(self.layers) - 1
                 return
             c = self.shape(x, node, idx)[1]
@@ -210,9 +212,7 @@ class _Builder(object):
         elif op in _OTHER:
             self.add(node, idx, 'other', x, y, op=op.lower(), params=self.param_count(node))
         else:
-            raise ModelError('%s: unsupported op type (supported: Conv, ConvTranspose, Gemm, '
-                             'MatMul, pools, BatchNormalization, element-wise, Concat, '
-                             'activations, Softmax, shape/layout ops)' % self.where(node, idx))
+            raise ModelError(_unsupported(self.where(node, idx)))
 
     def spatial_mean(self, node, idx, attrs, x) -> bool:
         """Whether a ReduceMean averages exactly the spatial axes (a global average pool)."""
@@ -257,7 +257,7 @@ class _Builder(object):
             op = kind
         self.add(node, idx, kind, x, y, macs=macs, params=self.param_count(node),
                  kernel=kernel, stride=stride, padding=padding, dilation=dilation,
-                 groups=group, op=op)
+                 groups=group, op=op, has_bias=len(node.input) > 2 and bool(node.input[2]))
 
     def fc(self, node, idx, attrs, data, y) -> None:
         a = data[0]
@@ -270,7 +270,8 @@ class _Builder(object):
         elems = sum(_prod(self.shape(d, node, idx)) for d in data)
         self.add(node, idx, 'fc', a, y, macs=_prod(out_shape) * k,
                  params=self.param_count(node), in_elems=elems,
-                 op='matmul' if node.op_type == 'MatMul' else 'fc')
+                 op='matmul' if node.op_type == 'MatMul' else 'fc',
+                 has_bias=len(node.input) > 2 and bool(node.input[2]))
 
     def pool(self, node, idx, attrs, x, y) -> None:
         in_shape = self.shape(x, node, idx)
@@ -333,6 +334,28 @@ class _Builder(object):
         return tuple(out)
 
 
+_KNOWN = (_FREE | frozenset(_ACTS) | frozenset(_ELTWISE) | _SHUFFLE | _OTHER | _FOLDABLE
+          | frozenset(('Conv', 'ConvTranspose', 'Gemm', 'MatMul', 'MaxPool', 'AveragePool',
+                       'GlobalAveragePool', 'GlobalMaxPool', 'BatchNormalization', 'Concat',
+                       'Softmax', 'LogSoftmax')))
+
+
+def _unsupported(where: str) -> str:
+    return ('%s: unsupported op type (supported: Conv, ConvTranspose, Gemm, MatMul, pools, '
+            'BatchNormalization, element-wise, Concat, activations, Softmax, layout ops)'
+            % where)
+
+
+def _check_ops(path: str, graph) -> None:
+    """Refuse unknown ops before shape inference, whose own error would not name them well."""
+    for idx, node in enumerate(graph.node):
+        where = '%s: node %r (op %s)' % (path, node.name or '#%d' % idx, node.op_type)
+        if node.domain not in ('', 'ai.onnx'):
+            raise ModelError('%s: unsupported op domain %r' % (where, node.domain))
+        if node.op_type not in _KNOWN:
+            raise ModelError(_unsupported(where))
+
+
 def _attr_value(attr):
     from onnx import helper
     return helper.get_attribute_value(attr)
@@ -345,7 +368,10 @@ def _fold_shape_arithmetic(model):
     import numpy as np
     import onnx
     from onnx import numpy_helper
-    from onnx.reference import ReferenceEvaluator
+    try:
+        from onnx.reference import ReferenceEvaluator
+    except ImportError:  # onnx < 1.13 (old JetPack wheels): dynamic slices stay unresolved
+        return model
     graph = model.graph
     values = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     shapes = {}
@@ -406,6 +432,7 @@ def model_from_onnx(path: str, *, name: Optional[str] = None) -> ModelSpec:
     graph = model.graph
     if not graph.node:
         raise ModelError('ONNX file %s has no nodes (not an ONNX model?)' % path)
+    _check_ops(path, graph)
     try:
         model = onnx.shape_inference.infer_shapes(model, data_prop=True)
         model = _fold_shape_arithmetic(model)
