@@ -1,4 +1,4 @@
-"""``hetero-infer calibrate``: the twin's numbers side by side with FACTS.md, as a table and JSON."""
+"""``hetero-infer calibrate``: the twin beside the measured numbers of FACTS.md (table + JSON)."""
 
 import json
 

@@ -5,7 +5,9 @@ What it models (DESIGN.md, "Where the hardware is not here"):
 * every inference runs layer by layer; a processor runs one inference at a time (non-preemptive)
   and queues requests FIFO;
 * on a DLA, layers it cannot run execute on the GPU between DLA layers, with transition costs;
-  the GPU interleaves them with its own inference at layer granularity (kernel-level sharing);
+  they start at once and time-slice the GPU with its own inference's layer (kernel-level
+  sharing: while k layers share a processor, each one's compute and fixed cost take k times as
+  long);
 * every running layer pulls DRAM bandwidth; its memory time stretches by the processor's convex
   contention curve of the co-runners' utilisation, and all rates are recomputed whenever any layer
   starts or ends (a fluid model solved exactly between events);
@@ -35,7 +37,7 @@ Step = Tuple[int, float, float, float, float]
 
 def contention_factors(platform: Platform, running: Sequence[Tuple[str, float, float, float,
                                                                      float]],
-                       *, iterations: int = 2) -> List[float]:
+                       *, iterations: int = 4) -> List[float]:
     """Co-run duration of each running layer, in ms (the twin's contention solution).
 
     ``running`` holds ``(exec_proc_id, overhead_ms, compute_ms, memory_ms, bytes)`` for every
@@ -43,12 +45,20 @@ def contention_factors(platform: Platform, running: Sequence[Tuple[str, float, f
     which replays the same contention in wall-clock time.
     """
     procs = [platform.processors[r[0]] for r in running]
-    return _solve([(p.contention, r[1], r[2], r[3], r[4]) for p, r in zip(procs, running)],
-                  platform.dram_gbps * 1e6, iterations)
+    share = {}
+    for r in running:
+        share[r[0]] = share.get(r[0], 0) + 1
+    return _solve([(p.contention, r[1] * share[r[0]], r[2] * share[r[0]], r[3], r[4])
+                   for p, r in zip(procs, running)], platform.dram_gbps * 1e6, iterations)
 
 
 def _solve(items, dram_bytes_per_ms: float, iterations: int) -> List[float]:
-    """Durations (ms) of running items ``(contention, ov, c, m, bytes)`` under co-running."""
+    """Durations (ms) of running items ``(contention, ov, c, m, bytes)`` under co-running.
+
+    Demands depend on durations and durations on demands; the fixed point is approached with
+    damped iterations (half old, half new), since undamped ones oscillate when a slowed layer's
+    lower demand releases its co-runner.
+    """
     n = len(items)
     durs = [ov + (c if c > m else m) for (_, ov, c, m, _) in items]
     if n < 2:
@@ -57,12 +67,20 @@ def _solve(items, dram_bytes_per_ms: float, iterations: int) -> List[float]:
         demands = [items[i][4] / durs[i] if durs[i] > 0 else 0.0 for i in range(n)]
         total = sum(demands)
         new = []
+        moved = False
         for i in range(n):
             cont, ov, c, m, _b = items[i]
             x = (total - demands[i]) / dram_bytes_per_ms
-            extra = m * (cont.slowdown(x) - 1.0) if x > cont.threshold else 0.0
-            new.append(ov + (c if c > m else m) + extra)
+            base = ov + (c if c > m else m)
+            if x > cont.threshold:
+                base += m * (cont.slowdown(x) - 1.0)
+            d = 0.5 * (durs[i] + base)
+            if abs(d - durs[i]) > 1e-4 * durs[i]:
+                moved = True
+            new.append(d)
         durs = new
+        if not moved:
+            break
     return durs
 
 
@@ -92,8 +110,7 @@ class _Engine:
         self.conts = [platform.processors[p].contention for p in self.ids]
         self.dram = platform.dram_gbps * 1e6  # bytes per ms
         n = len(self.ids)
-        self.slot = [None] * n                 # active execution on each exec processor
-        self.waiting = [deque() for _ in range(n)]
+        self.share = [0] * n                   # layers executing on each processor now
         self.running = []                      # [job, e, left, ov, c, m, bytes, dur]
         self.now = 0.0
         self.events = 0
@@ -101,11 +118,7 @@ class _Engine:
 
     # -- steps -------------------------------------------------------------------------
     def _request_slot(self, job):
-        e = job.steps[job.idx][0]
-        if self.slot[e] is None:
-            self._start(job, e)
-        else:
-            self.waiting[e].append(job)
+        self._start(job, job.steps[job.idx][0])
 
     def _start(self, job, e):
         _, ov, c, m, b = job.steps[job.idx]
@@ -115,7 +128,7 @@ class _Engine:
             c *= f
             m *= f
         ex = [job, e, 1.0, ov, c, m, b, 0.0]
-        self.slot[e] = ex
+        self.share[e] += 1
         self.running.append(ex)
 
     def start_job(self, job):
@@ -124,8 +137,9 @@ class _Engine:
     def _recompute(self):
         running = self.running
         conts = self.conts
-        durs = _solve([(conts[ex[1]], ex[3], ex[4], ex[5], ex[6]) for ex in running],
-                      self.dram, 2)
+        share = self.share
+        durs = _solve([(conts[ex[1]], ex[3] * share[ex[1]], ex[4] * share[ex[1]], ex[5], ex[6])
+                       for ex in running], self.dram, 4)
         for ex, d in zip(running, durs):
             ex[7] = d
 
@@ -152,11 +166,9 @@ class _Engine:
         self.events += 1
         self.running.remove(ex)
         e = ex[1]
-        self.slot[e] = None
+        self.share[e] -= 1
         job = ex[0]
         job.idx += 1
-        if self.waiting[e]:
-            self._start(self.waiting[e].popleft(), e)
         if job.idx < len(job.steps):
             self._request_slot(job)
         else:

@@ -1,0 +1,138 @@
+"""The digital twin: invariants of serving, determinism, contention and fallback behaviour."""
+
+import math
+
+import pytest
+
+from hetero_infer.core.model import load_model
+from hetero_infer.core.platform import Platform
+from hetero_infer.core.twin import Twin, contention_factors
+from hetero_infer.core.workload import App, Dispatcher, FixedDispatcher
+from hetero_infer.errors import ConfigError
+
+
+@pytest.fixture(scope='module')
+def xavier():
+    return Platform.load('xavier')
+
+
+class _Spread(Dispatcher):
+    """Round-robin over processors, dropping every 7th request (exercises the drop path)."""
+
+    def reset(self, apps, platform):
+        self.n = 0
+        self.procs = platform.processor_ids
+
+    def dispatch(self, app_index, now_ms, view):
+        self.n += 1
+        if self.n % 7 == 0:
+            return None
+        assert view.now_ms == now_ms
+        assert view.expected_free_ms(self.procs[0]) >= now_ms
+        return self.procs[self.n % len(self.procs)]
+
+
+def _apps():
+    return [App('cam', load_model('resnet50'), 120.0, 40.0),
+            App('det', load_model('googlenet'), 150.0, 30.0),
+            App('kws', load_model('matchboxnet_kws'), 100.0, 10.0)]
+
+
+def test_every_request_has_exactly_one_outcome_and_time_is_consistent(xavier):
+    twin = Twin(xavier, seed=3)
+    records = twin.serve(_apps(), _Spread(), duration_s=3.0, max_queue=8)
+    assert records, 'no arrivals'
+    reasons = set()
+    for r in records:
+        done = r.finish_ms is not None
+        assert done != (r.dropped_reason is not None), r
+        if done:
+            assert r.arrival_ms <= r.start_ms <= r.finish_ms
+        else:
+            reasons.add(r.dropped_reason)
+    assert 'rejected' in reasons
+    arrivals = [r.arrival_ms for r in records]
+    assert arrivals == sorted(arrivals)
+
+
+def test_processors_run_one_inference_at_a_time_fifo(xavier):
+    twin = Twin(xavier, seed=5)
+    records = twin.serve(_apps(), _Spread(), duration_s=3.0)
+    by_proc = {}
+    for r in records:
+        if r.finish_ms is not None:
+            by_proc.setdefault(r.proc, []).append(r)
+    assert len(by_proc) == 3
+    for proc, rs in by_proc.items():
+        rs.sort(key=lambda r: r.start_ms)
+        for a, b in zip(rs, rs[1:]):
+            assert b.start_ms >= a.finish_ms - 1e-9, (proc, a, b)   # non-preemptive
+            assert b.arrival_ms >= a.arrival_ms                       # FIFO
+
+
+def test_same_seed_same_trace_other_seed_other_trace(xavier):
+    def trace(seed):
+        recs = Twin(xavier, seed=seed).serve(_apps(), FixedDispatcher(['gpu', 'dla0', 'dla1']),
+                                             duration_s=1.0)
+        return [(r.arrival_ms, r.proc, r.finish_ms) for r in recs]
+    assert trace(1) == trace(1)
+    assert trace(1) != trace(2)
+
+
+def test_queue_limit_drops_with_reason_under_overload(xavier):
+    apps = [App('flood', load_model('vgg19'), 2000.0, 50.0)]
+    recs = Twin(xavier, seed=0).serve(apps, FixedDispatcher(['gpu']), duration_s=0.5,
+                                      max_queue=4)
+    dropped = [r for r in recs if r.dropped_reason]
+    assert dropped and all(r.dropped_reason == 'queue_full' for r in dropped)
+    assert all(r.finish_ms is not None for r in recs if not r.dropped_reason)
+
+
+def test_corun_slows_memory_heavy_work_and_not_isolated(xavier):
+    twin = Twin(xavier, seed=0, noise_pct=0.0)
+    vgg, r50 = load_model('vgg19'), load_model('resnet50')
+    alone = twin.corun({'gpu': vgg})['gpu']
+    assert alone == pytest.approx(xavier.isolated_latency_ms(vgg, 'gpu'), rel=1e-9)
+    co = twin.corun({'gpu': vgg, 'dla0': r50, 'dla1': r50})
+    assert co['gpu'] > alone * 1.1
+    assert co['dla0'] > xavier.isolated_latency_ms(r50, 'dla0')
+
+
+def test_dla_fallback_runs_on_gpu_and_costs_transitions(xavier):
+    qn = load_model('quartznet15x5')
+    segs = xavier.segments(qn, 'dla0')
+    fallback = [layer for proc, layer in segs if proc == 'gpu']
+    assert fallback and all(not layer.dla for layer in fallback)
+    # Fallback layers make the DLA inference slower than the sum of its parts on the DLA alone.
+    pure = sum(xavier.layer_time_ms(lay, p) for p, lay in segs)
+    assert xavier.isolated_latency_ms(qn, 'dla0') > pure
+    # ... and a GPU busy with its own model delays the DLA inference's fallback layers.
+    twin = Twin(xavier, seed=0, noise_pct=0.0)
+    busy = twin.corun({'dla0': qn, 'gpu': load_model('resnet152')})['dla0']
+    assert busy > twin.corun({'dla0': qn})['dla0']
+
+
+def test_profile_layer_alone_matches_roofline_and_corunners_slow_it(xavier):
+    twin = Twin(xavier, seed=0, noise_pct=0.0)
+    vgg = load_model('vgg16')
+    fc = [lay for lay in vgg.layers if lay.kind == 'fc'][0]
+    alone = twin.profile_layer(fc, 'gpu', repeats=3)
+    assert alone == pytest.approx(xavier.layer_time_ms(fc, 'gpu'), rel=1e-9)
+    heavy = [lay for lay in vgg.layers if lay.kind == 'fc']  # bandwidth-bound on a DLA
+    co = twin.profile_layer(fc, 'gpu', {'dla0': heavy, 'dla1': heavy}, repeats=3)
+    assert co > alone
+    with pytest.raises(ConfigError, match='target processor'):
+        twin.profile_layer(fc, 'gpu', {'gpu': heavy})
+
+
+def test_contention_factors_agree_with_the_twin(xavier):
+    vgg = load_model('vgg16')
+    fc = [lay for lay in vgg.layers if lay.kind == 'fc'][0]
+    running = [('gpu',) + xavier.layer_components_ms(fc, 'gpu')
+               + (xavier.processors['gpu'].dram_bytes(fc),)]
+    alone = contention_factors(xavier, running)[0]
+    assert alone == pytest.approx(xavier.layer_time_ms(fc, 'gpu'))
+    running.append(('dla0',) + xavier.layer_components_ms(fc, 'dla0')
+                   + (xavier.processors['dla0'].dram_bytes(fc),))
+    both = contention_factors(xavier, running)
+    assert both[0] > alone and all(math.isfinite(d) for d in both)
