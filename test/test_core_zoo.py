@@ -27,6 +27,10 @@ FACTS = {
     'shufflenet_v2_x1_0': (2.28, 0.145, 1.95),
     'mobilenet_v3_large': (5.48, 0.217, 4.41),
     'efficientnet_b0': (5.29, 0.386, 6.75),
+    'mnasnet1_0': (4.38, 0.314, 5.46),
+    'regnet_y_400mf': (4.34, 0.402, 3.89),
+    'wide_resnet50_2': (68.88, 11.398, 14.40),
+    'resnext50_32x4d': (25.03, 4.23, 14.40),
 }
 EVAL_MODELS = ('alexnet', 'vgg16', 'vgg19', 'resnet18', 'resnet34', 'resnet50', 'resnet101',
                'resnet152', 'densenet121', 'googlenet', 'inception_v3', 'mobilenet_v2',

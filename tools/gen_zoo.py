@@ -146,7 +146,8 @@ class QuartzNet(nn.Module):
 EVAL_MODELS = ('alexnet', 'vgg16', 'vgg19', 'resnet18', 'resnet34', 'resnet50', 'resnet101',
                'resnet152', 'densenet121', 'googlenet', 'inception_v3', 'mobilenet_v2',
                'squeezenet1_1', 'shufflenet_v2_x1_0')
-EXTRA_VISION = ('squeezenet1_0', 'mobilenet_v3_large', 'efficientnet_b0')
+EXTRA_VISION = ('squeezenet1_0', 'mobilenet_v3_large', 'efficientnet_b0', 'mnasnet1_0',
+                'regnet_y_400mf', 'wide_resnet50_2', 'resnext50_32x4d')
 SPEECH = ('matchboxnet_kws', 'quartznet15x5')
 
 
