@@ -123,3 +123,40 @@ def test_missing_shape_names_the_node(tmp_path):
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid('', 17)]), path)
     with pytest.raises(ModelError, match=r"dyn\.onnx: node 'relu_after' \(op Relu\)"):
         model_from_onnx(path)
+
+
+def test_shape_arithmetic_is_folded_and_layout_ops_map(tmp_path):
+    """A channel split written as Shape -> Gather -> Div -> Slice (how exporters write
+    ``chunk``) gets static shapes; Transpose is a shuffle; a spatial ReduceMean is a pool."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    inits = [numpy_helper.from_array(np.array([1], np.int64), 'one'),
+             numpy_helper.from_array(np.array([2], np.int64), 'two'),
+             numpy_helper.from_array(np.array([0], np.int64), 'zero'),
+             numpy_helper.from_array(np.array([1], np.int64), 'axis1'),
+             numpy_helper.from_array(np.random.default_rng(0).standard_normal(
+                 (8, 4, 3, 3)).astype(np.float32), 'w')]
+    nodes = [
+        helper.make_node('Shape', ['input'], ['shp'], name='shape'),
+        helper.make_node('Gather', ['shp', 'one'], ['c'], name='gather_c', axis=0),
+        helper.make_node('Div', ['c', 'two'], ['half'], name='half'),
+        helper.make_node('Slice', ['input', 'zero', 'half', 'axis1'], ['x1'], name='slice'),
+        helper.make_node('Conv', ['x1', 'w'], ['c1'], name='conv', kernel_shape=[3, 3],
+                         pads=[1, 1, 1, 1]),
+        helper.make_node('Transpose', ['c1'], ['t'], name='transpose', perm=[0, 1, 3, 2]),
+        helper.make_node('ReduceMean', ['t'], ['m'], name='gap', axes=[2, 3], keepdims=1),
+        helper.make_node('Softmax', ['m'], ['probs'], name='softmax', axis=1),
+    ]
+    graph = helper.make_graph(
+        nodes, 'g', [helper.make_tensor_value_info('input', TensorProto.FLOAT, [1, 8, 6, 6])],
+        [helper.make_tensor_value_info('probs', TensorProto.FLOAT, None)], initializer=inits)
+    path = str(tmp_path / 'split.onnx')
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid('', 17)]), path)
+    spec = model_from_onnx(path)
+    assert [layer.kind for layer in spec.layers] == ['conv', 'shuffle', 'pool', 'softmax']
+    conv = spec.layers[0]
+    assert conv.in_shape == (1, 4, 6, 6) and conv.out_shape == (1, 8, 6, 6)
+    assert conv.macs == 8 * 6 * 6 * 4 * 9 and conv.weight_bytes == 2 * 8 * 4 * 9
+    assert not spec.layers[1].dla and spec.layers[2].kernel == (6, 6) and spec.layers[2].dla
+    assert spec.layers[1].weight_bytes == 0

@@ -207,10 +207,11 @@ class _Builder(object):
             self.add(node, idx, 'concat', x, y, op='concat', axis=axis, in_elems=elems)
         elif op in ('Softmax', 'LogSoftmax'):
             self.add(node, idx, 'softmax', x, y, op=op.lower())
-        elif op in _SHUFFLE:
-            self.add(node, idx, 'shuffle', x, y, op=op.lower(), params=self.param_count(node))
+        elif op in _SHUFFLE:  # constant inputs here are indices, not weights
+            self.add(node, idx, 'shuffle', x, y, op=op.lower())
         elif op in _OTHER:
-            self.add(node, idx, 'other', x, y, op=op.lower(), params=self.param_count(node))
+            params = self.param_count(node) if op.endswith('Normalization') else 0
+            self.add(node, idx, 'other', x, y, op=op.lower(), params=params)
         else:
             raise ModelError(_unsupported(self.where(node, idx)))
 
@@ -285,8 +286,16 @@ class _Builder(object):
             kernel = tuple(int(k) for k in attrs['kernel_shape'])
             stride = tuple(attrs.get('strides') or (1,) * nd)
             pads = attrs.get('pads')
-            padding = tuple(max(pads[i], pads[i + nd]) for i in range(nd)) if pads \
-                else (0,) * nd
+            auto_pad = attrs.get('auto_pad', b'NOTSET')
+            auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else str(auto_pad)
+            if pads:
+                padding = tuple(max(pads[i], pads[i + nd]) for i in range(nd))
+            elif auto_pad in ('SAME_UPPER', 'SAME_LOWER'):
+                out_shape = self.shape(y, node, idx)
+                padding = tuple((max((o - 1) * s + k - i, 0) + 1) // 2 for i, o, k, s in
+                                zip(in_shape[2:], out_shape[2:], kernel, stride))
+            else:
+                padding = (0,) * nd
         self.add(node, idx, 'pool', x, y, kernel=kernel, stride=stride, padding=padding,
                  op=ptype)
 
@@ -312,7 +321,8 @@ class _Builder(object):
             self.fused_act[len(self.layers) - 1] = True
             self.producer[y] = len(self.layers) - 1
             return
-        self.add(node, idx, 'act', x, y, op=name, params=self.param_count(node))
+        self.add(node, idx, 'act', x, y, op=name,
+                 params=self.param_count(node) if name == 'prelu' else 0)
 
     def finish(self) -> Tuple[Layer, ...]:
         out = []
