@@ -136,3 +136,15 @@ def test_contention_factors_agree_with_the_twin(xavier):
                    + (xavier.processors['dla0'].dram_bytes(fc),))
     both = contention_factors(xavier, running)
     assert both[0] > alone and all(math.isfinite(d) for d in both)
+
+
+def test_inlined_contention_curve_matches_the_platform_curve(xavier):
+    # _solve inlines Contention.slowdown for speed; a lone co-runner with zero demand leaves
+    # the target at x = co-runner share, so the result must equal the curve's value.
+    from hetero_infer.core.twin import _solve
+    cont = xavier.processors['gpu'].contention
+    dram = xavier.dram_gbps * 1e6
+    for x in (0.1, 0.35, 0.6, 0.95):
+        # item 0: the target (no demand of its own); item 1: a co-runner pulling x * dram.
+        durs = _solve([cont, cont], [1.0, 1.0], [1.0, 0.0], [0.0, x * dram], dram, 60)
+        assert durs[0] == pytest.approx(1.0 + (cont.slowdown(x) - 1.0), rel=1e-3)

@@ -44,38 +44,50 @@ def contention_factors(platform: Platform, running: Sequence[Tuple[str, float, f
     layer executing at this instant. Used by the twin's event loop and by the emulated backend,
     which replays the same contention in wall-clock time.
     """
-    procs = [platform.processors[r[0]] for r in running]
     share = {}
     for r in running:
         share[r[0]] = share.get(r[0], 0) + 1
-    return _solve([(p.contention, r[1] * share[r[0]], r[2] * share[r[0]], r[3], r[4])
-                   for p, r in zip(procs, running)], platform.dram_gbps * 1e6, iterations)
+    conts = [platform.processors[r[0]].contention for r in running]
+    base = []
+    for r in running:
+        k = share[r[0]]
+        ov, c, m = r[1] * k, r[2] * k, r[3]
+        base.append(ov + (c if c > m else m))
+    return _solve(conts, base, [r[3] for r in running], [r[4] for r in running],
+                  platform.dram_gbps * 1e6, iterations)
 
 
-def _solve(items, dram_bytes_per_ms: float, iterations: int) -> List[float]:
-    """Durations (ms) of running items ``(contention, ov, c, m, bytes)`` under co-running.
+def _solve(conts, base, mem, byts, dram_bytes_per_ms: float, iterations: int) -> List[float]:
+    """Durations (ms) of the running layers under co-running.
 
+    ``base`` is each layer's duration alone (with time-slicing applied), ``mem`` its memory time
+    and ``byts`` the bytes it moves; ``conts`` the contention curve of the processor it runs on.
     Demands depend on durations and durations on demands; the fixed point is approached with
     damped iterations (half old, half new), since undamped ones oscillate when a slowed layer's
-    lower demand releases its co-runner.
+    lower demand releases its co-runner. The curve is :meth:`Contention.slowdown`, inlined here
+    because this is the simulator's hot loop (a test checks the two agree).
     """
-    n = len(items)
-    durs = [ov + (c if c > m else m) for (_, ov, c, m, _) in items]
+    n = len(base)
     if n < 2:
-        return durs
+        return list(base)
+    durs = base
     for _ in range(iterations):
-        demands = [items[i][4] / durs[i] if durs[i] > 0 else 0.0 for i in range(n)]
-        total = sum(demands)
+        dem = [b / d if d > 0.0 else 0.0 for b, d in zip(byts, durs)]
+        total = sum(dem)
         new = []
         moved = False
         for i in range(n):
-            cont, ov, c, m, _b = items[i]
-            x = (total - demands[i]) / dram_bytes_per_ms
-            base = ov + (c if c > m else m)
-            if x > cont.threshold:
-                base += m * (cont.slowdown(x) - 1.0)
-            d = 0.5 * (durs[i] + base)
-            if abs(d - durs[i]) > 1e-4 * durs[i]:
+            cont = conts[i]
+            x = (total - dem[i]) / dram_bytes_per_ms
+            t = base[i]
+            th = cont.threshold
+            if x > th:
+                ex = x - th
+                cap = cont.cap
+                t += mem[i] * cont.alpha * ex * ex / (1.0 - (x if x < cap else cap))
+            old = durs[i]
+            d = 0.5 * (old + t)
+            if d - old > 1e-4 * old or old - d > 1e-4 * old:
                 moved = True
             new.append(d)
         durs = new
@@ -111,6 +123,7 @@ class _Engine:
         self.dram = platform.dram_gbps * 1e6  # bytes per ms
         n = len(self.ids)
         self.share = [0] * n                   # layers executing on each processor now
+        self.dirty = False                     # running set changed since the last solve
         self.running = []                      # [job, e, left, ov, c, m, bytes, dur]
         self.now = 0.0
         self.events = 0
@@ -127,19 +140,30 @@ class _Engine:
             ov *= f
             c *= f
             m *= f
+        # [job, exec proc, fraction left, overhead, compute, memory, bytes, duration now]
         ex = [job, e, 1.0, ov, c, m, b, 0.0]
         self.share[e] += 1
         self.running.append(ex)
+        self.dirty = True
 
     def start_job(self, job):
         self._request_slot(job)
 
     def _recompute(self):
+        self.dirty = False
         running = self.running
-        conts = self.conts
         share = self.share
-        durs = _solve([(conts[ex[1]], ex[3] * share[ex[1]], ex[4] * share[ex[1]], ex[5], ex[6])
-                       for ex in running], self.dram, 4)
+        base = []
+        for ex in running:
+            k = share[ex[1]]
+            c, m = ex[4] * k, ex[5]
+            base.append(ex[3] * k + (c if c > m else m))
+        if len(running) == 1:
+            running[0][7] = base[0]
+            return
+        conts = self.conts
+        durs = _solve([conts[ex[1]] for ex in running], base, [ex[5] for ex in running],
+                      [ex[6] for ex in running], self.dram, 4)
         for ex, d in zip(running, durs):
             ex[7] = d
 
@@ -167,6 +191,7 @@ class _Engine:
         self.running.remove(ex)
         e = ex[1]
         self.share[e] -= 1
+        self.dirty = True
         job = ex[0]
         job.idx += 1
         if job.idx < len(job.steps):
@@ -177,7 +202,8 @@ class _Engine:
     def run_until(self, t_end, stop=None):
         """Process completions up to ``t_end`` (or until ``stop()`` is true)."""
         while self.running:
-            self._recompute()
+            if self.dirty:
+                self._recompute()
             ex, t = self.next_completion()
             if t > t_end:
                 self.advance(t_end)
