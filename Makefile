@@ -25,7 +25,7 @@ $(STAMP): setup.py setup.cfg
 	@touch $@
 
 demo: $(STAMP)
-	$(BIN)/hetero-infer simulate --platform xavier
+	$(BIN)/hetero-infer demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

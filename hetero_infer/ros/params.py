@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from hetero_infer.errors import ConfigError
 
-BACKENDS = ('emulated', 'onnxruntime', 'tensorrt')
+BACKENDS = ('emulated', 'onnxruntime', 'tensorrt', 'null')
 RESULT_TYPES = ('json', 'vision_msgs')
 GOALS = ('goodput', 'slo99_throughput', 'throughput', 'fairness', 'weighted')
 GOAL_METRICS = ('goodput', 'slo99_throughput', 'throughput', 'fairness')
@@ -54,8 +54,9 @@ NODE_PARAMS = (
               read_only=True),
     ParamSpec('power_mode', '', 'Power mode of the platform (e.g. MAXN, 30W, 15W); empty = the '
               'platform file\'s default.', read_only=True),
-    ParamSpec('backend', 'emulated', 'Execution backend of every processor.', choices=BACKENDS,
-              read_only=True),
+    ParamSpec('backend', 'emulated', 'Execution backend of every processor: emulated = the '
+              'digital twin\'s timing, null = zero-time (measures the node itself).',
+              choices=BACKENDS, read_only=True),
     ParamSpec('enable_fp16', True, 'Build TensorRT engines in FP16 (tensorrt backend).',
               read_only=True),
     ParamSpec('force_engine_update', False, 'Rebuild cached TensorRT engines at start-up.',
@@ -76,6 +77,8 @@ NODE_PARAMS = (
               0.0, 10.0),
     ParamSpec('slo_scale', 5.0, 'SLO of an application without apps.<name>.slo_ms: slo_scale x '
               'its isolated latency on the fastest processor it may use.', 1.0, 100.0),
+    ParamSpec('slo_target', 0.99, 'Share of an application\'s requests that must meet its SLO; '
+              '/diagnostics turns WARN below it.', 0.5, 1.0),
     ParamSpec('admission_control', True, 'Drop a request (reason rejected) when it starts so '
               'late that its SLO cannot be met any more, instead of running it.'),
     ParamSpec('queue_limit', 4, 'Most requests waiting per processor; a request routed to a full '
@@ -149,6 +152,7 @@ class ServeConfig:
     goal: str
     goal_weights: Tuple[Tuple[str, float], ...]
     slo_scale: float
+    slo_target: float
     admission_control: bool
     queue_limit: int
     replan_period_s: float
@@ -273,7 +277,8 @@ def build_config(values: Mapping[str, Any], *, node_name: str = 'scheduler') -> 
         platform=get('platform'), power_mode=get('power_mode'), backend=get('backend'),
         enable_fp16=get('enable_fp16'), force_engine_update=get('force_engine_update'),
         result_type=get('result_type'), goal=goal, goal_weights=weights,
-        slo_scale=float(get('slo_scale')), admission_control=get('admission_control'),
+        slo_scale=float(get('slo_scale')), slo_target=float(get('slo_target')),
+        admission_control=get('admission_control'),
         queue_limit=int(get('queue_limit')), replan_period_s=float(get('replan_period_s')),
         drift_threshold=float(get('drift_threshold')), plan_samples=int(get('plan_samples')),
         plan_duration_s=float(get('plan_duration_s')),
