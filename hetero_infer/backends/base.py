@@ -19,11 +19,13 @@ Concepts:
   :class:`Executor`; asking for a processor it does not have raises :class:`BackendError` naming
   the processor and listing the ones it has.
 - Each processor has exactly one :class:`ProcessorWorker`: a thread that runs that processor's
-  work (loading and inference) one item at a time, in FIFO order. So a processor never runs two
-  inferences at once, whatever thread calls ``run``; ``run`` and ``submit`` are safe to call from
-  any thread. Backends use the worker thread for per-processor state: onnxruntime pins it to the
-  processor's CPU cores, TensorRT makes the CUDA context current on it, the emulated backend sleeps
-  on it.
+  work (loading and inference) one item at a time, in FIFO order, under the processor's
+  ``exclusive`` lock. So a processor never runs two inferences at once, whatever thread calls
+  ``run``; ``run`` and ``submit`` are safe to call from any thread. Executors whose inference
+  needs no thread-bound state (``Executor.inline``: the emulated backend) run ``run`` in the
+  caller's thread under the same lock, which saves two thread hand-offs (``submit`` still
+  queues on the worker). Backends use the worker thread for per-processor state: onnxruntime
+  pins it to the processor's CPU cores, TensorRT makes the CUDA context current on it.
 - :class:`InferenceResult` carries the outputs (name -> numpy array) and the timing of that one
   request: ``queue_ms`` (from ``run``/``submit`` until the processor's worker started it, i.e. time
   waiting behind earlier requests for the same processor) and ``execute_ms`` (time the processor
@@ -94,6 +96,8 @@ class ProcessorWorker:
         self._teardown = teardown
         self._closed = False
         self._lock = threading.Lock()
+        #: held while the processor executes anything, on its thread or inline in a caller's
+        self.exclusive = threading.Lock()
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix='hetero-infer-' + processor,
             initializer=setup)
@@ -161,6 +165,10 @@ class Executor:
         """Free the processor-side resources (runs on the worker thread)."""
 
     # -- public API -----------------------------------------------------------------------------
+    #: True when inference needs no thread-bound state (emulated): :meth:`run` then executes
+    #: in the caller's thread under the processor's lock, saving two thread hand-offs.
+    inline = False
+
     def submit(self, inputs: Mapping[str, np.ndarray]) -> concurrent.futures.Future:
         """Queue one request; the future resolves to an :class:`InferenceResult`.
 
@@ -170,11 +178,25 @@ class Executor:
         if self._closed:
             raise BackendError('%s on %s: executor is closed' % (self.model_path, self.processor))
         feed = self._check_inputs(inputs)
-        return self._worker.submit(self._timed, feed, time.perf_counter())
+        return self._worker.submit(self._exclusive_timed, feed, time.perf_counter())
 
     def run(self, inputs: Mapping[str, np.ndarray], *,
             timeout_s: Optional[float] = None) -> InferenceResult:
         """Run one request and wait for it (see :meth:`submit`)."""
+        if self.inline:
+            if self._closed:
+                raise BackendError('%s on %s: executor is closed'
+                                   % (self.model_path, self.processor))
+            feed = self._check_inputs(inputs)
+            submitted = time.perf_counter()
+            if not self._worker.exclusive.acquire(timeout=-1 if timeout_s is None
+                                                  else timeout_s):
+                raise BackendError('%s on %s: processor busy for %.3f s'
+                                   % (self.model_path, self.processor, timeout_s))
+            try:
+                return self._timed(feed, submitted)
+            finally:
+                self._worker.exclusive.release()
         fut = self.submit(inputs)
         try:
             return fut.result(timeout=timeout_s)
@@ -237,6 +259,11 @@ class Executor:
                 a = a.astype(t.dtype)
             feed[t.name] = a
         return feed
+
+    def _exclusive_timed(self, feed: Dict[str, np.ndarray],
+                         submitted_s: float) -> InferenceResult:
+        with self._worker.exclusive:
+            return self._timed(feed, submitted_s)
 
     def _timed(self, feed: Dict[str, np.ndarray], submitted_s: float) -> InferenceResult:
         start = time.perf_counter()

@@ -325,6 +325,8 @@ class ContentionState:
 class EmulatedExecutor(Executor):
     """A model on one emulated processor."""
 
+    inline = True  # sleeping on the shared state needs no thread-bound state
+
     def __init__(self, *, state: ContentionState, steps: List[Step], step_ms: float,
                  session: Any, zero_outputs: Dict[str, np.ndarray], **kwargs: Any) -> None:
         super().__init__(**kwargs)
