@@ -1,0 +1,476 @@
+"""The interference model: an MLP that predicts a layer's slowdown under co-running.
+
+Two levels:
+
+- :class:`InterferenceModel`: one scikit-learn-style regressor (``fit`` / ``predict``; standard
+  scaling then an MLP) from the features of :mod:`hetero_infer.core.features` to the slowdown
+  ``co-run latency / isolated latency``. It trains on ``log(slowdown)`` (so squared error is
+  relative error, which is what the accuracy metric measures) and predicts in plain numpy from its
+  fitted arrays, so a loaded model predicts exactly like a freshly fitted one and needs no
+  scikit-learn at serving time.
+- :class:`InterferencePredictor`: one :class:`InterferenceModel` per co-run configuration (the
+  talk's choice: each configuration has its own target processor and co-runner set, hence its own
+  contention curve, and a per-configuration model keeps each MLP small and its accuracy reported
+  per column), plus the platform's processor kinds to map a live mapping to its configuration.
+  It saves to and loads from a versioned JSON file (no pickle: nothing in the file is executed).
+
+Model-level prediction (what the planner uses) lives in :class:`ModelLatencyPredictor`.
+
+Accuracy (the talk's table): ``100 * (1 - MAPE)`` of the predicted co-run latency
+``predicted slowdown x measured isolated latency`` against the measured co-run latency, over
+held-out samples. Because the isolated latency multiplies both, this equals ``100 * (1 - MAPE)``
+of the slowdown itself.
+"""
+
+import hashlib
+import json
+import os
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+
+from hetero_infer.core.features import (Config, CorunnerLoad, corunner_features, corunner_order,
+                                        feature_names, mapping_key, target_features)
+from hetero_infer.core.model import Layer, ModelSpec
+from hetero_infer.errors import ConfigError, ModelError
+
+MODEL_FORMAT = 'hetero_infer.interference_model'
+MODEL_VERSION = 1
+#: Bumped whenever :mod:`features` changes meaning; files with another version are refused.
+FEATURE_VERSION = 1
+DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'data',
+                        'interference')
+
+try:  # scikit-learn is needed to fit, not to predict (a Jetson may lack it)
+    from sklearn.base import BaseEstimator, RegressorMixin
+except ImportError:  # pragma: no cover - exercised only without scikit-learn
+    BaseEstimator = object  # type: ignore
+
+    class RegressorMixin(object):  # type: ignore
+        pass
+
+
+def accuracy_pct(y_true: Sequence[float], y_pred: Sequence[float]) -> float:
+    """``100 * (1 - MAPE)`` (the talk's accuracy)."""
+    t = np.asarray(y_true, dtype=float)
+    p = np.asarray(y_pred, dtype=float)
+    return float(100.0 * (1.0 - np.mean(np.abs(p - t) / np.abs(t))))
+
+
+class InterferenceModel(BaseEstimator, RegressorMixin):
+    """Slowdown regressor: ``StandardScaler`` + ``MLPRegressor`` (ReLU), trained on log slowdown.
+
+    :param hidden_layer_sizes: hidden layer widths.
+    :param alpha: L2 penalty.
+    :param learning_rate_init: Adam step size.
+    :param max_iter: training epochs at most.
+    :param log_target: fit ``log(y)`` and predict ``exp``; y must be positive.
+    :param random_state: seed of the weight initialisation and batch order.
+    """
+
+    def __init__(self, hidden_layer_sizes: Tuple[int, ...] = (64, 64), alpha: float = 1e-2,
+                 learning_rate_init: float = 1e-3, max_iter: int = 1000, log_target: bool = True,
+                 random_state: Optional[int] = 0) -> None:
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.alpha = alpha
+        self.learning_rate_init = learning_rate_init
+        self.max_iter = max_iter
+        self.log_target = log_target
+        self.random_state = random_state
+
+    def fit(self, X: Any, y: Any) -> 'InterferenceModel':
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.neural_network import MLPRegressor
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+        from sklearn.utils.validation import check_X_y
+
+        X, y = check_X_y(X, y, dtype=np.float64, y_numeric=True)
+        if self.log_target:
+            if np.any(y <= 0):
+                raise ConfigError('InterferenceModel: slowdowns must be positive for '
+                                  'log_target, got min %r' % float(y.min()))
+            y = np.log(y)
+        pipe = make_pipeline(
+            StandardScaler(),
+            MLPRegressor(hidden_layer_sizes=tuple(self.hidden_layer_sizes), alpha=self.alpha,
+                         learning_rate_init=self.learning_rate_init, max_iter=self.max_iter,
+                         random_state=self.random_state, n_iter_no_change=30, tol=1e-7))
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', ConvergenceWarning)
+            pipe.fit(X, y)
+        scaler, mlp = pipe[0], pipe[-1]
+        self.pipeline_ = pipe
+        self.n_features_in_ = X.shape[1]
+        self.scaler_mean_ = np.asarray(scaler.mean_, dtype=float)
+        self.scaler_scale_ = np.asarray(scaler.scale_, dtype=float)
+        self.coefs_ = [np.asarray(w, dtype=float) for w in mlp.coefs_]
+        self.intercepts_ = [np.asarray(b, dtype=float) for b in mlp.intercepts_]
+        self.n_iter_ = int(mlp.n_iter_)
+        return self
+
+    def _check_fitted(self) -> None:
+        try:
+            from sklearn.utils.validation import check_is_fitted
+        except ImportError:  # pragma: no cover
+            if not hasattr(self, 'coefs_'):
+                raise ModelError('InterferenceModel is not fitted') from None
+            return
+        check_is_fitted(self, 'coefs_')
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predicted slowdowns, one per row of ``X``."""
+        self._check_fitted()
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+            raise ModelError('InterferenceModel expects %d features per row, got shape %s'
+                             % (self.n_features_in_, X.shape))
+        z = (X - self.scaler_mean_) / self.scaler_scale_
+        last = len(self.coefs_) - 1
+        for i, (w, b) in enumerate(zip(self.coefs_, self.intercepts_)):
+            z = z @ w + b
+            if i < last:
+                np.maximum(z, 0.0, out=z)
+        out = z.ravel()
+        return np.exp(out) if self.log_target else out
+
+    # -- arrays for the file format --------------------------------------------------------------
+    def to_arrays(self) -> Dict[str, Any]:
+        self._check_fitted()
+        return {'params': {'hidden_layer_sizes': list(self.hidden_layer_sizes),
+                           'alpha': self.alpha, 'learning_rate_init': self.learning_rate_init,
+                           'max_iter': self.max_iter, 'log_target': bool(self.log_target),
+                           'random_state': self.random_state},
+                'activation': 'relu', 'n_features_in': int(self.n_features_in_),
+                'scaler_mean': self.scaler_mean_.tolist(),
+                'scaler_scale': self.scaler_scale_.tolist(),
+                'coefs': [w.tolist() for w in self.coefs_],
+                'intercepts': [b.tolist() for b in self.intercepts_]}
+
+    @classmethod
+    def from_arrays(cls, d: Mapping[str, Any], *, where: str) -> 'InterferenceModel':
+        """Rebuild a fitted model; validates every shape. :raises ModelError: on any mismatch."""
+        try:
+            params = dict(d['params'])
+            model = cls(hidden_layer_sizes=tuple(int(h) for h in params['hidden_layer_sizes']),
+                        alpha=float(params['alpha']),
+                        learning_rate_init=float(params['learning_rate_init']),
+                        max_iter=int(params['max_iter']), log_target=bool(params['log_target']),
+                        random_state=params.get('random_state'))
+            if d.get('activation') != 'relu':
+                raise ModelError('%s: unsupported activation %r' % (where, d.get('activation')))
+            n = int(d['n_features_in'])
+            mean = np.asarray(d['scaler_mean'], dtype=float)
+            scale = np.asarray(d['scaler_scale'], dtype=float)
+            coefs = [np.asarray(w, dtype=float) for w in d['coefs']]
+            inter = [np.asarray(b, dtype=float) for b in d['intercepts']]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError('%s: malformed model entry: %s: %s'
+                             % (where, type(exc).__name__, exc)) from None
+        if mean.shape != (n,) or scale.shape != (n,) or np.any(scale == 0):
+            raise ModelError('%s: scaler arrays do not match %d features' % (where, n))
+        if len(coefs) != len(inter) or len(coefs) != len(model.hidden_layer_sizes) + 1:
+            raise ModelError('%s: %d weight matrices for hidden layers %s'
+                             % (where, len(coefs), model.hidden_layer_sizes))
+        width = n
+        for i, (w, b) in enumerate(zip(coefs, inter)):
+            out = 1 if i == len(coefs) - 1 else model.hidden_layer_sizes[i]
+            if w.shape != (width, out) or b.shape != (out,):
+                raise ModelError('%s: layer %d has weights %s / bias %s, expected (%d, %d)'
+                                 % (where, i, w.shape, b.shape, width, out))
+            width = out
+        for a in [mean, scale] + coefs + inter:
+            if not np.all(np.isfinite(a)):
+                raise ModelError('%s: non-finite values in the model arrays' % where)
+        model.n_features_in_ = n
+        model.scaler_mean_, model.scaler_scale_ = mean, scale
+        model.coefs_, model.intercepts_ = coefs, inter
+        model.n_iter_ = 0
+        return model
+
+
+class InterferencePredictor:
+    """Per-configuration interference models for one platform.
+
+    :param models: configuration name -> fitted :class:`InterferenceModel`.
+    :param processor_kinds: ``{processor id: kind}`` of the platform the data came from.
+    :param platform_name: e.g. ``'xavier'``.
+    :param meta: provenance and accuracy, stored in the file as is (JSON-able).
+    """
+
+    def __init__(self, models: Mapping[str, InterferenceModel],
+                 processor_kinds: Mapping[str, str], *, platform_name: str,
+                 meta: Optional[Mapping[str, Any]] = None) -> None:
+        if not models:
+            raise ConfigError('InterferencePredictor needs at least one configuration model')
+        self.models = dict(models)
+        self.processor_kinds = dict(processor_kinds)
+        self.platform_name = platform_name
+        self.meta = dict(meta or {})
+        self._by_key: Dict[Tuple[str, Tuple[str, ...]], str] = {}
+        self._n_cor: Dict[str, int] = {}
+        for name in self.models:
+            cfg = Config.parse(name)
+            key = cfg.key(self.processor_kinds)
+            if key in self._by_key:
+                raise ConfigError('configurations %r and %r map to the same processor kinds %s'
+                                  % (self._by_key[key], name, key))
+            self._by_key[key] = name
+            self._n_cor[name] = len(cfg.corunners)
+            expect = len(feature_names(len(cfg.corunners)))
+            if self.models[name].n_features_in_ != expect:
+                raise ModelError('model of %r takes %d features, the feature set has %d'
+                                 % (name, self.models[name].n_features_in_, expect))
+
+    @property
+    def configs(self) -> List[str]:
+        return list(self.models)
+
+    def config_for(self, target_proc: str, corunner_procs: Sequence[str]) -> Optional[str]:
+        """The configuration modelling ``target_proc`` with these co-runners; ``None`` when
+        there are no co-runners (slowdown 1).
+
+        :raises ModelError: no model covers this mapping (the message lists the ones there are).
+        """
+        if not corunner_procs:
+            return None
+        key = mapping_key(target_proc, corunner_procs, self.processor_kinds)
+        name = self._by_key.get(key)
+        if name is None:
+            raise ModelError('no interference model for %s with co-runners %s (kinds %s); this '
+                             'model covers %s' % (target_proc, list(corunner_procs), key,
+                                                  ', '.join(self.models)))
+        return name
+
+    def predict_slowdown(self, config: str, X: Any) -> np.ndarray:
+        """Vectorised slowdowns for a feature matrix of configuration ``config``."""
+        try:
+            model = self.models[config]
+        except KeyError:
+            raise ModelError('no interference model for configuration %r (have %s)'
+                             % (config, ', '.join(self.models))) from None
+        return model.predict(X)
+
+    def predict_layers(self, target_proc: str, layers: Sequence[Layer],
+                       iso_ms: Sequence[float], corunners: Mapping[str, CorunnerLoad]
+                       ) -> np.ndarray:
+        """Slowdown of each of ``layers`` on ``target_proc`` (with their isolated times) while
+        each co-runner processor runs work summarised by a :class:`CorunnerLoad`."""
+        cfg = self.config_for(target_proc, list(corunners))
+        if cfg is None:
+            return np.ones(len(layers))
+        order = corunner_order(list(corunners), self.processor_kinds)
+        cvec = corunner_features([corunners[p] for p in order])
+        t = target_features(layers, iso_ms)
+        X = np.hstack([t, np.broadcast_to(cvec, (t.shape[0], cvec.shape[0]))])
+        return self.predict_slowdown(cfg, X)
+
+    # -- file format -----------------------------------------------------------------------------
+    def to_dict(self) -> Dict[str, Any]:
+        body = {'format': MODEL_FORMAT, 'version': MODEL_VERSION,
+                'feature_version': FEATURE_VERSION, 'platform': self.platform_name,
+                'processor_kinds': self.processor_kinds,
+                'models': {name: dict(m.to_arrays(),
+                                      feature_names=list(feature_names(self._n_cor[name])))
+                           for name, m in self.models.items()},
+                'meta': self.meta}
+        body['sha256'] = _digest(body)
+        return body
+
+    def save(self, path: str) -> None:
+        """Write the versioned JSON file (weights as numbers; nothing executable)."""
+        d = os.path.dirname(os.path.abspath(path))
+        os.makedirs(d, exist_ok=True)
+        tmp = path + '.tmp'
+        with open(tmp, 'w') as f:
+            json.dump(self.to_dict(), f, separators=(',', ':'), sort_keys=True)
+            f.write('\n')
+        os.replace(tmp, path)
+
+    @classmethod
+    def from_dict(cls, d: Any, *, where: str = '<dict>') -> 'InterferencePredictor':
+        if not isinstance(d, dict):
+            raise ModelError('%s: not an interference model (top level is %s)'
+                             % (where, type(d).__name__))
+        if d.get('format') != MODEL_FORMAT:
+            raise ModelError('%s: not an interference model file (format %r, expected %r)'
+                             % (where, d.get('format'), MODEL_FORMAT))
+        if d.get('version') != MODEL_VERSION:
+            raise ModelError('%s: interference model version %r is not supported (this build '
+                             'reads version %d); retrain with "hetero-infer train"'
+                             % (where, d.get('version'), MODEL_VERSION))
+        if d.get('feature_version') != FEATURE_VERSION:
+            raise ModelError('%s: feature version %r differs from this build\'s %d; retrain '
+                             'with "hetero-infer train"' % (where, d.get('feature_version'),
+                                                            FEATURE_VERSION))
+        stored = d.get('sha256')
+        body = {k: v for k, v in d.items() if k != 'sha256'}
+        if stored != _digest(body):
+            raise ModelError('%s: checksum mismatch: the file is corrupt or was edited' % where)
+        models = d.get('models')
+        kinds = d.get('processor_kinds')
+        if not isinstance(models, dict) or not models or not isinstance(kinds, dict):
+            raise ModelError('%s: "models" and "processor_kinds" must be non-empty objects'
+                             % where)
+        built = {}
+        for name, entry in models.items():
+            if not isinstance(entry, dict):
+                raise ModelError('%s: model %r is not an object' % (where, name))
+            try:
+                n_cor = len(Config.parse(name).corunners)
+            except ConfigError as exc:
+                raise ModelError('%s: %s' % (where, exc)) from None
+            if list(entry.get('feature_names', [])) != list(feature_names(n_cor)):
+                raise ModelError('%s: model %r was trained on other features; retrain'
+                                 % (where, name))
+            built[name] = InterferenceModel.from_arrays(entry, where='%s[%s]' % (where, name))
+        try:
+            return cls(built, kinds, platform_name=str(d.get('platform', '')),
+                       meta=d.get('meta') or {})
+        except ConfigError as exc:
+            raise ModelError('%s: %s' % (where, exc)) from None
+
+    @classmethod
+    def load(cls, path_or_platform: str = 'xavier') -> 'InterferencePredictor':
+        """Load a model file, or the committed default of a platform by name (``'xavier'``).
+
+        :raises ModelError: missing, truncated, corrupt or incompatible file.
+        """
+        path = path_or_platform
+        if not os.path.exists(path) and os.sep not in path and not path.endswith('.json'):
+            path = os.path.join(DATA_DIR, path_or_platform + '.json')
+            if not os.path.exists(path):
+                have = sorted(f[:-5] for f in os.listdir(DATA_DIR) if f.endswith('.json')) \
+                    if os.path.isdir(DATA_DIR) else []
+                raise ModelError('no interference model for platform %r (committed: %s; train '
+                                 'one with "hetero-infer train")'
+                                 % (path_or_platform, ', '.join(have) or 'none'))
+        try:
+            with open(path) as f:
+                d = json.load(f)
+        except FileNotFoundError:
+            raise ModelError('interference model file not found: %s' % path) from None
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise ModelError('cannot read interference model %s (truncated or not JSON): %s'
+                             % (path, exc)) from None
+        return cls.from_dict(d, where=path)
+
+
+def _digest(body: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(',', ':'))
+                          .encode('utf-8')).hexdigest()
+
+
+class ModelLatencyPredictor:
+    """Model-level co-run latency from layer-level slowdowns (what the planner calls).
+
+    Method: the target model's layer segments on ``proc`` (``platform.segments``: on a DLA the
+    layers it cannot run execute on the GPU) each take ``isolated ms x predicted slowdown``, the
+    slowdown predicted with the co-runners summarised by their *whole-model* load (bytes over
+    isolated latency of one inference, the peak single-layer demand and the kind time shares).
+    Transitions between DLA and GPU are added unscaled. Time-sharing of the GPU is added on top:
+    a DLA model's fallback layers wait, on average, for the GPU co-runner's running layer to
+    finish (``E[T^2] / 2E[T]`` of its layer times), and a GPU model absorbs the fallback work
+    that DLA co-runners send to the GPU during its run. Isolated layer times come from
+    ``platform.layer_time_ms`` (on hardware: one isolated profile of the model).
+
+    Results are cached per (model, proc, co-runner models).
+    """
+
+    def __init__(self, interference: InterferencePredictor, platform: Any) -> None:
+        self.interference = interference
+        self.platform = platform
+        self._cache: Dict[tuple, float] = {}
+        self._keep: Dict[int, ModelSpec] = {}
+        self._prof: Dict[tuple, Dict[str, Any]] = {}
+
+    def _model_key(self, model: ModelSpec) -> tuple:
+        self._keep[id(model)] = model  # keep ids unique while cached
+        return (model.name, id(model))
+
+    def _profile(self, model: ModelSpec, proc: str) -> Dict[str, Any]:
+        """Per-segment isolated times and the load summary of ``model`` on ``proc``."""
+        key = self._model_key(model) + (proc,)
+        hit = self._prof.get(key)
+        if hit is not None:
+            return hit
+        plat = self.platform
+        segs = plat.segments(model, proc)
+        layers = [lay for _, lay in segs]
+        execs = [p for p, _ in segs]
+        iso = np.array([plat.layer_time_ms(lay, p) for p, lay in segs], dtype=float)
+        total = float(plat.isolated_latency_ms(model, proc))
+        native = np.array([p == proc for p in execs])
+        fb = iso[~native]
+        load = CorunnerLoad.from_layers(layers, list(iso))
+        # The loop also spends transition time pulling no DRAM bandwidth.
+        scale = float(iso.sum()) / total if total > 0 else 1.0
+        load = CorunnerLoad(demand_gbps=load.demand_gbps * scale,
+                            peak_demand_gbps=load.peak_demand_gbps, kind_share=load.kind_share)
+        gpu_layers = iso[np.array([plat.processors[p].kind == 'gpu' for p in execs])]
+        prof = {'layers': layers, 'execs': execs, 'iso': iso, 'native': native,
+                'total_ms': total, 'transition_ms': total - float(iso.sum()), 'load': load,
+                'fallback_ms': float(fb.sum()), 'fallback_count': int(len(fb)),
+                'gpu_residual_ms': (float((gpu_layers ** 2).sum() / (2 * gpu_layers.sum()))
+                                    if len(gpu_layers) and gpu_layers.sum() > 0 else 0.0)}
+        self._prof[key] = prof
+        return prof
+
+    def predict_model_latency_ms(self, model: ModelSpec, proc: str,
+                                 corunners: Mapping[str, ModelSpec]) -> float:
+        """Predicted mean latency (ms) of ``model`` on ``proc`` while every processor in
+        ``corunners`` runs its model back to back. With no co-runners: the isolated latency.
+
+        :raises ModelError: no configuration model covers the mapping.
+        """
+        cors = {p: m for p, m in corunners.items() if m is not None and p != proc}
+        key = (self._model_key(model), proc,
+               tuple(sorted((p, self._model_key(m)) for p, m in cors.items())))
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        prof = self._profile(model, proc)
+        if not cors:
+            self._cache[key] = prof['total_ms']
+            return prof['total_ms']
+        plat = self.platform
+        loads = {p: self._profile(m, p)['load'] for p, m in cors.items()}
+        layers, iso, native = prof['layers'], prof['iso'], prof['native']
+        total = prof['transition_ms']
+        idx = np.flatnonzero(native)
+        if len(idx):
+            sd = self.interference.predict_layers(proc, [layers[i] for i in idx], iso[idx],
+                                                  loads)
+            total += float((iso[idx] * sd).sum())
+        fidx = np.flatnonzero(~native)
+        if len(fidx):
+            gpu = plat.gpu_id
+            others = {p: ld for p, ld in loads.items() if p != gpu}
+            others_for_gpu = dict(others)
+            sd = self.interference.predict_layers(gpu, [layers[i] for i in fidx], iso[fidx],
+                                                  others_for_gpu) if others_for_gpu \
+                else np.ones(len(fidx))
+            total += float((iso[fidx] * sd).sum())
+            if gpu in cors:
+                total += len(fidx) * self._profile(cors[gpu], gpu)['gpu_residual_ms']
+        if plat.processors[proc].kind == 'gpu':
+            # DLA co-runners' fallback layers share this GPU while the model runs.
+            for p, m in cors.items():
+                cp = self._profile(m, p)
+                if cp['fallback_ms'] > 0 and cp['total_ms'] > 0:
+                    total += total * cp['fallback_ms'] / cp['total_ms']
+        total = float(max(total, prof['total_ms'] * 0.5))
+        self._cache[key] = total
+        return total
+
+    def clear_cache(self) -> None:
+        self._cache.clear()
+        self._prof.clear()
+        self._keep.clear()
+
+
+def load_default(platform_name: str = 'xavier') -> InterferencePredictor:
+    """The committed interference model of a platform (``hetero_infer/data/interference``)."""
+    return InterferencePredictor.load(platform_name)
