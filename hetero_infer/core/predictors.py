@@ -54,19 +54,16 @@ class InterferencePredictor(Predictor):
     """The learned interference model: isolated latency times its predicted slowdown.
 
     :param platform: the platform the model was trained for.
-    :param model: an object with ``predict_model_latency_ms(model_spec, proc, corunners)``; by
-        default the committed model for ``platform.name`` is loaded from
-        ``hetero_infer.core.interference``.
-    :raises ConfigError: no trained interference model is available for the platform.
+    :param model: see :func:`load_interference_model` (default: the committed model of
+        ``platform.name``).
+    :raises ModelError: no trained interference model is available for the platform.
     """
 
     name = 'interference'
 
     def __init__(self, platform, model=None) -> None:
         self.platform = platform
-        if model is None:
-            model = load_interference_model(platform)
-        self.model = model
+        self.model = load_interference_model(platform, model)
 
     def latency_ms(self, model, proc, corunners):
         if not corunners:
@@ -74,48 +71,21 @@ class InterferencePredictor(Predictor):
         return float(self.model.predict_model_latency_ms(model, proc, dict(corunners)))
 
 
-def load_interference_model(platform):
-    """The committed interference model for ``platform`` (issue 3's module), adapted.
+def load_interference_model(platform, model=None):
+    """The model-level interference predictor for ``platform`` (issue 3's module).
 
-    :raises ConfigError: the module or the trained model is missing.
+    :param model: ``None`` (the committed model of ``platform.name``), a path to a trained model
+        file, an ``interference.InterferencePredictor``, or anything with
+        ``predict_model_latency_ms(model, proc, corunners)``.
+    :raises ModelError: no trained model for the platform (train one with ``hetero-infer train``).
     """
-    try:
-        from hetero_infer.core import interference
-    except ImportError as exc:
-        raise ConfigError('no interference model module (hetero_infer.core.interference): %s'
-                          % exc) from None
-    loader = None
-    for name in ('load_model_level_predictor', 'load_interference_model', 'load_default',
-                 'load'):
-        loader = getattr(interference, name, None)
-        if callable(loader):
-            break
-    if loader is None:
-        raise ConfigError('hetero_infer.core.interference offers no loader (looked for '
-                          'load_interference_model, load_default, load)')
-    try:
-        model = loader(platform)
-    except TypeError:
-        model = loader(platform.name)
-    if hasattr(model, 'predict_model_latency_ms'):
+    from hetero_infer.core import interference
+
+    if model is not None and hasattr(model, 'predict_model_latency_ms'):
         return model
-    fn = getattr(interference, 'predict_model_latency_ms', None)
-    if callable(fn):
-        return _FunctionAdapter(fn, model, platform)
-    raise ConfigError('interference model %r has no predict_model_latency_ms' % (model,))
-
-
-class _FunctionAdapter:
-    def __init__(self, fn, model, platform) -> None:
-        self.fn = fn
-        self.model = model
-        self.platform = platform
-
-    def predict_model_latency_ms(self, spec, proc, corunners):
-        try:
-            return self.fn(self.model, spec, proc, corunners, platform=self.platform)
-        except TypeError:
-            return self.fn(self.model, spec, proc, corunners)
+    if model is None or isinstance(model, str):
+        model = interference.InterferencePredictor.load(model or platform.name)
+    return interference.ModelLatencyPredictor(model, platform)
 
 
 class TwinPredictor(Predictor):

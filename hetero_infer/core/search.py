@@ -73,6 +73,8 @@ class SearchResult:
     top_fraction: float
     confidence: float
     history: List[Tuple[str, float]] = field(default_factory=list)
+    #: the best policy first, then the best distinct sampled ones (for re-ranking elsewhere)
+    candidates: List[Policy] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {
@@ -299,11 +301,12 @@ def build_problem(platform, apps: Sequence, predictor: Predictor, goal,
 def search(problem: PlanProblem, *, n_samples: Optional[int] = None,
            top_fraction: float = 0.01, confidence: float = 0.99, seed: int = 0,
            refine: bool = True, max_refine_evals: int = 120, workers: Optional[int] = None,
-           predictor_name: str = '', progress=None) -> SearchResult:
+           predictor_name: str = '', keep_top: int = 4, progress=None) -> SearchResult:
     """Sample, score and refine policies for ``problem``; return the best.
 
     :param n_samples: number of random policies; default from ``top_fraction``/``confidence``.
     :param workers: processes to use (default: the cores available; 1 = serial).
+    :param keep_top: how many of the best policies to return in ``candidates``.
     :param progress: optional callable ``progress(done, total)`` after each batch.
     """
     t0 = time.perf_counter()
@@ -324,7 +327,8 @@ def search(problem: PlanProblem, *, n_samples: Optional[int] = None,
         evaluated = len(results)
         if progress is not None:
             progress(evaluated, n)
-        best_i = max(range(n), key=lambda i: (results[i][0], -i))
+        order = sorted(range(n), key=lambda i: (-results[i][0], i))
+        best_i = order[0]
         best_alloc = allocs[best_i]
         best_value, best_metrics, _ = results[best_i]
         history.append(('sample', best_value))
@@ -350,11 +354,19 @@ def search(problem: PlanProblem, *, n_samples: Optional[int] = None,
                 progress(evaluated, n)
     finally:
         runner.close()
+    candidates = [best_alloc]
+    for i in order:
+        if len(candidates) >= keep_top:
+            break
+        if results[i][2] or any(np.array_equal(allocs[i], c) for c in candidates):
+            continue
+        candidates.append(allocs[i])
     return SearchResult(
         policy=Policy(names, procs, best_alloc, mask=problem.mask), score=float(best_value),
         metrics=best_metrics, goal=goal_name, predictor=predictor_name,
         search_time_s=time.perf_counter() - t0, n_samples=n, n_evaluated=evaluated,
-        top_fraction=top_fraction, confidence=confidence, history=history)
+        top_fraction=top_fraction, confidence=confidence, history=history,
+        candidates=[Policy(names, procs, c, mask=problem.mask) for c in candidates])
 
 
 def plan(platform, apps: Sequence, goal, predictor: Predictor, *,

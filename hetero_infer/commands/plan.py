@@ -1,0 +1,78 @@
+"""``hetero-infer plan``: search the best allocation policy for one scenario and goal.
+
+Prints the policy, its predicted metrics and the search time, and saves it as JSON
+(``--out``, default ``plans/<scenario>_<goal>.json``).
+"""
+
+import json
+import os
+
+
+def add_arguments(parser):
+    parser.add_argument('--platform', default='xavier', help='platform name or YAML path')
+    parser.add_argument('--scenarios', default=None, metavar='FILE',
+                        help='scenario YAML (default: config/scenarios.yaml)')
+    parser.add_argument('--scenario', required=True, help='scenario name in that file')
+    parser.add_argument('--goal', default='goodput',
+                        help='goodput, slo99_throughput, throughput, fairness, a weighted sum '
+                             '("0.7*goodput+0.3*fairness") or module:function')
+    parser.add_argument('--scheduler', default='interference_aware',
+                        help='interference_aware (default), no_interference or oracle')
+    parser.add_argument('--top-fraction', type=float, default=0.01,
+                        help='sampling guarantee: best within this top fraction (default 0.01)')
+    parser.add_argument('--confidence', type=float, default=0.99,
+                        help='... with this confidence (default 0.99: 459 samples)')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--workers', type=int, default=None,
+                        help='processes for the search (default: available cores)')
+    parser.add_argument('--interference-model', default=None, metavar='FILE',
+                        help='trained interference model (default: the committed one)')
+    parser.add_argument('--out', default=None, metavar='FILE.json', help='where to save')
+
+
+def run(args) -> int:
+    from hetero_infer.core.platform import Platform
+    from hetero_infer.core.scenarios import find_scenario, load_scenarios
+    from hetero_infer.core.schedulers import PlanContext, get_scheduler
+    from hetero_infer.core.search import default_workers
+    from hetero_infer.errors import ConfigError
+
+    if args.scheduler not in ('interference_aware', 'no_interference', 'oracle'):
+        raise ConfigError('--scheduler %r does not search (use interference_aware, '
+                          'no_interference or oracle)' % args.scheduler)
+    platform = Platform.load(args.platform)
+    scenario = find_scenario(load_scenarios(args.scenarios), args.scenario)
+    apps = scenario.build(platform)
+    ctx = PlanContext(platform=platform, apps=apps, goal=args.goal, seed=args.seed,
+                      top_fraction=args.top_fraction, confidence=args.confidence,
+                      workers=args.workers or default_workers(),
+                      interference_model=args.interference_model)
+    plan = get_scheduler(args.scheduler).plan(ctx)
+    res = plan.search
+    print('scenario %s on %s, goal %s, scheduler %s' % (scenario.name, platform.name,
+                                                       res.goal, args.scheduler))
+    for a in apps:
+        print('  %-20s %-18s %7.1f req/s  SLO %6.1f ms' % (a.name, a.model.name, a.rate_hz,
+                                                          a.slo_ms))
+    print('policy (share of each application\'s requests per processor):')
+    procs = plan.policy.processor_ids
+    print('  %-20s ' % '' + ' '.join('%6s' % p for p in procs))
+    for name, row in zip(plan.policy.app_names, plan.policy.allocation):
+        print('  %-20s ' % name + ' '.join('%6.2f' % v for v in row))
+    print('predicted: ' + ', '.join('%s %.4g' % (k, v) for k, v in sorted(res.metrics.items())))
+    print('search: %d samples (top %.3g%% with %.3g%% confidence), %d simulations, %.2f s'
+          % (res.n_samples, 100 * res.top_fraction, 100 * res.confidence, res.n_evaluated,
+             plan.plan_time_s))
+    out = args.out or os.path.join('plans', '%s_%s.json' % (scenario.name,
+                                                           res.goal.replace(' ', '')))
+    if os.path.dirname(out):
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+    doc = plan.to_dict()
+    doc.update({'platform': platform.name, 'scenario': scenario.name,
+                'applications': [{'name': a.name, 'model': a.model.name, 'rate_hz': a.rate_hz,
+                                  'slo_ms': a.slo_ms} for a in apps]})
+    with open(out, 'w') as f:
+        json.dump(doc, f, indent=1)
+        f.write('\n')
+    print('saved %s' % out)
+    return 0

@@ -1,0 +1,334 @@
+"""The 40-scenario evaluation: every scheduler on every scenario, measured on the digital twin.
+
+For each scenario and scheduler:
+
+1. the scheduler plans for the goal ``goodput`` (search-based ones with their own predictor);
+   the plan is served on the layer-level twin for ``duration_s`` seconds (``warmup_s`` excluded)
+   and goodput, throughput and fairness are measured (:func:`hetero_infer.core.metrics.
+   compute_metrics`);
+2. search-based schedulers plan again for the goal ``slo99_throughput`` (rule-based ones reuse
+   their single plan) and the twin measures throughput at SLO99 by bisection on the load
+   (:func:`hetero_infer.core.metrics.slo99_throughput`, ``slo99_iterations`` steps below
+   ``slo99_hi_scale``; each probe serves about ``slo99_requests`` requests).
+
+The twin runs use arrival and noise seeds that no planner sees. Scenarios run in parallel
+processes (``workers``); each search inside runs serially.
+"""
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence
+
+from hetero_infer.core.metrics import compute_metrics, slo99_throughput
+from hetero_infer.core.schedulers import EVALUATED, PlanContext, get_scheduler
+from hetero_infer.core.search import SimSettings
+
+METRICS = ('goodput', 'slo99_throughput', 'throughput', 'fairness')
+PROPOSED = 'interference_aware'
+#: Schedulers whose plan depends on the goal (they search); the others plan once.
+GOAL_DEPENDENT = ('interference_aware', 'no_interference', 'oracle')
+
+
+@dataclass
+class EvalSettings:
+    """Budget knobs of the evaluation (defaults: whole run within 15 minutes on 2 cores)."""
+
+    duration_s: float = 4.0
+    warmup_s: float = 0.5
+    seed: int = 1
+    slo99: bool = True
+    slo99_plan: bool = True
+    slo99_hi_scale: float = 1.2
+    slo99_iterations: int = 5
+    slo99_requests: int = 1000
+    sim: SimSettings = field(default_factory=SimSettings)
+    top_fraction: float = 0.01
+    confidence: float = 0.99
+    oracle_top_fraction: float = 0.005
+    oracle_rerank: int = 4
+    max_refine_evals: int = 120
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def measure_on_twin(twin, apps: Sequence, make_dispatcher: Callable[[], object], *,
+                    duration_s: float, seed: int, warmup_s: Optional[float] = None,
+                    slo99: bool = False, slo99_hi_scale: float = 1.2,
+                    slo99_iterations: int = 5, slo99_requests: int = 1000) -> Dict[str, float]:
+    """Serve ``apps`` on the twin with fresh dispatchers; return the four metrics (and more).
+
+    ``slo99_throughput`` is present only when ``slo99`` is set.
+    """
+    warmup_s = 0.125 * duration_s if warmup_s is None else warmup_s
+    records = twin.serve(apps, make_dispatcher(), duration_s=duration_s, seed=seed)
+    m = compute_metrics(records, apps, warmup_s=warmup_s, duration_s=duration_s)
+    out = {'goodput': m.goodput, 'throughput': m.throughput, 'fairness': m.fairness,
+           'slo_attainment': m.slo_attainment_min}
+    if slo99:
+        out['slo99_throughput'] = twin_slo99_throughput(
+            twin, apps, make_dispatcher, seed=seed, hi_scale=slo99_hi_scale,
+            iterations=slo99_iterations, requests=slo99_requests)
+    return out
+
+
+def twin_slo99_throughput(twin, apps: Sequence, make_dispatcher, *, seed: int,
+                          hi_scale: float = 1.2, iterations: int = 5,
+                          requests: int = 1000) -> float:
+    """Throughput at SLO99 on the twin; each probe serves about ``requests`` requests."""
+    base = sum(a.rate_hz for a in apps)
+    if base <= 0:
+        return 0.0
+
+    def run_at_scale(scale: float):
+        scaled = [a.scaled(scale) for a in apps]
+        dur = max(requests / (base * scale), 0.2)
+        recs = twin.serve(scaled, make_dispatcher(), duration_s=dur, seed=seed)
+        return compute_metrics(recs, scaled, warmup_s=0.1 * dur, duration_s=dur)
+
+    return slo99_throughput(run_at_scale, hi_scale=hi_scale, iterations=iterations)
+
+
+def evaluate_scenario(scenario, platform, *, schedulers: Sequence[str] = EVALUATED,
+                      settings: Optional[EvalSettings] = None, interference_model=None,
+                      workers: int = 1) -> dict:
+    """Plan and measure every scheduler on one scenario; returns a JSON-ready dict."""
+    from hetero_infer.core.twin import Twin
+
+    settings = settings or EvalSettings()
+    apps = scenario.build(platform)
+    twin = Twin(platform, seed=settings.seed + 1000)
+    results: Dict[str, Dict[str, float]] = {}
+    details: Dict[str, dict] = {}
+    for name in schedulers:
+        sched = get_scheduler(name)
+        ctx = PlanContext(platform=platform, apps=apps, goal='goodput', seed=settings.seed,
+                          settings=settings.sim, top_fraction=settings.top_fraction,
+                          confidence=settings.confidence, workers=workers,
+                          max_refine_evals=settings.max_refine_evals,
+                          oracle_top_fraction=settings.oracle_top_fraction,
+                          oracle_rerank=settings.oracle_rerank,
+                          interference_model=interference_model)
+        t0 = time.perf_counter()
+        plan = sched.plan(ctx)
+        m = measure_on_twin(twin, apps, plan.make_dispatcher, duration_s=settings.duration_s,
+                            warmup_s=settings.warmup_s, seed=settings.seed)
+        info = {'goodput_plan': plan.to_dict()}
+        if settings.slo99:
+            slo_plan = plan
+            if settings.slo99_plan and name in GOAL_DEPENDENT:
+                ctx.goal = 'slo99_throughput'
+                slo_plan = sched.plan(ctx)
+                info['slo99_plan'] = slo_plan.to_dict()
+            m['slo99_throughput'] = twin_slo99_throughput(
+                twin, apps, slo_plan.make_dispatcher, seed=settings.seed,
+                hi_scale=settings.slo99_hi_scale, iterations=settings.slo99_iterations,
+                requests=settings.slo99_requests)
+        info['time_s'] = round(time.perf_counter() - t0, 3)
+        info['measured'] = dict(m)
+        results[name] = {k: float(m[k]) for k in METRICS if k in m}
+        details[name] = info
+    return {'name': scenario.name,
+            'applications': [{'name': a.name, 'model': a.model.name,
+                              'rate_hz': round(a.rate_hz, 3), 'slo_ms': round(a.slo_ms, 3)}
+                             for a in apps],
+            'results': results, 'details': details}
+
+
+def _scenario_worker(args):
+    scenario, platform_name, schedulers, settings = args
+    from hetero_infer.core.platform import Platform
+    platform = Platform.load(platform_name)
+    return evaluate_scenario(scenario, platform, schedulers=schedulers, settings=settings)
+
+
+def average_improvements(scenarios: List[dict], proposed: str = PROPOSED) -> Dict[str, dict]:
+    """Mean over scenarios of ``100 * (proposed / baseline - 1)`` per metric and baseline.
+
+    Scenarios where the baseline's value is 0 are skipped (the ratio is undefined).
+    """
+    out: Dict[str, Dict[str, float]] = {}
+    for metric in METRICS:
+        per: Dict[str, float] = {}
+        baselines = []
+        for s in scenarios:
+            for b in s['results']:
+                if b != proposed and b not in baselines:
+                    baselines.append(b)
+        for b in baselines:
+            vals = []
+            for s in scenarios:
+                r = s['results']
+                if proposed not in r or b not in r or metric not in r[b]:
+                    continue
+                base = r[b][metric]
+                if base > 0 and math.isfinite(base):
+                    vals.append(100.0 * (r[proposed][metric] / base - 1.0))
+            if vals:
+                per[b] = round(sum(vals) / len(vals), 3)
+        if per:
+            out[metric] = per
+    return out
+
+
+def run_evaluation(scenarios: Sequence, platform_name: str, *,
+                   schedulers: Sequence[str] = EVALUATED,
+                   settings: Optional[EvalSettings] = None, workers: int = 2,
+                   progress=None) -> dict:
+    """Evaluate ``scenarios`` over ``workers`` processes; returns summary + details."""
+    settings = settings or EvalSettings()
+    jobs = [(s, platform_name, list(schedulers), settings) for s in scenarios]
+    t0 = time.perf_counter()
+    by_name: Dict[str, dict] = {}
+    pool = None
+    if workers > 1 and len(jobs) > 1:
+        try:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+            ctx = multiprocessing.get_context('fork') \
+                if 'fork' in multiprocessing.get_all_start_methods() else None
+            pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+        except (OSError, ValueError, ImportError, NotImplementedError):
+            pool = None
+    if pool is not None:
+        with pool:
+            futures = [pool.submit(_scenario_worker, j) for j in jobs]
+            for fut in as_completed(futures):
+                res = fut.result()
+                by_name[res['name']] = res
+                if progress is not None:
+                    progress(res)
+    else:
+        for j in jobs:
+            res = _scenario_worker(j)
+            by_name[res['name']] = res
+            if progress is not None:
+                progress(res)
+    ordered = [by_name[s.name] for s in scenarios]
+    summary = {
+        'scenarios': [{'name': r['name'], 'results': r['results']} for r in ordered],
+        'average_improvement_pct': average_improvements(ordered),
+    }
+    details = {'platform': platform_name, 'settings': settings.to_dict(),
+               'wall_time_s': round(time.perf_counter() - t0, 1), 'workers': workers,
+               'scenarios': ordered}
+    return {'summary': summary, 'details': details}
+
+
+def write_markdown(summary: dict, details: dict, path: str) -> None:
+    """A markdown table of every scenario and the average improvements."""
+    scheds = []
+    for s in summary['scenarios']:
+        for k in s['results']:
+            if k not in scheds:
+                scheds.append(k)
+    lines = ['# Evaluation on the %s twin' % details.get('platform', '?'), '',
+             'Wall time %.0f s on %d worker processes. Metrics: goodput / throughput in req/s, '
+             'slo99_throughput in req/s, fairness (Jain).' % (details.get('wall_time_s', 0),
+                                                             details.get('workers', 1)), '']
+    lines.append('## Average improvement of %s (%%)' % PROPOSED)
+    lines.append('')
+    imp = summary['average_improvement_pct']
+    lines.append('| metric | ' + ' | '.join(b for b in scheds if b != PROPOSED) + ' |')
+    lines.append('|---' * (len(scheds)) + '|')
+    for metric in METRICS:
+        row = imp.get(metric, {})
+        lines.append('| %s | ' % metric + ' | '.join(
+            ('%+.1f' % row[b]) if b in row else 'n/a' for b in scheds if b != PROPOSED) + ' |')
+    for metric in METRICS:
+        lines += ['', '## %s' % metric, '',
+                  '| scenario | ' + ' | '.join(scheds) + ' |', '|---' * (len(scheds) + 1) + '|']
+        for s in summary['scenarios']:
+            r = s['results']
+            lines.append('| %s | ' % s['name'] + ' | '.join(
+                ('%.3f' % r[k][metric] if metric == 'fairness' else '%.1f' % r[k][metric])
+                if k in r and metric in r[k] else 'n/a' for k in scheds) + ' |')
+    with open(path, 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+
+
+def write_plots(summary: dict, out_dir: str) -> List[str]:
+    """PNG plots like the talk's: per-scenario goodput and SLO99 bars, average improvements."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    paths = []
+    names = [s['name'] for s in summary['scenarios']]
+    scheds = []
+    for s in summary['scenarios']:
+        for k in s['results']:
+            if k not in scheds:
+                scheds.append(k)
+    for metric in ('goodput', 'slo99_throughput'):
+        if not any(metric in r for s in summary['scenarios'] for r in s['results'].values()):
+            continue
+        fig, ax = plt.subplots(figsize=(max(12, 0.45 * len(names) * 1.0 + 4), 4.5))
+        width = 0.8 / max(1, len(scheds))
+        x = np.arange(len(names))
+        for k, sched in enumerate(scheds):
+            vals = []
+            for s in summary['scenarios']:
+                r = s['results']
+                base = r.get('base', {}).get(metric, 0.0)
+                v = r.get(sched, {}).get(metric, math.nan)
+                vals.append(v / base if base > 0 else math.nan)
+            ax.bar(x + (k - len(scheds) / 2 + 0.5) * width, vals, width, label=sched)
+        ax.set_xticks(x)
+        ax.set_xticklabels(names, rotation=90, fontsize=7)
+        ax.set_ylabel('%s normalised to base' % metric)
+        ax.axhline(1.0, color='k', linewidth=0.5)
+        ax.legend(fontsize=7, ncol=4)
+        ax.set_title('%s per scenario (normalised to the base throughput scheduler)' % metric)
+        fig.tight_layout()
+        path = os.path.join(out_dir, '%s_per_scenario.png' % metric)
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    imp = summary['average_improvement_pct']
+    metrics = [m for m in METRICS if m in imp]
+    if metrics:
+        baselines = [b for b in scheds if b != PROPOSED]
+        fig, ax = plt.subplots(figsize=(10, 4.5))
+        width = 0.8 / max(1, len(metrics))
+        x = np.arange(len(baselines))
+        for k, metric in enumerate(metrics):
+            vals = [imp[metric].get(b, math.nan) for b in baselines]
+            ax.bar(x + (k - len(metrics) / 2 + 0.5) * width, vals, width, label=metric)
+        ax.set_xticks(x)
+        ax.set_xticklabels(baselines)
+        ax.axhline(0.0, color='k', linewidth=0.5)
+        ax.set_ylabel('average improvement of %s (%%)' % PROPOSED)
+        ax.legend(fontsize=8)
+        ax.set_title('Average improvement of %s over each scheduler' % PROPOSED)
+        fig.tight_layout()
+        path = os.path.join(out_dir, 'average_improvement.png')
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def write_outputs(result: dict, out_dir: str) -> List[str]:
+    """summary.json (the issue's schema), details.json, summary.md and the PNG plots."""
+    os.makedirs(out_dir, exist_ok=True)
+    paths = []
+    p = os.path.join(out_dir, 'summary.json')
+    with open(p, 'w') as f:
+        json.dump(result['summary'], f, indent=1)
+        f.write('\n')
+    paths.append(p)
+    p = os.path.join(out_dir, 'details.json')
+    with open(p, 'w') as f:
+        json.dump(result['details'], f, indent=1, default=str)
+        f.write('\n')
+    paths.append(p)
+    p = os.path.join(out_dir, 'summary.md')
+    write_markdown(result['summary'], result['details'], p)
+    paths.append(p)
+    paths += write_plots(result['summary'], out_dir)
+    return paths

@@ -1,0 +1,122 @@
+"""What every scheduler (baseline or not) looks like: ``scheduler.plan(context) -> Plan``.
+
+One signature for the whole family (the lesson from Gavel's policies): whatever a scheduler
+needs (platform, applications, goal, seeds, search budget, the twin for the oracle, the
+interference model) it reads from the :class:`PlanContext` it receives. A :class:`Plan` makes
+fresh dispatchers (``docs/INTERFACES.md`` protocol) for the twin, the planner's simulator or the
+live node, and carries the policy and search report where there is one.
+"""
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional, Sequence
+
+import numpy as np
+
+from hetero_infer.core.policy import Policy
+from hetero_infer.core.search import SearchResult, SimSettings
+from hetero_infer.errors import ConfigError
+
+
+@dataclass
+class PlanContext:
+    """Everything a scheduler may use to plan one scenario.
+
+    :param platform: the SoC (``hetero_infer.core.platform.Platform``).
+    :param apps: the applications (``hetero_infer.core.workload.App``).
+    :param goal: goal spec (name, ``module:function``, weighted sum) the plan should maximise.
+    :param seed: seeds sampling and simulated arrivals.
+    :param settings: the planner simulator's settings.
+    :param top_fraction, confidence: the sampling guarantee (n = 459 for 1% / 99%).
+    :param workers: processes a search may use (1 = serial).
+    :param oracle_top_fraction: the oracle's (longer) search guarantee.
+    :param oracle_rerank: how many of the oracle's best candidates are served on the twin.
+    :param oracle_serve_s: simulated seconds of each of those twin runs.
+    """
+
+    platform: object
+    apps: Sequence
+    goal: object = 'goodput'
+    seed: int = 0
+    settings: SimSettings = field(default_factory=SimSettings)
+    top_fraction: float = 0.01
+    confidence: float = 0.99
+    workers: int = 1
+    max_refine_evals: int = 120
+    oracle_top_fraction: float = 0.005
+    oracle_rerank: int = 4
+    oracle_serve_s: float = 2.0
+    interference_model: object = None
+    _twin: object = None
+
+    @property
+    def twin(self):
+        """The ground-truth twin (seeded apart from evaluation runs), made on first use."""
+        if self._twin is None:
+            from hetero_infer.core.twin import Twin
+            self._twin = Twin(self.platform, seed=self.seed + 7777)
+        return self._twin
+
+    def mask(self) -> np.ndarray:
+        """``apps x processors``: True where the app may and can run."""
+        procs = self.platform.processor_ids
+        m = np.zeros((len(self.apps), len(procs)), dtype=bool)
+        for i, a in enumerate(self.apps):
+            allowed = set(a.processors or procs)
+            for j, p in enumerate(procs):
+                m[i, j] = p in allowed and self.platform.can_run(a.model, p)
+        return m
+
+    def isolated_ms(self) -> np.ndarray:
+        procs = self.platform.processor_ids
+        mask = self.mask()
+        out = np.full(mask.shape, np.inf)
+        for i, a in enumerate(self.apps):
+            for j, p in enumerate(procs):
+                if mask[i, j]:
+                    out[i, j] = self.platform.isolated_latency_ms(a.model, p)
+        return out
+
+    @property
+    def app_names(self) -> List[str]:
+        return [a.name for a in self.apps]
+
+
+@dataclass
+class Plan:
+    """A scheduler's decision for one scenario."""
+
+    scheduler: str
+    make_dispatcher: Callable[[], object]
+    policy: Optional[Policy] = None
+    search: Optional[SearchResult] = None
+    plan_time_s: float = 0.0
+    notes: str = ''
+
+    def to_dict(self) -> dict:
+        d = {'scheduler': self.scheduler, 'plan_time_s': round(self.plan_time_s, 3)}
+        if self.policy is not None:
+            d['policy'] = self.policy.to_dict()
+        if self.search is not None:
+            d['search'] = self.search.to_dict()
+        if self.notes:
+            d['notes'] = self.notes
+        return d
+
+
+class Scheduler:
+    """Base class: subclasses set ``name`` and implement :meth:`_plan`."""
+
+    name = 'scheduler'
+    description = ''
+
+    def plan(self, ctx: PlanContext) -> Plan:
+        if not ctx.apps:
+            raise ConfigError('scheduler %s: no applications to plan for' % self.name)
+        t0 = time.perf_counter()
+        plan = self._plan(ctx)
+        plan.plan_time_s = time.perf_counter() - t0
+        return plan
+
+    def _plan(self, ctx: PlanContext) -> Plan:
+        raise NotImplementedError

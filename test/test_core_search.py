@@ -1,0 +1,152 @@
+"""Search and the planner's simulator: seeded determinism, invariants, baseline schedulers."""
+
+import numpy as np
+import pytest
+
+from hetero_infer.core.model import load_model
+from hetero_infer.core.platform import Platform
+from hetero_infer.core.plansim import PlanSimulator
+from hetero_infer.core.policy import Policy
+from hetero_infer.core.predictors import IsolatedPredictor, LatencyTable, Predictor
+from hetero_infer.core.router import PriorityRouter
+from hetero_infer.core.schedulers import EVALUATED, PlanContext, get_scheduler, known_schedulers
+from hetero_infer.core.search import SimSettings, build_problem, search
+from hetero_infer.core.workload import App
+from hetero_infer.errors import ConfigError
+
+
+@pytest.fixture(scope='module')
+def platform():
+    return Platform.load('xavier')
+
+
+@pytest.fixture(scope='module')
+def apps(platform):
+    out = []
+    for name, rate in (('resnet50', 90.0), ('googlenet', 150.0), ('vgg16', 30.0)):
+        m = load_model(name)
+        out.append(App(name, m, rate, 5 * platform.isolated_latency_ms(m, 'gpu')))
+    return out
+
+
+class _Slowdown(Predictor):
+    """Isolated latency x (1 + 0.3 per busy co-runner): a stand-in interference model."""
+
+    name = 'slowdown'
+
+    def __init__(self, platform):
+        self.platform = platform
+
+    def latency_ms(self, model, proc, corunners):
+        return self.platform.isolated_latency_ms(model, proc) * (1 + 0.3 * len(corunners))
+
+
+FAST = SimSettings(duration_s=1.5, warmup_s=0.2)
+
+
+def _sim(platform, apps, predictor, **kw):
+    table = LatencyTable(predictor, [a.model for a in apps], platform.processor_ids)
+    iso = [[platform.isolated_latency_ms(a.model, p) for p in platform.processor_ids]
+           for a in apps]
+    return PlanSimulator(apps, platform.processor_ids, table, iso, **kw)
+
+
+class _Counting:
+    """Wraps a dispatcher and records every decision."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.decisions = 0
+        self.completions = 0
+
+    def reset(self, apps, platform):
+        self.inner.reset(apps, platform)
+
+    def dispatch(self, a, now, view):
+        self.decisions += 1
+        return self.inner.dispatch(a, now, view)
+
+    def completed(self, a, p, lat):
+        self.completions += 1
+
+
+def test_plansim_places_every_request_once(platform, apps):
+    sim = _sim(platform, apps, IsolatedPredictor(platform), duration_s=2.0, warmup_s=0.0)
+    pol = Policy([a.name for a in apps], platform.processor_ids, [[0.5, 0.25, 0.25]] * 3)
+    d = _Counting(PriorityRouter(pol))
+    res = sim.run(d)
+    assert sum(res.offered) == d.decisions
+    # every dispatched request either completes (drained) or is dropped, never both
+    assert d.completions + sum(res.dropped) == d.decisions
+    assert [f + x for f, x in zip(res.finished, res.dropped)] == res.offered
+
+
+def test_interference_makes_the_same_policy_slower(platform, apps):
+    pol = Policy([a.name for a in apps], platform.processor_ids, [[0.4, 0.3, 0.3]] * 3)
+    iso = _sim(platform, apps, IsolatedPredictor(platform))
+    slow = _sim(platform, apps, _Slowdown(platform))
+    r_iso = iso.run(PriorityRouter(pol), keep_latencies=True)
+    r_slow = slow.run(PriorityRouter(pol), keep_latencies=True)
+    mean = [np.mean(r.latencies[0]) for r in (r_iso, r_slow)]
+    assert mean[1] > mean[0] * 1.2
+    assert r_slow.goodput <= r_iso.goodput
+
+
+def test_search_is_deterministic_per_seed_and_valid(platform, apps):
+    problem = build_problem(platform, apps, _Slowdown(platform), 'goodput', FAST)
+    a = search(problem, n_samples=40, seed=5, workers=1, max_refine_evals=30)
+    b = search(problem, n_samples=40, seed=5, workers=2, max_refine_evals=30)
+    assert a.policy == b.policy and a.score == b.score
+    assert np.allclose(a.policy.allocation.sum(axis=1), 1.0)
+    assert a.n_samples == 40 and a.n_evaluated >= 40
+    assert a.score == pytest.approx(a.metrics['goodput'])
+    assert a.search_time_s > 0
+    c = search(problem, n_samples=40, seed=6, workers=1, refine=False)
+    assert c.n_evaluated == 40
+
+
+def test_default_sample_count_is_459(platform, apps):
+    problem = build_problem(platform, apps, IsolatedPredictor(platform), 'throughput',
+                            SimSettings(duration_s=0.4, warmup_s=0.05))
+    r = search(problem, workers=1, refine=False)
+    assert r.n_samples == 459 and r.n_evaluated == 459
+
+
+def test_refinement_never_loses_and_slo99_goal_runs(platform, apps):
+    problem = build_problem(platform, apps, _Slowdown(platform), 'slo99_throughput', FAST)
+    r0 = search(problem, n_samples=12, seed=1, workers=1, refine=False)
+    r1 = search(problem, n_samples=12, seed=1, workers=1, max_refine_evals=40)
+    assert r1.score >= r0.score > 0
+    assert r1.metrics['slo99_throughput'] == r1.score
+
+
+def test_problem_refuses_unknown_goal_and_processor(platform, apps):
+    with pytest.raises(ConfigError, match='known goals'):
+        build_problem(platform, apps, IsolatedPredictor(platform), 'latency', FAST)
+    bad = [App('x', apps[0].model, 10.0, 50.0, ('npu',))]
+    with pytest.raises(ConfigError, match='npu'):
+        build_problem(platform, bad, IsolatedPredictor(platform), 'goodput', FAST)
+
+
+def test_scheduler_registry_and_rule_based_plans(platform, apps):
+    assert set(EVALUATED) <= set(known_schedulers())
+    with pytest.raises(ConfigError, match='known'):
+        get_scheduler('magic')
+    ctx = PlanContext(platform=platform, apps=apps, settings=FAST)
+    base = get_scheduler('base').plan(ctx)
+    iso = ctx.isolated_ms()
+    expected = (1 / iso) / (1 / iso).sum(axis=1, keepdims=True)
+    assert np.allclose(base.policy.allocation, expected)
+    fast = get_scheduler('fastest_only').plan(ctx)
+    assert (fast.policy.allocation[:, 0] == 1.0).all()  # the GPU is fastest for all three
+    sim = _sim(platform, apps, IsolatedPredictor(platform), duration_s=1.0, warmup_s=0.0)
+    for name in ('round_robin', 'least_finish_time', 'base', 'fastest_only'):
+        plan = get_scheduler(name).plan(ctx)
+        d = _Counting(plan.make_dispatcher())
+        res = sim.run(d)
+        assert sum(res.offered) == d.decisions > 0
+    no_int = get_scheduler('no_interference').plan(
+        PlanContext(platform=platform, apps=apps, settings=FAST, top_fraction=0.1,
+                    confidence=0.9, max_refine_evals=10))
+    assert no_int.search.n_samples == 22
+    assert no_int.policy is not None
