@@ -185,3 +185,21 @@ def test_registry_refuses_duplicates_and_names_known():
         register_backend('onnxruntime', Backend)
     with pytest.raises(ConfigError, match=r"'nosuch'.*emulated.*onnxruntime"):
         create_backend('nosuch')
+
+
+def test_background_loop_cycles_layers_on_one_processor():
+    from hetero_infer.backends.onnx_layers import layer_to_onnx
+    act = Layer(name='s', kind='act', in_shape=(1, 4, 8, 8), out_shape=(1, 4, 8, 8),
+                macs=0, weight_bytes=0, in_bytes=0, out_bytes=0, op='sigmoid')
+    pool = Layer(name='p', kind='pool', in_shape=(1, 4, 8, 8), out_shape=(1, 4, 4, 4),
+                 macs=0, weight_bytes=0, in_bytes=0, out_bytes=0, kernel=(2, 2), stride=(2, 2),
+                 op='max')
+    cores = available_cores()
+    with create_backend('onnxruntime', core_sets=[[cores[0]], [cores[-1]]]) as be:
+        a, b = be.load(layer_to_onnx(act), 'cpu1'), be.load(layer_to_onnx(pool), 'cpu1')
+        with BackgroundLoop([a, b]) as loop:
+            target = be.load(layer_to_onnx(pool), 'cpu0')
+            target.run(target.random_inputs())
+        assert loop.iterations >= 1
+        with pytest.raises(ConfigError, match='one processor'):
+            BackgroundLoop([a, target])

@@ -364,19 +364,44 @@ class Backend:
 
 
 class BackgroundLoop:
-    """Runs one executor back to back on its processor until stopped (co-runner for profiling).
+    """Runs executors back to back on their processor until stopped (co-runner for profiling).
 
-    ::
+    Given one executor it loops that model; given a list (all on one processor) it cycles
+    through them, e.g. one single-layer model per co-runner layer
+    (:mod:`hetero_infer.backends.onnx_layers`)::
 
-        with BackgroundLoop(ex_cpu1) as loop:     # cpu1 now loops its model
-            t = ex_cpu0.run(feed).execute_ms      # measured under interference
+        with BackgroundLoop([ex_a, ex_b]) as loop:  # cpu1 now loops layers a, b, a, b, ...
+            t = ex_cpu0.run(feed).execute_ms        # measured under interference
         loop.iterations, loop.mean_execute_ms
+
+    :param inputs: one feed (single executor) or one per executor; default seeded random.
     """
 
-    def __init__(self, executor: Executor, inputs: Optional[Mapping[str, np.ndarray]] = None,
+    def __init__(self, executors: Union[Executor, Sequence[Executor]],
+                 inputs: Optional[Union[Mapping[str, np.ndarray],
+                                        Sequence[Mapping[str, np.ndarray]]]] = None,
                  *, seed: int = 0) -> None:
-        self.executor = executor
-        self.inputs = dict(inputs) if inputs is not None else executor.random_inputs(seed)
+        execs = [executors] if isinstance(executors, Executor) else list(executors)
+        if not execs:
+            raise ConfigError('BackgroundLoop needs at least one executor')
+        procs = sorted(set(e.processor for e in execs))
+        if len(procs) != 1:
+            raise ConfigError('BackgroundLoop executors must share one processor, got %s'
+                              % procs)
+        self.executors = execs
+        self.executor = execs[0]
+        self.processor = procs[0]
+        if inputs is None:
+            feeds = [e.random_inputs(seed + i) for i, e in enumerate(execs)]
+        elif isinstance(inputs, Mapping):
+            feeds = [dict(inputs)] * len(execs)
+        else:
+            feeds = [dict(f) for f in inputs]
+        if len(feeds) != len(execs):
+            raise ConfigError('BackgroundLoop: %d input feeds for %d executors'
+                              % (len(feeds), len(execs)))
+        self.inputs = feeds[0]
+        self._feeds = feeds
         self.iterations = 0
         self.total_execute_ms = 0.0
         self.error: Optional[BaseException] = None
@@ -385,24 +410,27 @@ class BackgroundLoop:
         self._thread: Optional[threading.Thread] = None
 
     def start(self) -> 'BackgroundLoop':
-        """Start looping; returns once the first inference has been queued."""
+        """Start looping; returns once the first inference is under way."""
         self._thread = threading.Thread(target=self._loop, daemon=True,
-                                        name='hetero-infer-loop-' + self.executor.processor)
+                                        name='hetero-infer-loop-' + self.processor)
         self._thread.start()
         self._started.wait()
         return self
 
     def _loop(self) -> None:
         try:
-            fut = self.executor.submit(self.inputs)
+            n = len(self.executors)
+            first = self.executors[0].submit(self._feeds[0])
             self._started.set()
+            res = first.result()
+            i = 0
             while True:
-                res = fut.result()
                 self.iterations += 1
                 self.total_execute_ms += res.execute_ms
                 if self._stop.is_set():
                     return
-                fut = self.executor.submit(self.inputs)
+                i = (i + 1) % n
+                res = self.executors[i].run(self._feeds[i])
         except BaseException as exc:  # reported to the caller by stop()
             self.error = exc
             self._started.set()
@@ -414,7 +442,7 @@ class BackgroundLoop:
             self._thread.join()
         if self.error is not None:
             raise BackendError('background loop on %s failed: %s'
-                               % (self.executor.processor, self.error))
+                               % (self.processor, self.error))
 
     @property
     def mean_execute_ms(self) -> float:
