@@ -147,6 +147,7 @@ class SchedulerNode(Node):
             executors.append(execs)
             expected.append(iso)
         self._iso = expected
+        self._warm_up(executors)
         self._stats = _Stats(len(self.apps))
         self._planned_rates = [a.cfg.rate_hz for a in self.apps]
         self._plan_lock = threading.Lock()
@@ -258,6 +259,27 @@ class SchedulerNode(Node):
             return self.backend.load(path, proc, **options)
         except TypeError:
             return self.backend.load(path, proc)
+
+    def _warm_up(self, executors: Sequence[Dict[str, Any]]) -> None:
+        """One preprocessing and one inference per executor before serving.
+
+        First calls pay for lazy imports (OpenCV), allocations and backend initialisation
+        (TensorRT contexts, onnxruntime arenas); without this the first requests would miss
+        their SLO.
+        """
+        for app, execs in zip(self.apps, executors):
+            shape = app.input_spec.shape
+            if app.is_audio:
+                x = conversions.preprocess_audio(np.zeros(1600, np.float32),
+                                                 app.cfg.sample_rate_hz, shape)
+            else:
+                x = conversions.preprocess_image(np.zeros((48, 64, 3), np.uint8), 'rgb', shape)
+            for proc, ex in execs.items():
+                try:
+                    ex.run({app.input_spec.name: x})
+                except Exception as exc:  # reported again, per request, if it persists
+                    self.get_logger().warning('warm-up of %s on %s failed: %s'
+                                              % (app.cfg.name, proc, exc))
 
     def _labels(self, a: params.AppConfig, model) -> Optional[List[str]]:
         if a.labels_file:
