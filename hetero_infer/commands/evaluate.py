@@ -22,6 +22,8 @@ def add_arguments(parser):
     parser.add_argument('--seed', type=int, default=1)
     parser.add_argument('--duration-s', type=float, default=None,
                         help='simulated seconds of each twin measurement')
+    parser.add_argument('--interference-model', default=None, metavar='FILE',
+                        help='trained interference model (default: the committed one)')
     parser.add_argument('--no-slo99', action='store_true',
                         help='skip throughput at SLO99 (much faster)')
 
@@ -45,6 +47,9 @@ def run(args) -> int:
         else list(EVALUATED)
     for n in schedulers:
         get_scheduler(n)
+    if 'interference_aware' in schedulers:
+        from hetero_infer.core.predictors import load_interference_model
+        load_interference_model(platform, args.interference_model)  # fail before the bar
     settings = EvalSettings(seed=args.seed, slo99=not args.no_slo99)
     if args.duration_s:
         settings.duration_s = args.duration_s
@@ -57,7 +62,8 @@ def run(args) -> int:
         bar.set_postfix_str(res['name'])
 
     result = run_evaluation(scenarios, args.platform, schedulers=schedulers, settings=settings,
-                            workers=workers, progress=progress)
+                            workers=workers, interference_model=args.interference_model,
+                            progress=progress)
     bar.close()
     paths = write_outputs(result, args.out)
     imp = result['summary']['average_improvement_pct']

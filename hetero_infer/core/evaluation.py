@@ -139,10 +139,11 @@ def evaluate_scenario(scenario, platform, *, schedulers: Sequence[str] = EVALUAT
 
 
 def _scenario_worker(args):
-    scenario, platform_name, schedulers, settings = args
+    scenario, platform_name, schedulers, settings, interference_model = args
     from hetero_infer.core.platform import Platform
     platform = Platform.load(platform_name)
-    return evaluate_scenario(scenario, platform, schedulers=schedulers, settings=settings)
+    return evaluate_scenario(scenario, platform, schedulers=schedulers, settings=settings,
+                             interference_model=interference_model)
 
 
 def average_improvements(scenarios: List[dict], proposed: str = PROPOSED) -> Dict[str, dict]:
@@ -177,10 +178,15 @@ def average_improvements(scenarios: List[dict], proposed: str = PROPOSED) -> Dic
 def run_evaluation(scenarios: Sequence, platform_name: str, *,
                    schedulers: Sequence[str] = EVALUATED,
                    settings: Optional[EvalSettings] = None, workers: int = 2,
-                   progress=None) -> dict:
-    """Evaluate ``scenarios`` over ``workers`` processes; returns summary + details."""
+                   interference_model=None, progress=None) -> dict:
+    """Evaluate ``scenarios`` over ``workers`` processes; returns summary + details.
+
+    :param interference_model: passed to the interference-aware scheduler (default: the
+        committed model of the platform; a path or an object, see ``predictors``).
+    """
     settings = settings or EvalSettings()
-    jobs = [(s, platform_name, list(schedulers), settings) for s in scenarios]
+    jobs = [(s, platform_name, list(schedulers), settings, interference_model)
+            for s in scenarios]
     t0 = time.perf_counter()
     by_name: Dict[str, dict] = {}
     pool = None

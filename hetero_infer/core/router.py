@@ -46,8 +46,8 @@ class PriorityRouter:
             raise ConfigError('PriorityRouter needs a Policy, got %r' % (policy,))
         if not 0.0 < decay < 1.0:
             raise ConfigError('PriorityRouter: decay must be in (0, 1), got %r' % (decay,))
-        if not 0.0 <= tie_tolerance < 1.0:
-            raise ConfigError('PriorityRouter: tie_tolerance must be in [0, 1), got %r'
+        if not 0.0 <= tie_tolerance < 100.0:
+            raise ConfigError('PriorityRouter: tie_tolerance must be in [0, 100), got %r'
                               % (tie_tolerance,))
         self.policy = policy
         self.decay = float(decay)
