@@ -29,8 +29,9 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from hetero_infer.core.features import (Config, CorunnerLoad, corunner_features, corunner_order,
-                                        feature_names, mapping_key, target_features)
+from hetero_infer.core.features import (KIND_GROUPS, Config, CorunnerLoad, corunner_features,
+                                        corunner_order, feature_names, mapping_key,
+                                        target_features)
 from hetero_infer.core.model import Layer, ModelSpec
 from hetero_infer.errors import ConfigError, ModelError
 
@@ -38,6 +39,8 @@ MODEL_FORMAT = 'hetero_infer.interference_model'
 MODEL_VERSION = 1
 #: Bumped whenever :mod:`features` changes meaning; files with another version are refused.
 FEATURE_VERSION = 1
+#: Slowdown of a layer sharing the GPU with one back-to-back co-runner stream (fair sharing).
+GPU_SHARE_SLOWDOWN = 2.0
 DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'data',
                         'interference')
 
@@ -366,22 +369,36 @@ def _digest(body: Mapping[str, Any]) -> str:
 class ModelLatencyPredictor:
     """Model-level co-run latency from layer-level slowdowns (what the planner calls).
 
-    Method: the target model's layer segments on ``proc`` (``platform.segments``: on a DLA the
-    layers it cannot run execute on the GPU) each take ``isolated ms x predicted slowdown``, the
-    slowdown predicted with the co-runners summarised by their *whole-model* load (bytes over
-    isolated latency of one inference, the peak single-layer demand and the kind time shares).
-    Transitions between DLA and GPU are added unscaled. Time-sharing of the GPU is added on top:
-    a DLA model's fallback layers wait, on average, for the GPU co-runner's running layer to
-    finish (``E[T^2] / 2E[T]`` of its layer times), and a GPU model absorbs the fallback work
-    that DLA co-runners send to the GPU during its run. Isolated layer times come from
-    ``platform.layer_time_ms`` (on hardware: one isolated profile of the model).
+    Method. The target model's segments on ``proc`` (``platform.segments``: on a DLA the layers
+    it cannot run execute on the GPU) each take ``isolated ms x expected slowdown``; transitions
+    between DLA and GPU are added unscaled. A co-runner loops its model, so which of its layers
+    overlaps a target layer depends on the phase: the expected slowdown of a target layer of
+    isolated time ``d`` is the mean, over ``phases`` evenly spaced start times in each
+    co-runner's loop, of the predicted slowdown given the co-runner work inside the window
+    ``[s, s + d)`` (its time-weighted demand, peak demand and kind shares, computed from the
+    co-runner's isolated layer times). Short target layers thus see single co-runner layers (the
+    contention curve is convex, so averaging demand first would underestimate), long ones the
+    co-runner's average. Co-runner phases are independent (a fixed permutation per co-runner).
 
-    Results are cached per (model, proc, co-runner models).
+    GPU time-sharing, which is not bandwidth interference: a GPU model absorbs the fallback
+    work DLA co-runners send to the GPU during its run (their fallback time per loop, scaled
+    to the target's latency); a DLA model's own fallback layers are predicted as GPU layers
+    with the non-GPU co-runners and, when the GPU runs a model too, take
+    :data:`GPU_SHARE_SLOWDOWN` times longer (two streams sharing the GPU fairly).
+
+    Isolated layer times come from ``platform.layer_time_ms`` (on hardware: one isolated
+    profile per model and processor). Results are cached per (model, proc, co-runner models).
+
+    :param phases: phase samples per co-runner (more: smoother, slower first call).
     """
 
-    def __init__(self, interference: InterferencePredictor, platform: Any) -> None:
+    def __init__(self, interference: InterferencePredictor, platform: Any, *,
+                 phases: int = 16) -> None:
+        if phases < 1:
+            raise ConfigError('phases must be >= 1, got %r' % (phases,))
         self.interference = interference
         self.platform = platform
+        self.phases = phases
         self._cache: Dict[tuple, float] = {}
         self._keep: Dict[int, ModelSpec] = {}
         self._prof: Dict[tuple, Dict[str, Any]] = {}
@@ -391,7 +408,7 @@ class ModelLatencyPredictor:
         return (model.name, id(model))
 
     def _profile(self, model: ModelSpec, proc: str) -> Dict[str, Any]:
-        """Per-segment isolated times and the load summary of ``model`` on ``proc``."""
+        """Per-segment isolated times and cumulative loop curves of ``model`` on ``proc``."""
         key = self._model_key(model) + (proc,)
         hit = self._prof.get(key)
         if hit is not None:
@@ -403,20 +420,89 @@ class ModelLatencyPredictor:
         iso = np.array([plat.layer_time_ms(lay, p) for p, lay in segs], dtype=float)
         total = float(plat.isolated_latency_ms(model, proc))
         native = np.array([p == proc for p in execs])
-        fb = iso[~native]
-        load = CorunnerLoad.from_layers(layers, list(iso))
-        # The loop also spends transition time pulling no DRAM bandwidth.
-        scale = float(iso.sum()) / total if total > 0 else 1.0
-        load = CorunnerLoad(demand_gbps=load.demand_gbps * scale,
-                            peak_demand_gbps=load.peak_demand_gbps, kind_share=load.kind_share)
-        gpu_layers = iso[np.array([plat.processors[p].kind == 'gpu' for p in execs])]
-        prof = {'layers': layers, 'execs': execs, 'iso': iso, 'native': native,
-                'total_ms': total, 'transition_ms': total - float(iso.sum()), 'load': load,
-                'fallback_ms': float(fb.sum()), 'fallback_count': int(len(fb)),
-                'gpu_residual_ms': (float((gpu_layers ** 2).sum() / (2 * gpu_layers.sum()))
-                                    if len(gpu_layers) and gpu_layers.sum() > 0 else 0.0)}
+        nbytes = np.array([lay.bytes_total for lay in layers], dtype=float)
+        groups = np.zeros((len(layers), len(KIND_GROUPS)))
+        for i, lay in enumerate(layers):
+            g = lay.kind if lay.kind in KIND_GROUPS else 'memory'
+            groups[i, KIND_GROUPS.index(g)] = 1.0
+        # Transitions are idle gaps for DRAM: spread them over the loop as zero-demand time.
+        gap = max(total - float(iso.sum()), 0.0) / max(len(layers), 1)
+        dur = iso + gap
+        t_cum = np.concatenate([[0.0], np.cumsum(dur)])
+        prof = {'layers': layers, 'iso': iso, 'native': native, 'total_ms': total,
+                'transition_ms': total - float(iso.sum()), 'loop_ms': float(t_cum[-1]),
+                't_cum': t_cum,
+                'b_cum': np.concatenate([[0.0], np.cumsum(nbytes)]),
+                'g_cum': np.vstack([np.zeros(len(KIND_GROUPS)),
+                                    np.cumsum(groups * iso[:, None], axis=0)]),
+                'demand': nbytes / (np.maximum(iso, 1e-9) * 1e6),
+                'fallback_ms': float(iso[~native].sum())}
         self._prof[key] = prof
         return prof
+
+    def _window_features(self, prof: Dict[str, Any], starts: np.ndarray,
+                         widths: np.ndarray) -> np.ndarray:
+        """Co-runner feature columns (demand, peak, kind shares) for loop windows."""
+        T = prof['loop_ms']
+        t_cum = prof['t_cum']
+        layer_t = np.append(t_cum, t_cum[-1] + prof['iso'][:1])  # wrap for interpolation
+
+        def cum(curve: np.ndarray, x: np.ndarray) -> np.ndarray:
+            # Piecewise-linear cumulative curve of a periodic loop, evaluated at any time.
+            loops = np.floor(x / T)
+            r = x - loops * T
+            if curve.ndim == 1:
+                return loops * curve[-1] + np.interp(r, t_cum, curve)
+            return np.stack([loops * curve[-1, g] + np.interp(r, t_cum, curve[:, g])
+                             for g in range(curve.shape[1])], axis=-1)
+
+        w = np.maximum(widths, 1e-9)
+        ends = starts + w
+        demand = (cum(prof['b_cum'], ends) - cum(prof['b_cum'], starts)) / (w * 1e6)
+        shares = (cum(prof['g_cum'], ends) - cum(prof['g_cum'], starts))
+        shares = shares / np.maximum(shares.sum(axis=-1, keepdims=True), 1e-12)
+        # Peak: the heaviest layer among those the window starts in, ends in, or spans (sampled
+        # at 4 points inside the window).
+        peak = np.zeros_like(demand)
+        n = len(prof['demand'])
+        for frac in (0.0, 1.0 / 3, 2.0 / 3, 0.999):
+            r = np.mod(starts + frac * w, T)
+            idx = np.clip(np.searchsorted(t_cum, r, side='right') - 1, 0, n - 1)
+            peak = np.maximum(peak, prof['demand'][idx])
+        del layer_t
+        return demand, np.maximum(peak, demand), shares
+
+    def _expected_slowdown(self, proc: str, layers: List[Layer], iso: np.ndarray,
+                           cors: Mapping[str, ModelSpec]) -> np.ndarray:
+        cfg = self.interference.config_for(proc, list(cors))
+        if cfg is None or not len(layers):
+            return np.ones(len(layers))
+        kinds = self.interference.processor_kinds
+        order = corunner_order(list(cors), kinds)
+        n, k = len(layers), self.phases
+        t = target_features(layers, iso)
+        rows = np.repeat(t, k, axis=0)
+        widths = np.repeat(iso, k)
+        cols = []
+        sums = np.zeros(n * k)
+        maxs = np.zeros(n * k)
+        share = np.zeros((n * k, len(KIND_GROUPS)))
+        for j, p in enumerate(order):
+            prof = self._profile(cors[p], p)
+            # Evenly spaced phases, permuted per co-runner so their phases are independent.
+            perm = np.random.default_rng(1000 + j).permutation(k)
+            phase = (perm + 0.5) / k * prof['loop_ms']
+            starts = np.tile(phase, n)
+            d, pk, sh = self._window_features(prof, starts, widths)
+            cols += [d, pk]
+            sums += d
+            maxs = np.maximum(maxs, d)
+            share += sh * d[:, None]
+        share = share / np.maximum(sums[:, None], 1e-12)
+        X = np.column_stack([rows] + cols + [sums, maxs, np.full(n * k, float(len(order))),
+                                             share])
+        sd = self.interference.predict_slowdown(cfg, X)
+        return sd.reshape(n, k).mean(axis=1)
 
     def predict_model_latency_ms(self, model: ModelSpec, proc: str,
                                  corunners: Mapping[str, ModelSpec]) -> float:
@@ -436,32 +522,30 @@ class ModelLatencyPredictor:
             self._cache[key] = prof['total_ms']
             return prof['total_ms']
         plat = self.platform
-        loads = {p: self._profile(m, p)['load'] for p, m in cors.items()}
         layers, iso, native = prof['layers'], prof['iso'], prof['native']
         total = prof['transition_ms']
         idx = np.flatnonzero(native)
         if len(idx):
-            sd = self.interference.predict_layers(proc, [layers[i] for i in idx], iso[idx],
-                                                  loads)
+            sd = self._expected_slowdown(proc, [layers[i] for i in idx], iso[idx], cors)
             total += float((iso[idx] * sd).sum())
         fidx = np.flatnonzero(~native)
         if len(fidx):
             gpu = plat.gpu_id
-            others = {p: ld for p, ld in loads.items() if p != gpu}
-            others_for_gpu = dict(others)
-            sd = self.interference.predict_layers(gpu, [layers[i] for i in fidx], iso[fidx],
-                                                  others_for_gpu) if others_for_gpu \
-                else np.ones(len(fidx))
-            total += float((iso[fidx] * sd).sum())
+            others = {p: m for p, m in cors.items() if p != gpu}
+            sd = self._expected_slowdown(gpu, [layers[i] for i in fidx], iso[fidx], others)
             if gpu in cors:
-                total += len(fidx) * self._profile(cors[gpu], gpu)['gpu_residual_ms']
+                # The GPU co-runner loops back to back: the GPU is shared by two streams.
+                sd = sd * GPU_SHARE_SLOWDOWN
+            total += float((iso[fidx] * sd).sum())
         if plat.processors[proc].kind == 'gpu':
             # DLA co-runners' fallback layers share this GPU while the model runs.
+            extra = 0.0
             for p, m in cors.items():
                 cp = self._profile(m, p)
                 if cp['fallback_ms'] > 0 and cp['total_ms'] > 0:
-                    total += total * cp['fallback_ms'] / cp['total_ms']
-        total = float(max(total, prof['total_ms'] * 0.5))
+                    extra += total * cp['fallback_ms'] / cp['total_ms']
+            total += extra
+        total = float(total)
         self._cache[key] = total
         return total
 

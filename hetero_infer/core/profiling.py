@@ -323,11 +323,28 @@ def _schedule(configs: Sequence[str], samples: int) -> List[str]:
     return [configs[i % len(configs)] for i in range(samples)]
 
 
+def _draw(target: ProfilingTarget, rng: np.random.Generator, proc: str, name: str,
+          limits: Mapping[str, int], tries: int = 100) -> Layer:
+    """A random layer that ``proc`` runs itself (DLA rules; what the backend can build)."""
+    dla_only = target.processor_kinds()[proc] == 'dla'
+    for _ in range(tries):
+        layer = random_layer(rng, name=name, dla_only=dla_only, **limits)
+        if target.supports(layer, proc):
+            return layer
+    raise ConfigError('no random layer that %s supports on %s in %d draws'
+                      % (target.backend, proc, tries))
+
+
 def profile_random(target: ProfilingTarget, configs: Sequence[str], samples: int, *,
-                   seed: int = 0, repeats: int = 5, max_corunner_layers: int = 3,
+                   seed: int = 0, repeats: int = 20, max_corunner_layers: int = 3,
+                   layer_limits: Optional[Mapping[str, int]] = None,
                    progress: Progress = None) -> Dataset:
     """Profile ``samples`` random target layers, rotating over ``configs``.
 
+    :param repeats: runs averaged per measurement (co-run measurements run longer when needed
+        to cover several co-runner loops).
+    :param layer_limits: ``max_macs`` / ``max_tensor_bytes`` for :func:`random_layer` (smaller
+        layers keep CPU profiling fast).
     :param max_corunner_layers: each co-runner loops 1..this many random layers.
     :param progress: called with 1 after every sample (a tqdm ``update``).
     :raises ConfigError: a configuration the target's processors cannot provide.
@@ -335,22 +352,23 @@ def profile_random(target: ProfilingTarget, configs: Sequence[str], samples: int
     kinds = target.processor_kinds()
     resolved = {c: Config.parse(c).resolve(kinds) for c in configs}
     rng = np.random.default_rng([seed, 1])
+    limits = dict(layer_limits or {})
     meas = _Measurer(target, seed, repeats)
     out = []
     for i, cfg in enumerate(_schedule(configs, samples)):
         proc, cor_procs = resolved[cfg]
-        layer = random_layer(rng, name='t%d' % i, dla_only=kinds[proc] == 'dla')
+        layer = _draw(target, rng, proc, 't%d' % i, limits)
         loops = {}
         for cp in cor_procs:
             n = int(rng.integers(1, max_corunner_layers + 1))
-            loops[cp] = [random_layer(rng, name='c%d_%s_%d' % (i, cp, j),
-                                      dla_only=kinds[cp] == 'dla') for j in range(n)]
+            loops[cp] = [_draw(target, rng, cp, 'c%d_%s_%d' % (i, cp, j), limits)
+                         for j in range(n)]
         out.append(meas.observe(cfg, 'random', proc, layer, loops))
         if progress is not None:
             progress(1)
     meta = provenance(target, seed=seed, configs=configs, repeats=repeats,
                       extra={'kind': 'random', 'samples': samples,
-                             'max_corunner_layers': max_corunner_layers})
+                             'max_corunner_layers': max_corunner_layers, 'layer_limits': limits})
     return Dataset(out, meta)
 
 
@@ -360,7 +378,7 @@ def _runnable(model: ModelSpec, proc_kind: str) -> List[Layer]:
 
 def profile_zoo_layers(target: ProfilingTarget, configs: Sequence[str],
                        models: Sequence[ModelSpec], samples: int, *, seed: int = 0,
-                       repeats: int = 5, max_corunner_layers: int = 3,
+                       repeats: int = 20, max_corunner_layers: int = 3,
                        progress: Progress = None) -> Dataset:
     """Profile real layers of ``models``: each sample times one layer of a random model while
     each co-runner loops a window of consecutive layers of another model.

@@ -156,13 +156,16 @@ def _elementwise_kind(rng: np.random.Generator, name: str, kind: str) -> Layer:
 
 
 def random_layer(rng: np.random.Generator, *, kind: Optional[str] = None,
-                 name: str = 'rand', dla_only: bool = False, max_tries: int = 200) -> Layer:
+                 name: str = 'rand', dla_only: bool = False, max_tries: int = 200,
+                 max_macs: int = MAX_MACS, max_tensor_bytes: int = MAX_TENSOR_BYTES) -> Layer:
     """Draw one random layer.
 
     :param rng: numpy generator (the caller owns the seed).
     :param kind: force a kind; ``None`` draws one from :data:`KIND_WEIGHTS`.
     :param dla_only: redraw until the layer can run on a Xavier DLA (for DLA targets and
         DLA co-runners: layers a DLA cannot run would fall back to the GPU).
+    :param max_macs: redraw layers with more MACs (a CPU profiler wants smaller layers).
+    :param max_tensor_bytes: redraw layers with a larger input or output tensor.
     :raises ConfigError: unknown kind, or no acceptable layer in ``max_tries`` draws.
     """
     kinds = [k for k, _ in KIND_WEIGHTS]
@@ -186,7 +189,7 @@ def random_layer(rng: np.random.Generator, *, kind: Optional[str] = None,
             layer = _concat(rng, name)
         else:
             layer = _elementwise_kind(rng, name, k)
-        if layer.macs > MAX_MACS or max(layer.in_bytes, layer.out_bytes) > MAX_TENSOR_BYTES:
+        if layer.macs > max_macs or max(layer.in_bytes, layer.out_bytes) > max_tensor_bytes:
             continue
         if dla_only and not layer.dla:
             continue

@@ -158,3 +158,51 @@ def evaluate_observations(models: Mapping[str, Any], observations: Sequence[Obse
         out[cfg] = {'accuracy': corun_accuracy(pred, y, iso), 'samples': len(obs),
                     'no_interference_accuracy': corun_accuracy(np.ones_like(y), y, iso)}
     return out
+
+
+def evaluate_model_level(latency: Any, twin: Any, models: Sequence[Any], *, pairs: int = 30,
+                         triples: int = 20, seed: int = 0, iterations: int = 5,
+                         progress: Optional[Callable[[int], None]] = None) -> Dict[str, Any]:
+    """Model-level co-run latency error against the twin's measured co-run latency.
+
+    Random pairs (GPU + DLA0) and triples (GPU + DLA0 + DLA1) of distinct zoo models; every
+    model of a mapping is one prediction (``latency.predict_model_latency_ms``) compared with
+    ``twin.corun``. Also reports the error of assuming no interference (isolated latency).
+    """
+    from hetero_infer.core.interference import accuracy_pct
+    plat = latency.platform
+    gpu = plat.gpu_id
+    dlas = [p for p, pr in plat.processors.items() if pr.kind == 'dla']
+    if gpu is None or len(dlas) < 2:
+        raise ConfigError('model-level evaluation needs a GPU and two DLAs; platform %s has %s'
+                          % (plat.name, list(plat.processor_ids)))
+    rng = np.random.default_rng([seed, 3])
+    out: Dict[str, Any] = {}
+    for label, procs, count in (('pairs', (gpu, dlas[0]), pairs),
+                                ('triples', (gpu, dlas[0], dlas[1]), triples)):
+        meas_all, pred_all, iso_all, cases = [], [], [], []
+        for i in range(count):
+            pick = rng.choice(len(models), size=len(procs), replace=False)
+            jobs = {p: models[j] for p, j in zip(procs, pick)}
+            meas = twin.corun(jobs, iterations=iterations, seed=int(seed * 1000 + i))
+            for p, m in jobs.items():
+                cors = {q: n for q, n in jobs.items() if q != p}
+                pred = latency.predict_model_latency_ms(m, p, cors)
+                iso = plat.isolated_latency_ms(m, p)
+                meas_all.append(meas[p])
+                pred_all.append(pred)
+                iso_all.append(iso)
+                cases.append({'model': m.name, 'proc': p,
+                              'corunners': {q: n.name for q, n in cors.items()},
+                              'isolated_ms': round(iso, 4), 'measured_ms': round(meas[p], 4),
+                              'predicted_ms': round(pred, 4)})
+            if progress is not None:
+                progress(1)
+        if not cases:
+            continue
+        acc = accuracy_pct(meas_all, pred_all)
+        base = accuracy_pct(meas_all, iso_all)
+        out[label] = {'mappings': count, 'predictions': len(cases),
+                      'mape_pct': 100.0 - acc, 'accuracy': acc,
+                      'no_interference_mape_pct': 100.0 - base, 'cases': cases}
+    return out
