@@ -274,7 +274,7 @@ class InterferencePredictor:
     def to_dict(self) -> Dict[str, Any]:
         body = {'format': MODEL_FORMAT, 'version': MODEL_VERSION,
                 'feature_version': FEATURE_VERSION, 'platform': self.platform_name,
-                'processor_kinds': self.processor_kinds,
+                'processor_kinds': self.processor_kinds, 'config_order': list(self.models),
                 'models': {name: dict(m.to_arrays(),
                                       feature_names=list(feature_names(self._n_cor[name])))
                            for name, m in self.models.items()},
@@ -317,8 +317,13 @@ class InterferencePredictor:
         if not isinstance(models, dict) or not models or not isinstance(kinds, dict):
             raise ModelError('%s: "models" and "processor_kinds" must be non-empty objects'
                              % where)
+        order = d.get('config_order') or list(models)
+        if sorted(order) != sorted(models):
+            raise ModelError('%s: config_order %s does not match the models %s'
+                             % (where, order, sorted(models)))
         built = {}
-        for name, entry in models.items():
+        for name in order:
+            entry = models[name]
             if not isinstance(entry, dict):
                 raise ModelError('%s: model %r is not an object' % (where, name))
             try:
