@@ -47,15 +47,16 @@ N_CHUNKS = 8
 class SimSettings:
     """How the planner simulates one policy (defaults sized for a plan in a few seconds)."""
 
-    duration_s: float = 3.0
-    warmup_s: float = 0.3
+    duration_s: float = 2.0
+    warmup_s: float = 0.2
     seed: int = 0
     max_queue: int = 64
+    progressive: bool = False
     router_decay: float = 0.98
     router_tie_tolerance: float = 0.0
     slo99_hi_scale: float = 1.5
     slo99_iterations: int = 6
-    slo99_requests: int = 1200
+    slo99_requests: int = 600
 
 
 @dataclass
@@ -128,7 +129,8 @@ class _Scorer:
                                            problem.processor_ids)
         self.sim = PlanSimulator(problem.apps, problem.processor_ids, table,
                                  problem.isolated_ms, duration_s=s.duration_s,
-                                 warmup_s=s.warmup_s, seed=s.seed, max_queue=s.max_queue)
+                                 warmup_s=s.warmup_s, seed=s.seed, max_queue=s.max_queue,
+                                 progressive=s.progressive)
         self.sim.platform = _NamePlatform(
             problem.processor_ids, {a.model.name: row for a, row in
                                     zip(problem.apps, problem.isolated_ms)})

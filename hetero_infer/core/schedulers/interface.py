@@ -29,7 +29,8 @@ class PlanContext:
     :param settings: the planner simulator's settings.
     :param top_fraction, confidence: the sampling guarantee (n = 459 for 1% / 99%).
     :param workers: processes a search may use (1 = serial).
-    :param oracle_top_fraction: the oracle's (longer) search guarantee.
+    :param oracle_top_fraction: the oracle's search guarantee (its search is longer through
+        twice the refinement budget and the re-ranking on the twin).
     :param oracle_rerank: how many of the oracle's best candidates are served on the twin.
     :param oracle_serve_s: simulated seconds of each of those twin runs.
     """
@@ -43,7 +44,7 @@ class PlanContext:
     confidence: float = 0.99
     workers: int = 1
     max_refine_evals: int = 120
-    oracle_top_fraction: float = 0.005
+    oracle_top_fraction: float = 0.01
     oracle_rerank: int = 4
     oracle_serve_s: float = 2.0
     interference_model: object = None

@@ -1,9 +1,8 @@
 """The oracle: a longer search scored with ground-truth latencies, finished on the twin itself.
 
 1. Search as the other planners do, but with the :class:`TwinPredictor` (model-level co-run
-   latencies measured on the digital twin, i.e. a perfect interference model), more samples
-   (``oracle_top_fraction``, default the top 0.5% with 99% confidence: 919 samples) and twice
-   the refinement budget.
+   latencies measured on the digital twin, i.e. a perfect interference model) and twice the
+   refinement budget (``oracle_top_fraction`` sets the samples; default the same 459).
 2. Serve the best ``oracle_rerank`` candidates on the layer-level twin itself for
    ``oracle_serve_s`` simulated seconds (arrivals seeded apart from the evaluation's) and keep the
    one the goal scores highest. Goals that need throughput at SLO99 skip this step (a bisection
