@@ -30,7 +30,7 @@ import numpy as np
 
 from hetero_infer.errors import ModelError
 
-OPSET = 13
+OPSET = 14  # HardSwish needs opset 14
 IR_VERSION = 8
 
 _ACTS = {'relu': 'Relu', 'sigmoid': 'Sigmoid', 'tanh': 'Tanh', 'hardswish': 'HardSwish',
