@@ -150,3 +150,24 @@ def test_scheduler_registry_and_rule_based_plans(platform, apps):
                     confidence=0.9, max_refine_evals=10))
     assert no_int.search.n_samples == 22
     assert no_int.policy is not None
+
+
+def test_plan_command_prints_and_saves_a_policy(tmp_path, capsys):
+    import json
+
+    from hetero_infer.cli import main
+
+    out = tmp_path / 'plan.json'
+    rc = main(['plan', '--platform', 'xavier', '--scenario', 'mix_r1', '--goal', 'goodput',
+               '--scheduler', 'no_interference', '--top-fraction', '0.2', '--confidence',
+               '0.9', '--workers', '1', '--out', str(out)])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert 'policy' in text and '11 samples' in text
+    doc = json.loads(out.read_text())
+    pol = Policy.from_dict(doc['policy'])
+    assert np.allclose(pol.allocation.sum(axis=1), 1.0)
+    assert doc['search']['n_samples'] == 11
+    assert main(['plan', '--scenario', 'mix_r1', '--goal', 'latency', '--scheduler',
+                 'no_interference', '--out', str(out)]) == 1
+    assert 'known goals' in capsys.readouterr().err
