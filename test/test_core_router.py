@@ -42,7 +42,7 @@ def _router(alloc, **kw):
 def test_shares_track_allocation(decay, tol):
     # a window of ~10 requests cannot resolve a 10% share finely; longer windows track closely
     alloc = [[0.6, 0.3, 0.1], [0.0, 0.5, 0.5], [0.25, 0.25, 0.5]]
-    r = _router(alloc, decay=decay)
+    r = _router(alloc, decay=decay, tie_tolerance=0.0)
     rng = np.random.default_rng(0)
     counts = [Counter() for _ in alloc]
     view = _View({p: 0.0 for p in PROCS})
@@ -57,6 +57,26 @@ def test_shares_track_allocation(decay, tol):
                 assert counts[i][p] == 0
 
 
+@pytest.mark.parametrize('tie_tolerance', [0.25, 0.5, 1.0])
+def test_tie_band_keeps_every_share_within_the_band(tie_tolerance):
+    # the view always favours the GPU: it takes every tie, but no processor's realised share
+    # falls below A / (1 + tolerance), and a zero share stays zero
+    alloc = [[0.2, 0.5, 0.3], [0.0, 0.6, 0.4]]
+    r = _router(alloc, tie_tolerance=tie_tolerance)
+    view = _View({'gpu': 0.0, 'dla0': 5.0, 'dla1': 5.0})
+    counts = [Counter() for _ in alloc]
+    for k in range(20000):
+        counts[k % 2][r.dispatch(k % 2, float(k), view)] += 1
+    for i, row in enumerate(alloc):
+        total = sum(counts[i].values())
+        for j, p in enumerate(PROCS):
+            share = counts[i][p] / total
+            assert share >= row[j] / (1 + tie_tolerance) - 0.02
+            if row[j] == 0.0:
+                assert counts[i][p] == 0
+    assert counts[0]['gpu'] / 10000 > 0.2 + 0.02  # the favoured processor gained
+
+
 def test_every_request_placed_exactly_once_on_an_allowed_processor():
     r = _router([[0.5, 0.5, 0.0]])
     placed = [r.dispatch(0, float(k), _View({p: 0.0 for p in PROCS})) for k in range(1000)]
@@ -65,15 +85,15 @@ def test_every_request_placed_exactly_once_on_an_allowed_processor():
 
 
 def test_ties_go_to_earliest_expected_finish():
-    r = _router([[0.5, 0.5, 0.0]])
+    r = _router([[0.5, 0.5, 0.0]], tie_tolerance=0.0)
     # first decision: both unused (infinite score) -> the one that is free first
     assert r.dispatch(0, 0.0, _View({'gpu': 10.0, 'dla0': 2.0, 'dla1': 0.0})) == 'dla0'
-    r = _router([[0.5, 0.5, 0.0]])
+    r = _router([[0.5, 0.5, 0.0]], tie_tolerance=0.0)
     assert r.dispatch(0, 0.0, _View({'gpu': 1.0, 'dla0': 2.0, 'dla1': 0.0})) == 'gpu'
 
 
 def test_removed_processor_drops_out_and_allocation_renormalises():
-    r = _router([[0.5, 0.3, 0.2], [0.0, 1.0, 0.0]])
+    r = _router([[0.5, 0.3, 0.2], [0.0, 1.0, 0.0]], tie_tolerance=0.0)
     r.remove_processor('dla0')
     assert r.active_processors == ['gpu', 'dla1']
     eff = r.effective_allocation(0)
@@ -108,7 +128,7 @@ def test_unknown_application_is_refused():
 
 
 def test_concurrent_dispatch_from_threads_keeps_shares():
-    r = _router([[0.5, 0.25, 0.25]])
+    r = _router([[0.5, 0.25, 0.25]], tie_tolerance=0.0)
     out = []
     lock = threading.Lock()
 

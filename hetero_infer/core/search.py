@@ -53,7 +53,7 @@ class SimSettings:
     max_queue: int = 64
     progressive: bool = False
     router_decay: float = 0.98
-    router_tie_tolerance: float = 0.0
+    router_tie_tolerance: float = 0.5
     slo99_hi_scale: float = 1.5
     slo99_iterations: int = 6
     slo99_requests: int = 600
