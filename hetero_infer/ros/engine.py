@@ -33,7 +33,13 @@ DROP_REASONS = ('queue_full', 'rejected', 'no_processor', 'processor_failed', 'b
 
 @dataclass
 class Request:
-    """One input message turned into model inputs."""
+    """One input message: model inputs, or a function that computes them.
+
+    ``prepare`` (when set and ``inputs`` is None) runs on the processor's worker just before the
+    inference: preprocessing then costs nothing for requests dropped at the queue, and the
+    subscription callback stays short. An exception from it with a ``reason`` attribute (an
+    ``InputError``) drops the request as ``bad_input``.
+    """
 
     request_id: int
     app_index: int
@@ -44,6 +50,7 @@ class Request:
     policy_version: int = 0
     proc: Optional[str] = None
     expected_ms: float = 0.0
+    prepare: Optional[Callable[[], Dict[str, Any]]] = None
 
 
 @dataclass
@@ -197,13 +204,14 @@ class ServingEngine:
     # -- requests -------------------------------------------------------------------------------
     def new_request(self, app_index: int, inputs: Optional[Dict[str, Any]], *,
                     received_s: Optional[float] = None, stamp: Tuple[int, int] = (0, 0),
-                    frame_id: str = '') -> Request:
+                    frame_id: str = '',
+                    prepare: Optional[Callable[[], Dict[str, Any]]] = None) -> Request:
         with self._lock:
             self._next_id += 1
             rid = self._next_id
         return Request(rid, app_index, inputs,
                        received_s if received_s is not None else time.perf_counter(),
-                       stamp=stamp, frame_id=frame_id)
+                       stamp=stamp, frame_id=frame_id, prepare=prepare)
 
     def submit(self, req: Request) -> None:
         """Route and queue one request; its outcome is reported through ``on_outcome``."""
@@ -242,6 +250,17 @@ class ServingEngine:
             self._finish(Outcome(req, worker.proc, 'rejected',
                                  'waited %.1f ms + expected %.1f ms > SLO %.1f ms'
                                  % (waited_ms, req.expected_ms, self.slo_ms[app])))
+            return
+        try:
+            if req.inputs is None and req.prepare is not None:
+                req.inputs = req.prepare()
+        except Exception as exc:
+            reason = getattr(exc, 'reason', None)
+            if reason is None:
+                self._log('application %s: preprocessing failed: %s'
+                          % (self.app_names[app], exc))
+            self._finish(Outcome(req, worker.proc, 'bad_input',
+                                 '%s: %s' % (reason or type(exc).__name__, exc)))
             return
         try:
             res = self.executors[app][worker.proc].run(req.inputs)

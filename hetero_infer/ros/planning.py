@@ -2,12 +2,18 @@
 
 The policy search is CPU-bound Python; run in the node's process it would hold the GIL for
 seconds and stall conversion, routing and publishing (latency spikes while re-planning). So the
-node keeps one spawned worker process (``spawn``: forking a process that runs DDS threads is not
-safe) and sends it plain data; the worker rebuilds platform, models, predictor and goal.
+node keeps one worker process, ``python -m hetero_infer.ros.planning``, and talks to it with one
+JSON line per job on its stdin / stdout; the worker rebuilds platform, models, predictor and goal
+from plain data. A plain subprocess rather than multiprocessing: forking a process that runs DDS
+threads is unsafe, and ``spawn`` re-imports the caller's ``__main__`` (a user script without a
+main guard would start a second node). The worker exits when its stdin closes, so it never
+outlives the node.
 """
 
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
+import json
+import subprocess
+import sys
+import threading
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from hetero_infer.errors import ConfigError
@@ -58,37 +64,73 @@ def run_plan(req: Dict[str, Any]) -> Dict[str, Any]:
 
 
 class Planner:
-    """One background process that runs :func:`run_plan` jobs, one at a time.
+    """One background worker process that runs :func:`run_plan` jobs, one at a time.
 
     :param in_process: run jobs in the calling thread instead (tests, or where processes cannot
-        be spawned).
+        be started).
     """
 
     def __init__(self, *, in_process: bool = False) -> None:
-        self._pool: Optional[ProcessPoolExecutor] = None
+        self._proc: Optional[subprocess.Popen] = None
         self._in_process = in_process
+        self._lock = threading.Lock()
 
-    def plan(self, req: Dict[str, Any], *, timeout_s: Optional[float] = None) -> Dict[str, Any]:
+    def plan(self, req: Dict[str, Any]) -> Dict[str, Any]:
         """Run one job and wait for it.
 
         :raises ConfigError: the job failed (the worker's message included).
         """
         if self._in_process:
             return run_plan(req)
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(max_workers=1,
-                                             mp_context=multiprocessing.get_context('spawn'))
-        try:
-            return self._pool.submit(run_plan, req).result(timeout=timeout_s)
-        except Exception as exc:
-            if type(exc).__name__ == 'BrokenProcessPool':
-                self._pool = None
-            raise ConfigError('planning failed: %s: %s' % (type(exc).__name__, exc)) from None
+        with self._lock:
+            if self._proc is None or self._proc.poll() is not None:
+                self._proc = subprocess.Popen(
+                    [sys.executable, '-m', 'hetero_infer.ros.planning'], stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE, universal_newlines=True, bufsize=1)
+            proc = self._proc
+            try:
+                proc.stdin.write(json.dumps(req) + '\n')
+                proc.stdin.flush()
+                line = proc.stdout.readline()
+            except (OSError, ValueError) as exc:
+                line = ''
+                err = str(exc)
+            else:
+                err = 'worker exited with %s' % proc.poll()
+        if not line:
+            raise ConfigError('planning failed: %s' % err)
+        answer = json.loads(line)
+        if 'error' in answer:
+            raise ConfigError('planning failed: %s' % answer['error'])
+        return answer
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            try:
+                proc.stdin.close()
+            except OSError:
+                pass
+            try:
+                proc.wait(timeout=5.0)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
+
+
+def _worker_main() -> int:
+    """Serve JSON-line jobs on stdin until it closes."""
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        try:
+            answer = run_plan(json.loads(line))
+        except Exception as exc:  # reported to the node, which keeps its current policy
+            answer = {'error': '%s: %s' % (type(exc).__name__, exc)}
+        sys.stdout.write(json.dumps(answer) + '\n')
+        sys.stdout.flush()
+    return 0
 
 
 def policy_from_answer(answer: Dict[str, Any]):
@@ -104,3 +146,7 @@ def app_rows(apps: Sequence[Any], procs: Sequence[str], mask, rates: Sequence[fl
         allowed = tuple(p for j, p in enumerate(procs) if mask[app.index][j])
         out.append((app.cfg.name, app.cfg.model, float(rate), float(app.slo_ms), allowed))
     return out
+
+
+if __name__ == '__main__':
+    sys.exit(_worker_main())

@@ -17,6 +17,7 @@ every ``status_period_s``.
 
 import collections
 import json
+import sys
 import threading
 import time
 from typing import Any, Dict, List, Optional, Sequence
@@ -39,6 +40,7 @@ from hetero_infer.ros import conversions, params, results
 from hetero_infer.ros.engine import Outcome, ServingEngine
 
 STATUS_SCHEMA = 'hetero_infer.status/1'
+SWITCH_INTERVAL_S = 0.0005
 
 #: Google Speech Commands v2 (35 words), the label set of the keyword-spotting models.
 SPEECH_COMMANDS = (
@@ -147,6 +149,10 @@ class SchedulerNode(Node):
             executors.append(execs)
             expected.append(iso)
         self._iso = expected
+        # A request crosses four threads (DDS, executor, processor queue, backend worker); with
+        # CPython's default 5 ms GIL switch interval each hand-over can wait that long behind a
+        # busy thread. 0.5 ms keeps the node's added latency near the cost of its own work.
+        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
         self._warm_up(executors)
         self._stats = _Stats(len(self.apps))
         self._planned_rates = [a.cfg.rate_hz for a in self.apps]
@@ -267,6 +273,10 @@ class SchedulerNode(Node):
         (TensorRT contexts, onnxruntime arenas); without this the first requests would miss
         their SLO.
         """
+        import cv2
+        # One frame's preprocessing takes ~0.15 ms on one core; OpenCV's thread pool costs
+        # more in wake-ups than it saves at these sizes and competes with the workers.
+        cv2.setNumThreads(1)
         for app, execs in zip(self.apps, executors):
             shape = app.input_spec.shape
             if app.is_audio:
@@ -343,6 +353,8 @@ class SchedulerNode(Node):
 
     # -- inputs ---------------------------------------------------------------------------------
     def _on_input(self, app: _App, msg) -> None:
+        """Validate the message here (bad inputs are answered at once); resize and normalise on
+        the processor's worker (see :class:`~hetero_infer.ros.engine.Request`)."""
         received = time.perf_counter()
         header = getattr(msg, 'header', None)
         stamp = (header.stamp.sec, header.stamp.nanosec) if header is not None else (0, 0)
@@ -354,7 +366,7 @@ class SchedulerNode(Node):
             self._stats.win_received[app.index] += 1
             self._stats.drift_received[app.index] += 1
         try:
-            req.inputs = {app.input_spec.name: self._preprocess(app, msg)}
+            req.prepare = self._decoder(app, msg)
         except conversions.InputError as exc:
             with self._stats.lock:
                 self._stats.bad_inputs[exc.reason] += 1
@@ -364,17 +376,20 @@ class SchedulerNode(Node):
             return
         self.engine.submit(req)
 
-    def _preprocess(self, app: _App, msg) -> np.ndarray:
-        shape = app.input_spec.shape
+    def _decoder(self, app: _App, msg):
+        """Check ``msg`` now; return the function that makes the model inputs from it."""
+        name, shape = app.input_spec.name, app.input_spec.shape
         kind = app.cfg.input_type
         if kind == 'image':
-            img, order = conversions.image_to_array(msg)
-            return conversions.preprocess_image(img, order, shape)
+            img, order = conversions.image_to_array(msg)  # a view: ``msg`` stays referenced
+            return lambda: {name: conversions.preprocess_image(img, order, shape)}
         if kind == 'compressed_image':
+            # Decoding is the expensive part and the only full check of the data.
             img, order = conversions.compressed_to_array(msg)
-            return conversions.preprocess_image(img, order, shape)
+            return lambda: {name: conversions.preprocess_image(img, order, shape)}
         samples = conversions.audio_to_array(msg, kind=kind)
-        return conversions.preprocess_audio(samples, app.cfg.sample_rate_hz, shape)
+        rate = app.cfg.sample_rate_hz
+        return lambda: {name: conversions.preprocess_audio(samples, rate, shape)}
 
     # -- outcomes -------------------------------------------------------------------------------
     def _on_outcome(self, o: Outcome) -> None:
@@ -399,6 +414,9 @@ class SchedulerNode(Node):
             else:
                 st.total_dropped[app.index][o.drop_reason] += 1
                 st.win_dropped[app.index] += 1
+                if o.drop_reason == 'bad_input' and o.proc is not None:
+                    # found while preprocessing on the worker (the callback counts its own)
+                    st.bad_inputs[o.detail.split(':', 1)[0]] += 1
         if self._closing:
             return
         try:
@@ -679,19 +697,27 @@ class SchedulerNode(Node):
         super().destroy_node()
 
 
+def make_executor(num_threads: int = 1):
+    """The executor the nodes spin in: single-threaded unless more threads are asked for.
+
+    (rclpy's experimental ``EventsExecutor`` would cost less per message, but in Jazzy's rclpy
+    7.1 its timers never fired when spun from a thread and ``shutdown`` hung, so it is not used.)
+    """
+    from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
+    if num_threads > 1:
+        return MultiThreadedExecutor(num_threads=num_threads)
+    return SingleThreadedExecutor()
+
+
 def spin_nodes(nodes: Sequence[Node], *, duration_s: Optional[float] = None,
                num_threads: int = 1, on_tick=None, tick_s: float = 0.1) -> None:
     """Spin ``nodes`` in one executor until Ctrl-C, shutdown or ``duration_s``.
 
-    One thread is the default: callbacks are short (conversion and routing; inference runs on
-    the processors' workers), and one thread has the least overhead per message in Python.
-    ``on_tick()`` is called from the calling thread every ``tick_s``.
+    One thread is the default: callbacks are short (validation and routing; preprocessing and
+    inference run on the processors' workers). ``on_tick()`` is called from the calling thread
+    every ``tick_s``.
     """
-    from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
-    if num_threads > 1:
-        executor = MultiThreadedExecutor(num_threads=num_threads)
-    else:
-        executor = SingleThreadedExecutor()
+    executor = make_executor(num_threads)
     for n in nodes:
         executor.add_node(n)
     spinner = threading.Thread(target=_spin, args=(executor,), name='hetero-infer-spin',
@@ -706,6 +732,11 @@ def spin_nodes(nodes: Sequence[Node], *, duration_s: Optional[float] = None,
     finally:
         executor.shutdown(timeout_sec=1.0)
         spinner.join(timeout=2.0)
+        for n in nodes:
+            try:
+                executor.remove_node(n)
+            except Exception:  # already gone with the executor
+                pass
 
 
 def _spin(executor) -> None:

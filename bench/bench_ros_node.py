@@ -1,0 +1,298 @@
+"""Benchmark of the scheduler node over real DDS (localhost), in one run:
+
+1. added latency of the node at 30 Hz x 3 camera applications (320x240 rgb8): result received
+   minus source stamp minus execute time, p50 / p99 (zero-time backend, so that what is left is
+   the node: DDS in and out, conversion, preprocessing, routing, queueing, JSON, publishing);
+2. the highest request rate the node sustains with the zero-time backend, against raw DDS: the
+   same messages through a relay process that only answers each one with a small String (the
+   physical limit of publish -> other process -> publish -> subscriber here).
+
+Node and relay run in their own processes; the publisher and the result sink run here.
+Images default to 320x240 rgb8 (230 KB): Fast DDS's shared-memory segments are 512 KB by
+default, so a 640x480 rgb8 frame (921 KB) goes over UDP fragments, which best-effort (sensor
+data) QoS loses wholesale under load, raw DDS included (--width 640 --height 480 shows it).
+
+Prints a table and JSON. Usage: python bench/bench_ros_node.py [--duration S] [--json FILE]
+"""
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import numpy as np
+
+os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+if not os.environ.get('ROS_DOMAIN_ID'):
+    os.environ['ROS_DOMAIN_ID'] = str(random.SystemRandom().randint(1, 100))
+
+import rclpy  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.qos import QoSProfile  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
+from std_msgs.msg import String  # noqa: E402
+
+CONFIG = """
+/**:
+  ros__parameters:
+    platform: xavier
+    backend: 'null'
+    admission_control: false
+    queue_limit: 64
+    slo_scale: 100.0
+    plan_samples: 12
+    plan_duration_s: 1.0
+    replan_period_s: 3600.0
+    applications: [cam0, cam1, cam2]
+    apps:
+      cam0: {input_topic: bench/cam0, model: mobilenet_v2, rate_hz: 30.0}
+      cam1: {input_topic: bench/cam1, model: mobilenet_v2, rate_hz: 30.0}
+      cam2: {input_topic: bench/cam2, model: mobilenet_v2, rate_hz: 30.0}
+"""
+
+RELAY = r'''
+import rclpy, sys
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image
+from std_msgs.msg import String
+rclpy.init()
+n = rclpy.create_node('relay')
+pubs = {}
+def make(topic):
+    pub = n.create_publisher(String, topic.replace('bench/', 'results/'), 50)
+    def cb(m):
+        pub.publish(String(data='{"stamp":{"sec":%d,"nanosec":%d},"execute_ms":0.0}'
+                           % (m.header.stamp.sec, m.header.stamp.nanosec)))
+    return cb
+for t in sys.argv[1:]:
+    n.create_subscription(Image, t, make(t), qos_profile_sensor_data)
+try:
+    rclpy.spin(n)
+except Exception:
+    pass
+'''
+
+
+class Bench:
+    def __init__(self, topics, width, height):
+        self.node = rclpy.create_node('bench_driver')
+        self.topics = topics
+        self.pubs = [self.node.create_publisher(Image, t, 10) for t in topics]
+        self.lock = threading.Lock()
+        self.lat = []
+        self.received = 0
+        self.first_s = None
+        for t in topics:
+            self.node.create_subscription(String, t.replace('bench/', 'results/'), self._on,
+                                          QoSProfile(depth=1000))
+        self.ex = SingleThreadedExecutor()
+        self.ex.add_node(self.node)
+        self.spinner = threading.Thread(target=self._spin, daemon=True)
+        self.running = True
+        self.spinner.start()
+        h, w = height, width
+        img = np.random.default_rng(0).integers(0, 255, (h, w, 3)).astype(np.uint8)
+        self.msg = Image(height=h, width=w, encoding='rgb8', step=w * 3, data=img.tobytes())
+
+    def _spin(self):
+        while self.running:
+            self.ex.spin_once(timeout_sec=0.05)
+
+    def _on(self, m):
+        now = time.time()
+        doc = json.loads(m.data)
+        st = doc['stamp']
+        lat = (now - (st['sec'] + st['nanosec'] * 1e-9)) * 1e3 - doc.get('execute_ms', 0.0)
+        with self.lock:
+            self.received += 1
+            self.lat.append(lat)
+
+    def wait_connected(self, timeout_s=60.0):
+        end = time.monotonic() + timeout_s
+        while time.monotonic() < end:
+            if all(p.get_subscription_count() > 0 for p in self.pubs) and all(
+                    s.get_publisher_count() > 0 for s in self.node.subscriptions):
+                time.sleep(1.0)
+                return
+            time.sleep(0.05)
+        raise RuntimeError('no subscriber on %s' % self.topics)
+
+    def reset(self):
+        with self.lock:
+            self.lat = []
+            self.received = 0
+
+    def publish(self, pub):
+        t = time.time()
+        self.msg.header.stamp.sec = int(t)
+        self.msg.header.stamp.nanosec = int((t - int(t)) * 1e9)
+        pub.publish(self.msg)
+
+    def paced(self, rate_hz, duration_s):
+        """Every topic at rate_hz (offset evenly), for duration_s."""
+        period = 1.0 / rate_hz
+        t0 = time.monotonic()
+        k = 0
+        sent = 0
+        while True:
+            due = t0 + k * period / len(self.pubs)
+            if due - t0 > duration_s:
+                break
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            self.publish(self.pubs[k % len(self.pubs)])
+            k += 1
+            sent += 1
+        return sent
+
+    def flood(self, duration_s):
+        """As fast as this process can publish, round robin over the topics."""
+        t0 = time.monotonic()
+        k = 0
+        while time.monotonic() - t0 < duration_s:
+            self.publish(self.pubs[k % len(self.pubs)])
+            k += 1
+        return k
+
+    def close(self):
+        self.running = False
+        self.spinner.join()
+        self.node.destroy_node()
+
+
+def trial(bench, rate_hz, duration_s):
+    """Publish at ``rate_hz`` (all topics together) for ``duration_s``; delivered fraction."""
+    bench.reset()
+    t0 = time.monotonic()
+    sent = bench.paced(rate_hz / len(bench.pubs), duration_s)
+    elapsed = time.monotonic() - t0
+    time.sleep(0.5)  # drain
+    with bench.lock:
+        got = bench.received
+    return sent / elapsed, got / max(sent, 1)
+
+
+def sustained_rate(bench, *, duration_s, floor=0.98, start_hz=100.0, max_hz=20000.0):
+    """Highest total publish rate at which at least ``floor`` of the messages come back.
+
+    Doubling until a rate fails (or the publisher itself cannot go faster), then bisection.
+    Returns (rate, trials)."""
+    trials = []
+    good, bad = 0.0, None
+    rate = start_hz
+    while rate <= max_hz:
+        achieved, frac = trial(bench, rate, duration_s)
+        trials.append({'target_hz': rate, 'published_hz': achieved, 'delivered': frac})
+        if frac >= floor and achieved >= 0.9 * rate:
+            good = achieved
+            rate *= 2
+        else:
+            bad = rate if frac < floor else achieved
+            break
+    if bad is not None:
+        lo, hi = good, bad
+        for _ in range(4):
+            mid = 0.5 * (lo + hi)
+            achieved, frac = trial(bench, mid, duration_s)
+            trials.append({'target_hz': mid, 'published_hz': achieved, 'delivered': frac})
+            if frac >= floor and achieved >= 0.9 * mid:
+                lo = good = max(good, achieved)
+            else:
+                hi = mid
+    return good, trials
+
+
+def pct(values, q):
+    return float(np.percentile(values, q)) if values else float('nan')
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--duration', type=float, default=10.0,
+                    help='seconds of the 30 Hz x 3 latency run')
+    ap.add_argument('--trial', type=float, default=2.0,
+                    help='seconds per rate trial of the sustained-rate search')
+    ap.add_argument('--width', type=int, default=320)
+    ap.add_argument('--height', type=int, default=240)
+    ap.add_argument('--json', default=None, metavar='FILE')
+    args = ap.parse_args(argv)
+    topics = ['bench/cam0', 'bench/cam1', 'bench/cam2']
+    out = {'ros_domain_id': int(os.environ['ROS_DOMAIN_ID'])}
+    tmp = tempfile.mkdtemp(prefix='hetero_bench_')
+    cfg = os.path.join(tmp, 'serve.yaml')
+    with open(cfg, 'w') as f:
+        f.write(CONFIG)
+    rclpy.init()
+    procs = []
+    try:
+        # -- raw DDS relay ------------------------------------------------------------------
+        relay = subprocess.Popen([sys.executable, '-c', RELAY] + topics)
+        procs.append(relay)
+        bench = Bench(topics, args.width, args.height)
+        bench.wait_connected()
+        raw = {}
+        raw['sustained_hz'], raw['trials'] = sustained_rate(bench, duration_s=args.trial)
+        bench.reset()
+        bench.paced(30.0, 3.0)
+        time.sleep(0.5)
+        with bench.lock:
+            raw['p50_ms'], raw['p99_ms'] = pct(bench.lat, 50), pct(bench.lat, 99)
+        bench.close()
+        relay.kill()  # it only relays; nothing to flush
+        relay.wait(10)
+        out['raw_dds'] = raw
+        # -- the node -------------------------------------------------------------------------
+        log = open(os.path.join(tmp, 'node.log'), 'w')
+        node = subprocess.Popen([sys.executable, '-m', 'hetero_infer.cli', 'serve', '--config',
+                                 cfg, '--log-level', 'warn'], stdout=log, stderr=log)
+        procs.append(node)
+        bench = Bench(topics, args.width, args.height)
+        bench.wait_connected()
+        bench.reset()
+        sent = bench.paced(30.0, args.duration)
+        time.sleep(0.5)
+        with bench.lock:
+            lat = list(bench.lat)
+        out['node_latency'] = {'rate_hz_per_app': 30.0, 'image': [args.width, args.height],
+                               'apps': 3, 'sent': sent,
+                               'results': len(lat), 'added_p50_ms': pct(lat, 50),
+                               'added_p99_ms': pct(lat, 99), 'added_max_ms': max(lat)}
+        rate, trials = sustained_rate(bench, duration_s=args.trial)
+        out['node_rate'] = {'sustained_hz': rate, 'trials': trials}
+        bench.close()
+        node.terminate()
+        node.wait(15)
+        log.close()
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+        rclpy.try_shutdown()
+    out['rate_ratio'] = out['node_rate']['sustained_hz'] / out['raw_dds']['sustained_hz']
+    out['targets'] = {'added_p99_under_2ms': out['node_latency']['added_p99_ms'] < 2.0,
+                      'rate_ratio_at_least_0.8': out['rate_ratio'] >= 0.8}
+    nl, nr, rd = out['node_latency'], out['node_rate'], out['raw_dds']
+    print('%-44s %10s' % ('measure (%dx%d rgb8, 3 topics)' % (args.width, args.height),
+                           'value'))
+    print('-' * 56)
+    print('%-44s %10.3f' % ('node added latency p50 ms (30 Hz x 3)', nl['added_p50_ms']))
+    print('%-44s %10.3f' % ('node added latency p99 ms (30 Hz x 3)', nl['added_p99_ms']))
+    print('%-44s %10.3f' % ('raw DDS relay latency p99 ms (30 Hz x 3)', rd['p99_ms']))
+    print('%-44s %10.1f' % ('raw DDS relay sustained msg/s (>=98% back)', rd['sustained_hz']))
+    print('%-44s %10.1f' % ('node, zero-time backend, sustained req/s', nr['sustained_hz']))
+    print('%-44s %10.2f' % ('node / raw', out['rate_ratio']))
+    print(json.dumps(out, indent=1))
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(out, f, indent=1)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
