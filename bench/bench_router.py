@@ -40,7 +40,7 @@ def main(argv=None) -> int:
     alloc = [[0.5, 0.25, 0.25], [0.2, 0.4, 0.4], [1.0, 0.0, 0.0], [0.3, 0.3, 0.4]]
     names = ['app%d' % i for i in range(len(alloc))]
     results = {}
-    for label, tol in (('pure', 0.0), ('tie_tolerance_0.2', 0.2)):
+    for label, tol in (('exact_ties', 0.0), ('default_band_0.5', 0.5)):
         router = PriorityRouter(Policy(names, procs, alloc), tie_tolerance=tol)
         router.reset([_App(n) for n in names], None)
         apps = np.random.default_rng(0).integers(0, len(alloc), args.decisions).tolist()

@@ -28,6 +28,10 @@ def add_arguments(parser):
                         help='skip throughput at SLO99 (much faster)')
 
 
+def _pct(v) -> str:
+    return 'n/a' if v is None else '%+.1f%%' % v
+
+
 def run(args) -> int:
     from tqdm import tqdm
 
@@ -69,7 +73,13 @@ def run(args) -> int:
     imp = result['summary']['average_improvement_pct']
     print('evaluated %d scenarios x %d schedulers in %.0f s (%d workers)'
           % (len(scenarios), len(schedulers), result['details']['wall_time_s'], workers))
+    print('average improvement of interference_aware (mean of per-scenario improvements; '
+          'geometric mean; of the average):')
+    stats = result['details']['improvement_stats']
     for metric, row in imp.items():
-        print('  %-17s ' % metric + '  '.join('%s %+.1f%%' % (b, v) for b, v in row.items()))
+        print('  %-17s ' % metric + '  '.join(
+            '%s %+.1f%% (%s; %s)' % (b, v, _pct(stats[metric][b]['geometric_mean_pct']),
+                                     _pct(stats[metric][b]['of_average_pct']))
+            for b, v in row.items()))
     print('wrote ' + ', '.join(os.path.relpath(p) for p in paths))
     return 0

@@ -40,7 +40,7 @@ from hetero_infer.core.router import PriorityRouter
 from hetero_infer.errors import ConfigError
 
 #: Chunks the sampled policies are split into (fixed, so results do not depend on core count).
-N_CHUNKS = 8
+N_CHUNKS = 4
 
 
 @dataclass
