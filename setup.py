@@ -27,7 +27,8 @@ setup(
     license='Apache-2.0',
     python_requires='>=3.8',
     packages=find_packages(exclude=['test', 'test.*', 'bench', 'tools']),
-    package_data={PACKAGE: ['data/zoo/*.json', 'data/onnx/*', 'data/*.json']},
+    package_data={PACKAGE: ['data/zoo/*.json', 'data/onnx/*', 'data/interference/*.json',
+                           'data/*.json']},
     include_package_data=False,
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + PACKAGE]),
