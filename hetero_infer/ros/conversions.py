@@ -309,17 +309,20 @@ def array_to_image_fields(img: np.ndarray, encoding: str) -> Dict[str, Any]:
 
 def top_k(scores: np.ndarray, k: int, labels: Optional[Sequence[str]] = None):
     """Top-k ``[(label, score)]`` of a score vector (softmax applied if they are logits)."""
-    s = np.asarray(scores, dtype=np.float64).reshape(-1)
-    if s.size == 0:
+    s = np.asarray(scores, dtype=np.float32).reshape(-1)
+    n = s.size
+    if n == 0:
         return []
-    if s.min() < 0.0 or abs(float(s.sum()) - 1.0) > 1e-3:
-        e = np.exp(s - s.max())
-        s = e / e.sum()
-    k = max(1, min(int(k), s.size))
-    idx = np.argpartition(-s, k - 1)[:k]
+    k = max(1, min(int(k), n))
+    idx = np.argpartition(s, n - k)[n - k:] if k < n else np.arange(n)
     idx = idx[np.argsort(-s[idx], kind='stable')]
+    top = s[idx].astype(np.float64)
+    lo, total = float(s.min()), float(s.sum(dtype=np.float64))
+    if lo < 0.0 or abs(total - 1.0) > 1e-3:  # logits: softmax, computed for the k only
+        hi = float(top[0])
+        top = np.exp(top - hi) / float(np.exp(s - hi, dtype=np.float64).sum())
     out = []
-    for i in idx:
+    for i, p in zip(idx.tolist(), top.tolist()):
         label = labels[i] if labels is not None and i < len(labels) else 'class_%d' % i
-        out.append((label, float(s[i])))
+        out.append((label, p))
     return out

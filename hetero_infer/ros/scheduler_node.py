@@ -26,6 +26,7 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.event_handler import PublisherEventCallbacks
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
@@ -171,10 +172,16 @@ class SchedulerNode(Node):
             admission_control=cfg.admission_control, log=self.get_logger().error)
         self._last_busy = self.engine.utilisation()
         self._last_status_s = time.perf_counter()
+        # Every publisher's default QoS-event handler is one more entity the executor walks on
+        # every wake-up (per message); the input subscriptions keep theirs, which warn about
+        # incompatible QoS, the usual reason for a node that receives nothing.
+        quiet = PublisherEventCallbacks(use_default_callbacks=False)
         for app in self.apps:
-            app.publisher = self.create_publisher(self._result_msg, app.cfg.result_topic, 50)
-        self.status_pub = self.create_publisher(String, '~/status', 10)
-        self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+            app.publisher = self.create_publisher(self._result_msg, app.cfg.result_topic, 50,
+                                                  event_callbacks=quiet)
+        self.status_pub = self.create_publisher(String, '~/status', 10, event_callbacks=quiet)
+        self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10,
+                                              event_callbacks=quiet)
         self._subs = [self._subscribe(app) for app in self.apps]
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._status_timer = self.create_timer(cfg.status_period_s, self._publish_status)
