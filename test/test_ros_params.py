@@ -1,0 +1,88 @@
+"""Parameter rules of the scheduler node without ROS: validation reasons, the frozen config,
+live changes, and the parameter file reader used by ``hetero-infer serve``."""
+
+import dataclasses
+
+import pytest
+
+from hetero_infer.errors import ConfigError
+from hetero_infer.ros import params
+from hetero_infer.ros.config_file import default_config_path, load_params_file
+
+BASE = {
+    'applications': ['cam', 'mic'],
+    'apps.cam.input_topic': 'cam/image', 'apps.cam.model': 'resnet18',
+    'apps.mic.input_topic': 'mic', 'apps.mic.input_type': 'audio_f32',
+    'apps.mic.model': 'quartznet15x5', 'apps.mic.processors': ['gpu', ''],
+}
+
+
+def test_build_config_reads_apps_and_defaults():
+    cfg = params.build_config(BASE)
+    assert cfg.app_names() == ['cam', 'mic']
+    assert cfg.apps[0].result_topic == 'results/cam'
+    assert cfg.apps[1].processors == ('gpu',)
+    assert cfg.goal_spec() == 'goodput'
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.goal = 'fairness'
+
+
+@pytest.mark.parametrize('name,value,needle', [
+    ('goal', 'speed', "'speed' is not one of"),
+    ('slo_scale', 0.5, 'outside [1, 100]'),
+    ('slo_scale', float('nan'), 'finite'),
+    ('queue_limit', 2.5, 'integer'),
+    ('admission_control', 1, 'true or false'),
+    ('apps.cam.input_type', 'video', 'not one of'),
+    ('backend', 'cuda', 'emulated'),
+])
+def test_validate_gives_a_reason(name, value, needle):
+    reason = params.validate(name, value)
+    assert reason is not None and needle in reason and name in reason
+
+
+def test_build_config_names_node_and_parameter():
+    with pytest.raises(ConfigError, match='node /x: .*apps.cam.model is empty'):
+        params.build_config(dict(BASE, **{'apps.cam.model': ''}), node_name='/x')
+    with pytest.raises(ConfigError, match='applications is empty'):
+        params.build_config(dict(BASE, applications=['']))
+    with pytest.raises(ConfigError, match='every goal_weights'):
+        params.build_config(dict(BASE, goal='weighted', **{'goal_weights.goodput': 0.0}))
+
+
+def test_apply_changes_is_atomic_and_checked():
+    cfg = params.build_config(BASE)
+    new = params.apply_changes(cfg, {'goal': 'weighted', 'goal_weights.fairness': 0.5,
+                                     'apps.cam.slo_ms': 40.0})
+    assert new.goal_spec() == {'weighted': {'goodput': 1.0, 'fairness': 0.5}}
+    assert new.apps[0].slo_ms == 40.0 and cfg.apps[0].slo_ms == 0.0
+    with pytest.raises(ConfigError, match='unknown application'):
+        params.apply_changes(cfg, {'apps.nope.slo_ms': 3.0})
+    with pytest.raises(ConfigError):
+        params.apply_changes(cfg, {'goal': 'weighted', 'goal_weights.goodput': 0.0})
+
+
+def test_every_parameter_has_a_description_and_sane_range():
+    for spec in params.NODE_PARAMS + params.APP_PARAMS:
+        assert spec.description
+        if spec.low is not None:
+            assert spec.low <= spec.default <= spec.high, spec.name
+            assert spec.high <= params.INT32_MAX
+        if spec.choices:
+            assert spec.default in spec.choices
+            assert all(c in spec.full_description() for c in spec.choices)
+
+
+def test_shipped_serve_yaml_is_a_valid_config(tmp_path):
+    values = load_params_file(default_config_path(), 'scheduler')
+    cfg = params.build_config(values)
+    assert len(cfg.apps) == 3 and cfg.backend == 'emulated'
+    bad = tmp_path / 'bad.yaml'
+    bad.write_text('other_node:\n  ros__parameters: {goal: goodput}\n')
+    with pytest.raises(ConfigError, match='no section for node'):
+        load_params_file(str(bad), 'scheduler')
+    specific = tmp_path / 'specific.yaml'
+    specific.write_text('/**:\n  ros__parameters: {goal: goodput, queue_limit: 2}\n'
+                        '/ns/scheduler:\n  ros__parameters: {goal: fairness}\n')
+    assert load_params_file(str(specific), 'scheduler') == {'goal': 'fairness',
+                                                            'queue_limit': 2}
