@@ -686,7 +686,12 @@ class SchedulerNode(Node):
 
     # -- shutdown -------------------------------------------------------------------------------
     def close(self) -> None:
-        """Stop planning, drop what is queued (reason shutdown), release the backend."""
+        """Stop planning, drop what is queued (reason shutdown), release the backend.
+
+        The shutdown drops are still published while the ROS context is valid (a close
+        without Ctrl-C), so every request still gets its one message.
+        """
+        self._closing = not self.context.ok()
         self.engine.close()
         self._closing = True
         self._plan_wanted.set()
@@ -754,11 +759,20 @@ def _spin(executor) -> None:
 
 
 def main(args=None) -> int:
-    """``ros2 run hetero_infer scheduler_node --ros-args --params-file config/serve.yaml``."""
+    """``ros2 run hetero_infer scheduler_node [--ros-args --params-file FILE]``.
+
+    The package's ``config/serve.yaml`` gives the defaults, so the node also starts without a
+    parameter file; values from ``--params-file`` / ``-p`` override it.
+    """
+    from hetero_infer.ros.config_file import default_config_path, load_params_file
     rclpy.init(args=args)
     node = None
     try:
-        node = SchedulerNode()
+        try:
+            defaults = load_params_file(default_config_path(), 'scheduler')
+        except HeteroInferError:
+            defaults = {}
+        node = SchedulerNode(overrides=defaults)
         spin_nodes([node])
     except KeyboardInterrupt:
         pass
