@@ -107,8 +107,9 @@ APP_PARAMS = (
               read_only=True),
     ParamSpec('result_topic', '', 'Result topic; empty = results/<application>.', read_only=True),
     ParamSpec('model', '', 'Zoo model name or layer-table / ONNX path.', read_only=True),
-    ParamSpec('model_file_path', '', 'ONNX file the onnxruntime / tensorrt backends load; empty '
-              '= the model itself (emulated backend).', read_only=True),
+    ParamSpec('model_file_path', '', 'ONNX file the onnxruntime / tensorrt backends load; with '
+              'the emulated backend, real outputs are computed from it while the timing stays '
+              'the twin\'s for model. Empty = model only.', read_only=True),
     ParamSpec('engine_file_path', '', 'Prebuilt TensorRT engine; empty = build and cache.',
               read_only=True),
     ParamSpec('processors', [''], 'Processors that may run this application; empty = every '

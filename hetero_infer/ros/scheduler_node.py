@@ -267,6 +267,9 @@ class SchedulerNode(Node):
             last = model.layers[-1]
             options = {'input_spec': TensorSpec(model.input_name, model.input_shape),
                        'output_spec': TensorSpec('output', tuple(last.out_shape))}
+        elif self.config.backend == 'emulated' and a.model_file_path:
+            # Time from the twin for the zoo model, real outputs from the ONNX file.
+            return self.backend.load(a.model, proc, onnx_path=a.model_file_path)
         elif self.config.backend == 'tensorrt':
             options = {'enable_fp16': self.config.enable_fp16,
                        'force_engine_update': self.config.force_engine_update}
