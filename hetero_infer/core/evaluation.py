@@ -327,8 +327,9 @@ def write_markdown(summary: dict, details: dict, path: str) -> None:
         f.write('\n'.join(lines) + '\n')
 
 
-def write_plots(summary: dict, out_dir: str) -> List[str]:
-    """PNG plots like the talk's: per-scenario goodput and SLO99 bars, average improvements."""
+def write_plots(summary: dict, out_dir: str, stats: Optional[dict] = None) -> List[str]:
+    """PNG plots like the talk's: per-scenario goodput / SLO99 bars (normalised to the best
+    scheduler of each scenario) and the average improvements of interference_aware."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -344,44 +345,72 @@ def write_plots(summary: dict, out_dir: str) -> List[str]:
     for metric in ('goodput', 'slo99_throughput'):
         if not any(metric in r for s in summary['scenarios'] for r in s['results'].values()):
             continue
-        fig, ax = plt.subplots(figsize=(max(12, 0.45 * len(names) * 1.0 + 4), 4.5))
+        rows = max(1, int(math.ceil(len(names) / 20.0)))
+        fig, axes = plt.subplots(rows, 1, figsize=(16, 3.6 * rows), squeeze=False)
         width = 0.8 / max(1, len(scheds))
-        x = np.arange(len(names))
-        for k, sched in enumerate(scheds):
-            vals = []
-            for s in summary['scenarios']:
-                r = s['results']
-                base = r.get('base', {}).get(metric, 0.0)
-                v = r.get(sched, {}).get(metric, math.nan)
-                vals.append(v / base if base > 0 else math.nan)
-            ax.bar(x + (k - len(scheds) / 2 + 0.5) * width, vals, width, label=sched)
-        ax.set_xticks(x)
-        ax.set_xticklabels(names, rotation=90, fontsize=7)
-        ax.set_ylabel('%s normalised to base' % metric)
-        ax.axhline(1.0, color='k', linewidth=0.5)
-        ax.legend(fontsize=7, ncol=4)
-        ax.set_title('%s per scenario (normalised to the base throughput scheduler)' % metric)
+        for row in range(rows):
+            ax = axes[row][0]
+            part = summary['scenarios'][row * 20:(row + 1) * 20]
+            x = np.arange(len(part))
+            for k, sched in enumerate(scheds):
+                vals = []
+                for s in part:
+                    r = s['results']
+                    best = max((v.get(metric, 0.0) for v in r.values()), default=0.0)
+                    v = r.get(sched, {}).get(metric, math.nan)
+                    vals.append(v / best if best > 0 else math.nan)
+                ax.bar(x + (k - len(scheds) / 2 + 0.5) * width, vals, width, label=sched)
+            ax.set_xticks(x)
+            ax.set_xticklabels([s['name'] for s in part], rotation=45, fontsize=7, ha='right')
+            ax.set_ylim(0, 1.05)
+            ax.set_ylabel('%s / best' % metric, fontsize=8)
+            if row == 0:
+                ax.legend(fontsize=7, ncol=7, loc='lower center', bbox_to_anchor=(0.5, 1.0))
+        fig.suptitle('%s per scenario, normalised to the best scheduler of the scenario' % metric,
+                     fontsize=10, y=1.0)
         fig.tight_layout()
         path = os.path.join(out_dir, '%s_per_scenario.png' % metric)
-        fig.savefig(path, dpi=110)
+        fig.savefig(path, dpi=110, bbox_inches='tight')
         plt.close(fig)
         paths.append(path)
     imp = summary['average_improvement_pct']
-    metrics = [m for m in METRICS if m in imp]
+    metrics = [m for m in ('goodput', 'slo99_throughput') if m in imp]
     if metrics:
         baselines = [b for b in scheds if b != PROPOSED]
-        fig, ax = plt.subplots(figsize=(10, 4.5))
-        width = 0.8 / max(1, len(metrics))
-        x = np.arange(len(baselines))
-        for k, metric in enumerate(metrics):
-            vals = [imp[metric].get(b, math.nan) for b in baselines]
-            ax.bar(x + (k - len(metrics) / 2 + 0.5) * width, vals, width, label=metric)
-        ax.set_xticks(x)
-        ax.set_xticklabels(baselines)
-        ax.axhline(0.0, color='k', linewidth=0.5)
-        ax.set_ylabel('average improvement of %s (%%)' % PROPOSED)
-        ax.legend(fontsize=8)
-        ax.set_title('Average improvement of %s over each scheduler' % PROPOSED)
+        fig, axes = plt.subplots(1, len(metrics), figsize=(7 * len(metrics), 4.2),
+                                 squeeze=False)
+        kinds = (('mean of scenarios', 'mean_of_scenarios_pct'),
+                 ('geometric mean', 'geometric_mean_pct'), ('of the average', 'of_average_pct'))
+        cap = 200.0
+        for col, metric in enumerate(metrics):
+            ax = axes[0][col]
+            x = np.arange(len(baselines))
+            width = 0.8 / len(kinds)
+            for k, (label, key) in enumerate(kinds):
+                vals = []
+                for b in baselines:
+                    if key == 'mean_of_scenarios_pct' or not stats:
+                        v = imp[metric].get(b)
+                    else:
+                        v = (stats.get(metric, {}).get(b) or {}).get(key)
+                    vals.append(math.nan if v is None else v)
+                pos = x + (k - len(kinds) / 2 + 0.5) * width
+                ax.bar(pos, [min(v, cap) for v in vals], width, label=label)
+                for px, v in zip(pos, vals):
+                    if v == v and v > cap:
+                        ax.text(px, cap, '%.0f' % v, ha='center', va='bottom', fontsize=6,
+                                rotation=90)
+                if not stats:
+                    break
+            ax.set_xticks(x)
+            ax.set_xticklabels(baselines, rotation=20, fontsize=8)
+            ax.axhline(0.0, color='k', linewidth=0.5)
+            ax.set_ylim(top=cap * 1.25)
+            ax.set_ylabel('improvement of %s (%%)' % PROPOSED, fontsize=8)
+            ax.set_title(metric, fontsize=10)
+            ax.legend(fontsize=7)
+        fig.suptitle('Average improvement of %s over each scheduler (40 scenarios, twin)'
+                     % PROPOSED, fontsize=10)
         fig.tight_layout()
         path = os.path.join(out_dir, 'average_improvement.png')
         fig.savefig(path, dpi=110)
@@ -407,5 +436,5 @@ def write_outputs(result: dict, out_dir: str) -> List[str]:
     p = os.path.join(out_dir, 'summary.md')
     write_markdown(result['summary'], result['details'], p)
     paths.append(p)
-    paths += write_plots(result['summary'], out_dir)
+    paths += write_plots(result['summary'], out_dir, result['details'].get('improvement_stats'))
     return paths
