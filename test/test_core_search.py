@@ -120,6 +120,13 @@ def test_refinement_never_loses_and_slo99_goal_runs(platform, apps):
     assert r1.metrics['slo99_throughput'] == r1.score
 
 
+def test_weighted_goal_with_latency_metric(platform, apps):
+    problem = build_problem(platform, apps, _Slowdown(platform),
+                            'goodput + -0.1*p99_latency_ms', FAST)
+    r = search(problem, n_samples=8, seed=2, workers=1, refine=False)
+    assert r.score == pytest.approx(r.metrics['goodput'] - 0.1 * r.metrics['p99_latency_ms'])
+
+
 def test_problem_refuses_unknown_goal_and_processor(platform, apps):
     with pytest.raises(ConfigError, match='known goals'):
         build_problem(platform, apps, IsolatedPredictor(platform), 'latency', FAST)

@@ -136,6 +136,7 @@ class _Scorer:
                                     zip(problem.apps, problem.isolated_ms)})
         self.goal: Goal = get_goal(problem.goal_spec)
         self.pure_slo99 = self.goal.name == 'slo99_throughput'
+        self.keep = bool(self.goal.needs & {'mean_latency_ms', 'p99_latency_ms'})
         self.base_rate = sum(a.rate_hz for a in problem.apps)
 
     def _router(self, alloc: np.ndarray) -> PriorityRouter:
@@ -190,7 +191,7 @@ class _Scorer:
             metrics['slo99_throughput'] = scale * self.base_rate
             if pruned:  # worse than the best so far: skip the full-load run
                 return self.goal(metrics), metrics, True
-        metrics.update(self.sim.run(self._router(alloc)).metrics())
+        metrics.update(self.sim.run(self._router(alloc), keep_latencies=self.keep).metrics())
         value = self.goal(metrics)
         return value, metrics, pruned
 
