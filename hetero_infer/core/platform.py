@@ -25,9 +25,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
-import yaml
-
 from hetero_infer.core.model import LAYER_KINDS, Layer, ModelSpec
+from hetero_infer.core.yaml_file import read_yaml
 from hetero_infer.errors import ConfigError
 
 PLATFORM_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
@@ -224,14 +223,7 @@ class Platform:
             if path is None:
                 raise ConfigError('unknown platform %r (known: %s)'
                                   % (name_or_path, ', '.join(available_platforms())))
-        try:
-            with open(path) as f:
-                doc = yaml.safe_load(f)
-        except FileNotFoundError:
-            raise ConfigError('platform file not found: %s' % path) from None
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError('cannot read platform file %s: %s' % (path, exc)) from None
-        return cls.from_dict(doc, where=path, power_mode=power_mode)
+        return cls.from_dict(read_yaml(path, 'platform'), where=path, power_mode=power_mode)
 
     @classmethod
     def from_dict(cls, doc, *, where: str = '<dict>', power_mode: Optional[str] = None

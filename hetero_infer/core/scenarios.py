@@ -263,17 +263,10 @@ def load_scenarios(path: Optional[str] = None) -> List[Scenario]:
 
     :raises ConfigError: missing file, bad YAML, or invalid content.
     """
-    import yaml
+    from hetero_infer.core.yaml_file import read_yaml
 
     path = path or default_scenarios_path()
-    try:
-        with open(path) as f:
-            doc = yaml.safe_load(f)
-    except FileNotFoundError:
-        raise ConfigError('scenarios file not found: %s' % path) from None
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError('cannot read scenarios file %s: %s' % (path, exc)) from None
-    return parse_scenarios(doc, where=path)
+    return parse_scenarios(read_yaml(path, 'scenarios'), where=path)
 
 
 def find_scenario(scenarios: Sequence[Scenario], name: str) -> Scenario:

@@ -24,14 +24,8 @@ def load_params_file(path: str, node_name: str = 'scheduler') -> Dict[str, Any]:
     :raises ConfigError: unreadable file, not a mapping, or no ``ros__parameters`` section that
         applies to the node.
     """
-    import yaml
-    try:
-        with open(path) as f:
-            doc = yaml.safe_load(f)
-    except OSError as exc:
-        raise ConfigError('cannot read parameter file %s: %s' % (path, exc)) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError('parameter file %s is not valid YAML: %s' % (path, exc)) from None
+    from hetero_infer.core.yaml_file import read_yaml
+    doc = read_yaml(path, 'parameter')
     if not isinstance(doc, dict):
         raise ConfigError('parameter file %s: expected a mapping of node names, got %s'
                           % (path, type(doc).__name__))
