@@ -1,0 +1,47 @@
+"""`hetero-infer`: subcommands listed, JSON outputs others rely on, clear errors."""
+
+import json
+
+import pytest
+
+from hetero_infer.cli import SUBCOMMANDS, main
+
+
+def test_help_lists_every_subcommand(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(['--help'])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for name, _module, _help in SUBCOMMANDS:
+        assert name in out
+
+
+def test_calibrate_writes_checks_as_json(tmp_path, capsys):
+    out = tmp_path / 'cal.json'
+    assert main(['calibrate', '--platform', 'xavier', '--out', str(out)]) == 0
+    checks = json.loads(out.read_text())
+    assert len(checks) >= 19
+    for c in checks:
+        assert {'check', 'simulated', 'reference', 'low', 'high', 'pass'} <= set(c)
+        assert c['pass'] is True
+    assert 'passed, 0 failed' in capsys.readouterr().out
+
+
+def test_simulate_serves_the_demo_and_accounts_for_every_request(tmp_path):
+    out = tmp_path / 'sim.json'
+    assert main(['simulate', '--scheduler', 'least_finish_time', '--duration-s', '3',
+                 '--warmup-s', '1', '--out', str(out)]) == 0
+    doc = json.loads(out.read_text())
+    apps = doc['metrics']['apps']
+    assert [a['name'] for a in apps] == ['camera_classifier', 'camera_detector',
+                                         'audio_keywords']
+    for a in apps:
+        assert a['offered'] == a['finished'] + sum(a['dropped'].values())
+        assert a['offered'] > 0
+
+
+def test_bad_arguments_are_reported_not_raised(capsys):
+    assert main(['calibrate', '--platform', 'no_such_board']) == 1
+    assert "unknown platform 'no_such_board'" in capsys.readouterr().err
+    assert main(['simulate', '--scheduler', 'no_such_scheduler', '--duration-s', '3']) == 1
+    assert 'no_such_scheduler' in capsys.readouterr().err
