@@ -384,12 +384,23 @@ class ModelLatencyPredictor:
     co-runner's isolated layer times). Short target layers thus see single co-runner layers (the
     contention curve is convex, so averaging demand first would underestimate), long ones the
     co-runner's average. Co-runner phases are independent (a fixed permutation per co-runner).
+    The phases are combined by time, not by count: in joint co-runner phase ``k`` the target's
+    loop takes ``L_k = sum(isolated x slowdown)``, and since co-runner phases are uniform in time
+    while the target progresses at ``1 / L_k``, its long-run latency is the harmonic mean of the
+    ``L_k`` (each phase weighted by ``1 / L_k``). The arithmetic mean over phases (the latency of
+    one inference started at a random phase) overweights short heavy phases such as a DLA
+    co-runner's FC layers, and over-predicted GPU models next to VGG/AlexNet on the DLAs by
+    40-100%.
 
     GPU time-sharing, which is not bandwidth interference: a GPU model absorbs the fallback
     work DLA co-runners send to the GPU during its run (their fallback time per loop, scaled
     to the target's latency); a DLA model's own fallback layers are predicted as GPU layers
     with the non-GPU co-runners and, when the GPU runs a model too, take
-    :data:`GPU_SHARE_SLOWDOWN` times longer (two streams sharing the GPU fairly).
+    :data:`GPU_SHARE_SLOWDOWN` times longer (two streams sharing the GPU fairly), as do the
+    hand-backs from the GPU (the GPU side of the transitions, ``platform.transition_ms``). Not
+    modelled: the DRAM contention a GPU co-runner causes on those fallback layers (no
+    configuration profiles a GPU layer against another GPU stream), so DLA models with many
+    fallback layers next to a memory-heavy GPU model are under-predicted.
 
     Isolated layer times come from ``platform.layer_time_ms`` (on hardware: one isolated
     profile per model and processor). Results are cached per (model, proc, co-runner models).
@@ -441,7 +452,11 @@ class ModelLatencyPredictor:
                 'g_cum': np.vstack([np.zeros(len(KIND_GROUPS)),
                                     np.cumsum(groups * iso[:, None], axis=0)]),
                 'demand': nbytes / (np.maximum(iso, 1e-9) * 1e6),
-                'fallback_ms': float(iso[~native].sum())}
+                'fallback_ms': float(iso[~native].sum()),
+                # Hand-backs from the GPU to this processor: their cost is GPU-side work.
+                'gpu_handback_ms': sum(plat.transition_ms(a, b) for a, b in
+                                       zip(execs, execs[1:] + [proc])
+                                       if a != b and plat.processors[a].kind == 'gpu')}
         self._prof[key] = prof
         return prof
 
@@ -506,8 +521,17 @@ class ModelLatencyPredictor:
         share = share / np.maximum(sums[:, None], 1e-12)
         X = np.column_stack([rows] + cols + [sums, maxs, np.full(n * k, float(len(order))),
                                              share])
-        sd = self.interference.predict_slowdown(cfg, X)
-        return sd.reshape(n, k).mean(axis=1)
+        sd = self.interference.predict_slowdown(cfg, X).reshape(n, k)
+        # Phase k is one joint co-runner state; the target's loop there takes L_k. Phases are
+        # uniform in *time*, and the target progresses at 1 / L_k in phase k, so it starts (and
+        # spends its iterations) mostly in light phases: the long-run latency is the harmonic
+        # mean of L_k, i.e. each phase weighted by 1 / L_k. The plain mean over phases would be
+        # the latency of one inference started at a uniformly random phase, which overweights
+        # the heavy phases (a DLA co-runner's FC layers: 7x slowdowns for a quarter of its
+        # loop read as 2.5x instead of 1.3x).
+        loop = sd.T @ iso
+        w = 1.0 / np.maximum(loop, 1e-12)
+        return (sd @ w) / w.sum()
 
     def predict_model_latency_ms(self, model: ModelSpec, proc: str,
                                  corunners: Mapping[str, ModelSpec]) -> float:
@@ -541,6 +565,7 @@ class ModelLatencyPredictor:
             if gpu in cors:
                 # The GPU co-runner loops back to back: the GPU is shared by two streams.
                 sd = sd * GPU_SHARE_SLOWDOWN
+                total += prof['gpu_handback_ms'] * (GPU_SHARE_SLOWDOWN - 1.0)
             total += float((iso[fidx] * sd).sum())
         if plat.processors[proc].kind == 'gpu':
             # DLA co-runners' fallback layers share this GPU while the model runs.
