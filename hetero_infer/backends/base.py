@@ -26,6 +26,13 @@ Concepts:
   caller's thread under the same lock, which saves two thread hand-offs (``submit`` still
   queues on the worker). Backends use the worker thread for per-processor state: onnxruntime
   pins it to the processor's CPU cores, TensorRT makes the CUDA context current on it.
+- :meth:`Executor.run_here` runs one request on the calling thread (under the same lock), for a
+  caller that is itself the one thread feeding a processor (the scheduler node's per-processor
+  queue): no hand-off at all. Inline executors, the worker's own thread, and backends whose
+  per-processor thread state can be set up on other threads too (``Backend.attachable``:
+  onnxruntime, whose state is the core pinning) take that path; the caller's thread then gets
+  the processor's set-up once (pinned to its cores) and :meth:`ProcessorWorker.detach` undoes
+  it. Other backends (TensorRT) fall back to :meth:`Executor.run`.
 - :class:`InferenceResult` carries the outputs (name -> numpy array) and the timing of that one
   request: ``queue_ms`` (from ``run``/``submit`` until the processor's worker started it, i.e. time
   waiting behind earlier requests for the same processor) and ``execute_ms`` (time the processor
@@ -91,16 +98,66 @@ class ProcessorWorker:
     """
 
     def __init__(self, processor: str, *, setup: Optional[Callable[[], None]] = None,
-                 teardown: Optional[Callable[[], None]] = None) -> None:
+                 teardown: Optional[Callable[[], None]] = None,
+                 attachable: bool = False) -> None:
         self.processor = processor
+        self._setup = setup
         self._teardown = teardown
         self._closed = False
         self._lock = threading.Lock()
         #: held while the processor executes anything, on its thread or inline in a caller's
         self.exclusive = threading.Lock()
+        #: whether ``setup`` may also run on other threads (see :meth:`attach`)
+        self.attachable = bool(attachable)
+        self._attached = set()     # idents of the other threads set up with ``setup``
+        self._thread_ident: Optional[int] = None
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix='hetero-infer-' + processor,
-            initializer=setup)
+            initializer=self._init_thread)
+
+    def _init_thread(self) -> None:
+        self._thread_ident = threading.get_ident()
+        if self._setup is not None:
+            self._setup()
+
+    def runs_here(self) -> bool:
+        """True when the calling thread may execute this processor's work itself: it is the
+        worker's thread, or a thread :meth:`attach` set up."""
+        ident = threading.get_ident()
+        return ident == self._thread_ident or ident in self._attached
+
+    def attach(self) -> bool:
+        """Set the calling thread up as the worker's would be (once per thread); False when this
+        processor's thread state cannot live on another thread (``attachable`` false).
+
+        :raises BackendError: the worker is closed, or the set-up failed on this thread.
+        """
+        if self.runs_here():
+            return True
+        if not self.attachable:
+            return False
+        with self._lock:
+            if self._closed:
+                raise BackendError('processor %s: worker is closed' % self.processor)
+        if self._setup is not None:
+            try:
+                self._setup()
+            except Exception as exc:
+                raise BackendError('processor %s: set-up on thread %s failed: %s'
+                                   % (self.processor, threading.current_thread().name, exc)) \
+                    from None
+        self._attached.add(threading.get_ident())
+        return True
+
+    def detach(self) -> None:
+        """Undo :meth:`attach` on the calling thread (call it from that thread); no-op
+        otherwise."""
+        ident = threading.get_ident()
+        if ident not in self._attached:
+            return
+        self._attached.discard(ident)
+        if self._teardown is not None:
+            self._teardown()
 
     def submit(self, fn: Callable[..., Any], *args: Any,
                **kwargs: Any) -> concurrent.futures.Future:
@@ -204,6 +261,30 @@ class Executor:
             raise BackendError('%s on %s: no result after %.3f s'
                                % (self.model_path, self.processor, timeout_s)) from None
 
+    def run_here(self, inputs: Mapping[str, np.ndarray]) -> InferenceResult:
+        """Run one request on the calling thread, under the processor's lock, when the backend
+        allows it (inline executor, the worker's own thread, or an ``attachable`` backend: the
+        calling thread is then set up like the worker's, once); otherwise as :meth:`run`.
+
+        For the one thread that feeds a processor (it saves two thread hand-offs per request);
+        that thread should call ``worker.detach()`` (:attr:`worker`) when it ends.
+        ``queue_ms`` is the wait for the lock.
+        """
+        worker = self._worker
+        if not (self.inline or worker.runs_here() or worker.attach()):
+            return self.run(inputs)
+        if self._closed:
+            raise BackendError('%s on %s: executor is closed' % (self.model_path, self.processor))
+        feed = self._check_inputs(inputs)
+        submitted = time.perf_counter()
+        with worker.exclusive:
+            return self._timed(feed, submitted)
+
+    @property
+    def worker(self) -> ProcessorWorker:
+        """The processor's worker (shared by every executor on that processor)."""
+        return self._worker
+
     def random_inputs(self, seed: int = 0) -> Dict[str, np.ndarray]:
         """Seeded random inputs of the right shapes and dtypes (for profiling and warm-up)."""
         rng = np.random.default_rng(seed)
@@ -283,6 +364,9 @@ class Backend:
     """
 
     name = ''
+    #: True when :meth:`_worker_setup` / :meth:`_worker_teardown` may also run on threads other
+    #: than the worker's (each on its own thread), so :meth:`Executor.run_here` can run there.
+    attachable = False
 
     def __init__(self) -> None:
         self._workers: Dict[str, ProcessorWorker] = {}
@@ -327,7 +411,8 @@ class Backend:
             if w is None:
                 w = ProcessorWorker(processor,
                                     setup=lambda: self._worker_setup(processor),
-                                    teardown=lambda: self._worker_teardown(processor))
+                                    teardown=lambda: self._worker_teardown(processor),
+                                    attachable=self.attachable)
                 self._workers[processor] = w
             return w
 

@@ -120,6 +120,9 @@ class OnnxRuntimeBackend(Backend):
     """
 
     name = 'onnxruntime'
+    #: the per-processor thread state is the core pinning, which any thread can take on: a
+    #: thread that feeds one processor (the scheduler node's) runs ``run_here`` pinned itself.
+    attachable = True
 
     def __init__(self, *, core_sets: Optional[Union[Mapping[str, Sequence[int]],
                                                     Sequence[Sequence[int]]]] = None,

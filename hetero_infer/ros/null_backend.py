@@ -14,6 +14,9 @@ from hetero_infer.backends.base import Backend, Executor, ProcessorWorker, Tenso
 
 
 class NullExecutor(Executor):
+    #: no thread-bound state: ``run`` / ``run_here`` execute in the caller's thread
+    inline = True
+
     def _execute(self, inputs: Dict[str, np.ndarray]) -> Tuple[Dict[str, np.ndarray], Dict]:
         return {t.name: np.zeros(t.shape, dtype=t.dtype) for t in self.outputs}, \
             {'execute_ms': 0.0}
