@@ -114,18 +114,10 @@ class ProcessorQueue:
         with self.cond:
             if self.closed or len(self.queue) >= limit:
                 return False
-            idle = not self.queue and self.running is None
             self.queue.append(req)
             self.busy_until_ms = max(self.busy_until_ms, now_ms) + req.expected_ms
             self.cond.notify()
-        if idle:
-            # The worker was waiting: let it take the GIL now. Otherwise it waits for the
-            # submitting thread (the ROS executor, whose own bookkeeping after each callback is
-            # ~0.2 ms of Python) to block or reach the switch interval. Measured at 30 Hz x 3:
-            # hand-over 0.22 -> 0.08 ms (p50). Under load (queue not empty) no yield, so the
-            # executor keeps taking messages at full speed.
-            time.sleep(0)
-        return True
+            return True
 
     def close(self) -> List[Request]:
         """Stop taking work; returns what was still waiting (the caller drops it)."""

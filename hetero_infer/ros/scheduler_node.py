@@ -158,7 +158,9 @@ class SchedulerNode(Node):
         # on the queue's thread through Executor.run_here where the backend allows it); with
         # CPython's default 5 ms GIL switch interval each hand-over can wait that long behind a
         # busy thread. 0.5 ms bounds that; 0.1 ms measured no better at 30 Hz x 3 (the
-        # executor -> queue hand-over yields the GIL explicitly, see ProcessorQueue.offer).
+        # executor -> queue hand-over then waits ~0.2 ms for the executor's own Python
+        # bookkeeping after each callback, whatever the interval; yielding the GIL to the
+        # queue's thread only moved that wait into preprocessing).
         sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
         self._warm_up(executors)
         self._stats = _Stats(len(self.apps))
