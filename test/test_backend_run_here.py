@@ -146,11 +146,12 @@ def test_engine_runs_inference_on_its_processor_thread():
         eng = ServingEngine(app_names=['a'], executors=[{'gpu': ex}],
                             expected_ms=[{'gpu': 1.0}], slo_ms=[100.0],
                             policy=Policy(['a'], ['gpu'], np.ones((1, 1))),
-                            on_outcome=record, admission_control=False)
+                            on_outcome=record, queue_limit=8, admission_control=False)
         for _ in range(5):
             eng.submit(eng.new_request(0, {'x': np.zeros((1, 2), np.float32)}))
         assert done.wait(10.0)
         eng.close()
         assert isinstance(ex.run_here({'x': np.zeros((1, 2))}), InferenceResult)
-    assert all(o.ok and isinstance(o.outputs['y'], np.ndarray) for o in outcomes)
+    assert all(o.ok and isinstance(o.outputs['y'], np.ndarray) for o in outcomes), \
+        [(o.drop_reason, o.detail) for o in outcomes]
     assert seen[:5] == ['hetero-infer-gpu'] * 5   # the engine's queue thread, no second hop
