@@ -189,7 +189,8 @@ def run(args) -> int:
             result['model_level'] = ml
             result['model_level']['method'] = (
                 'sum over the target model\'s layers of isolated time x predicted slowdown, '
-                'combined over co-runner phases by time, i.e. the harmonic mean of the per-phase loop latency (ModelLatencyPredictor)')
+                'combined over co-runner phases by time, i.e. the harmonic mean of the '
+                'per-phase loop latency (ModelLatencyPredictor)')
             predictor.meta['model_level_mape_pct'] = {
                 k: round(v['mape_pct'], 3) for k, v in ml.items() if isinstance(v, dict)}
     os.makedirs(args.out, exist_ok=True)
