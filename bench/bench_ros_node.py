@@ -106,6 +106,8 @@ class Bench:
     def _on(self, m):
         now = time.time()
         doc = json.loads(m.data)
+        if doc.get('outcome', 'result') != 'result':
+            return  # a drop answer (e.g. queue_full) is accounted for, but not a served request
         st = doc['stamp']
         lat = (now - (st['sec'] + st['nanosec'] * 1e-9)) * 1e3 - doc.get('execute_ms', 0.0)
         with self.lock:
