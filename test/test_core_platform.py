@@ -15,7 +15,8 @@ def _doc(name='xavier'):
 
 
 def test_known_platforms_load():
-    assert {'xavier', 'orin'} <= set(available_platforms())
+    assert {'xavier', 'orin', 'cpu2'} <= set(available_platforms())
+    assert Platform.load('cpu2').processor_ids == ('cpu0', 'cpu1')
     x = Platform.load('xavier')
     assert x.processor_ids == ('gpu', 'dla0', 'dla1')
     assert x.dram_gbps == pytest.approx(110.6)

@@ -1,0 +1,97 @@
+"""Serving on real CPU cores: the node with the onnxruntime backend on the `cpu2` platform.
+
+The node runs in its own process (`hetero-infer serve`) with two applications whose models are
+the project's small ONNX files; this process publishes camera frames and checks that each gets a
+real classification computed on cpu0 or cpu1. conftest.py keeps DDS on localhost.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip('rclpy')
+pytest.importorskip('onnxruntime')
+
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.qos import QoSProfile  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
+from std_msgs.msg import String  # noqa: E402
+
+from hetero_infer.ros.conversions import array_to_image_fields  # noqa: E402
+
+ONNX = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                    'hetero_infer', 'data', 'onnx')
+CONFIG = """
+/**:
+  ros__parameters:
+    platform: cpu2
+    backend: onnxruntime
+    plan_samples: 12
+    plan_duration_s: 1.0
+    slo_scale: 50.0
+    applications: [classify]
+    apps:
+      classify:
+        input_topic: cpu_test/image
+        input_type: image
+        model: {onnx}/mobilenet_v2_035.onnx
+        model_file_path: {onnx}/mobilenet_v2_035.onnx
+        processors: [cpu0, cpu1]
+        rate_hz: 20.0
+        top_k: 3
+"""
+
+
+def test_onnxruntime_node_classifies_frames_on_cpu_cores(tmp_path):
+    cfg = tmp_path / 'serve.yaml'
+    cfg.write_text(CONFIG.format(onnx=ONNX))
+    log = open(str(tmp_path / 'node.log'), 'w')
+    proc = subprocess.Popen([sys.executable, '-m', 'hetero_infer.cli', 'serve', '--config',
+                             str(cfg)], stdout=log, stderr=subprocess.STDOUT,
+                            env=dict(os.environ))
+    rclpy.init()
+    node = rclpy.create_node('cpu_test_driver')
+    ex = SingleThreadedExecutor()
+    ex.add_node(node)
+    results = []
+    node.create_subscription(String, 'results/classify',
+                             lambda m: results.append(json.loads(m.data)), QoSProfile(depth=100))
+    pub = node.create_publisher(Image, 'cpu_test/image', 10)
+    try:
+        end = time.monotonic() + 60.0
+        while pub.get_subscription_count() == 0 and time.monotonic() < end:
+            ex.spin_once(timeout_sec=0.05)
+        assert pub.get_subscription_count() > 0, 'node did not subscribe'
+        rng = np.random.default_rng(0)
+        for i in range(8):
+            msg = Image(**array_to_image_fields(
+                rng.integers(0, 255, size=(120, 160, 3)).astype(np.uint8), 'rgb8'))
+            msg.header.stamp.sec = 100 + i
+            pub.publish(msg)
+            ex.spin_once(timeout_sec=0.05)
+        end = time.monotonic() + 30.0
+        while len(results) < 8 and time.monotonic() < end:
+            ex.spin_once(timeout_sec=0.05)
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+    assert len(results) == 8, open(str(tmp_path / 'node.log')).read()[-3000:]
+    assert sorted(r['stamp']['sec'] for r in results) == list(range(100, 108))
+    for r in results:
+        assert r['outcome'] == 'result', r
+        assert r['processor'] in ('cpu0', 'cpu1')
+        assert r['execute_ms'] > 0.0
+        scores = [t['score'] for t in r['top_k']]
+        assert len(scores) == 3 and scores == sorted(scores, reverse=True)
+        assert 0.0 < sum(scores) <= 1.0 + 1e-5   # softmax probabilities from the real model
