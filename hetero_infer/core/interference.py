@@ -350,7 +350,9 @@ class InterferencePredictor:
         if not os.path.exists(path) and os.sep not in path and not path.endswith('.json'):
             path = os.path.join(DATA_DIR, path_or_platform + '.json')
             if not os.path.exists(path):
-                have = sorted(f[:-5] for f in os.listdir(DATA_DIR) if f.endswith('.json')) \
+                # accuracy.json beside the models is the training report, not a model
+                have = sorted(f[:-5] for f in os.listdir(DATA_DIR)
+                              if f.endswith('.json') and f != 'accuracy.json') \
                     if os.path.isdir(DATA_DIR) else []
                 raise ModelError('no interference model for platform %r (committed: %s; train '
                                  'one with "hetero-infer train")'
