@@ -7,8 +7,6 @@ real classification computed on cpu0 or cpu1. conftest.py keeps DDS on localhost
 
 import json
 import os
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -23,6 +21,7 @@ from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
 from hetero_infer.ros.conversions import array_to_image_fields  # noqa: E402
+from node_process import start_serve, stop_serve  # noqa: E402
 
 ONNX = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                     'hetero_infer', 'data', 'onnx')
@@ -50,10 +49,7 @@ CONFIG = """
 def test_onnxruntime_node_classifies_frames_on_cpu_cores(tmp_path):
     cfg = tmp_path / 'serve.yaml'
     cfg.write_text(CONFIG.format(onnx=ONNX))
-    log = open(str(tmp_path / 'node.log'), 'w')
-    proc = subprocess.Popen([sys.executable, '-m', 'hetero_infer.cli', 'serve', '--config',
-                             str(cfg)], stdout=log, stderr=subprocess.STDOUT,
-                            env=dict(os.environ))
+    proc, log = start_serve(cfg, str(tmp_path / 'node.log'))
     rclpy.init()
     node = rclpy.create_node('cpu_test_driver')
     ex = SingleThreadedExecutor()
@@ -80,12 +76,7 @@ def test_onnxruntime_node_classifies_frames_on_cpu_cores(tmp_path):
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        stop_serve(proc, log)
     assert len(results) == 8, open(str(tmp_path / 'node.log')).read()[-3000:]
     assert sorted(r['stamp']['sec'] for r in results) == list(range(100, 108))
     for r in results:

@@ -9,9 +9,6 @@ a random domain id.
 """
 
 import json
-import os
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -29,6 +26,7 @@ from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from std_msgs.msg import Float32MultiArray, String  # noqa: E402
 
 from hetero_infer.ros.conversions import array_to_image_fields  # noqa: E402
+from node_process import start_serve, stop_serve  # noqa: E402
 
 NODE = '/scheduler'
 CONFIG = """
@@ -151,22 +149,14 @@ class Harness:
 def harness(tmp_path_factory):
     cfg = tmp_path_factory.mktemp('node') / 'serve.yaml'
     cfg.write_text(CONFIG)
-    log = open(str(cfg) + '.log', 'w')
-    proc = subprocess.Popen([sys.executable, '-m', 'hetero_infer.cli', 'serve', '--config',
-                             str(cfg), '--log-level', 'info'], stdout=log,
-                            stderr=subprocess.STDOUT, env=dict(os.environ))
+    proc, log = start_serve(cfg, str(cfg) + '.log', '--log-level', 'info')
     h = Harness(proc)
     try:
         h.wait_ready()
         yield h
     finally:
         h.close()
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        stop_serve(proc, log)
         alive = proc.returncode
         print(open(str(cfg) + '.log').read()[-3000:])
         assert alive is not None
