@@ -20,6 +20,7 @@ from hetero_infer.errors import ConfigError
 
 BACKENDS = ('emulated', 'onnxruntime', 'tensorrt', 'null')
 RESULT_TYPES = ('json', 'vision_msgs')
+INTAKES = ('thread', 'executor')
 GOALS = ('goodput', 'slo99_throughput', 'throughput', 'fairness', 'weighted')
 GOAL_METRICS = ('goodput', 'slo99_throughput', 'throughput', 'fairness')
 INPUT_TYPES = ('image', 'compressed_image', 'audio_f32', 'audio_i16', 'audio_data')
@@ -65,6 +66,10 @@ NODE_PARAMS = (
               'Result message type: json = std_msgs/String with schema hetero_infer.result/1; '
               'vision_msgs = vision_msgs/Classification (classifiers, when installed).',
               choices=RESULT_TYPES, read_only=True),
+    ParamSpec('intake', 'thread', 'How input messages are taken: thread = a wait set on a thread '
+              'of the node\'s own (no executor bookkeeping per message; see '
+              'hetero_infer/ros/intake.py); executor = ordinary subscription callbacks.',
+              choices=INTAKES, read_only=True),
     ParamSpec('goal', 'goodput', 'What the planner maximises; changing it re-plans in the '
               'background and swaps the policy atomically. weighted = sum of goal_weights.*.',
               choices=GOALS),
@@ -150,6 +155,7 @@ class ServeConfig:
     enable_fp16: bool
     force_engine_update: bool
     result_type: str
+    intake: str
     goal: str
     goal_weights: Tuple[Tuple[str, float], ...]
     slo_scale: float
@@ -277,7 +283,7 @@ def build_config(values: Mapping[str, Any], *, node_name: str = 'scheduler') -> 
     return ServeConfig(
         platform=get('platform'), power_mode=get('power_mode'), backend=get('backend'),
         enable_fp16=get('enable_fp16'), force_engine_update=get('force_engine_update'),
-        result_type=get('result_type'), goal=goal, goal_weights=weights,
+        result_type=get('result_type'), intake=get('intake'), goal=goal, goal_weights=weights,
         slo_scale=float(get('slo_scale')), slo_target=float(get('slo_target')),
         admission_control=get('admission_control'),
         queue_limit=int(get('queue_limit')), replan_period_s=float(get('replan_period_s')),

@@ -190,7 +190,9 @@ class SchedulerNode(Node):
         self.status_pub = self.create_publisher(String, '~/status', 10, event_callbacks=quiet)
         self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10,
                                               event_callbacks=quiet)
-        self._subs = [self._subscribe(app) for app in self.apps]
+        self._intake = None
+        self._subs = []
+        self._start_inputs()
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._status_timer = self.create_timer(cfg.status_period_s, self._publish_status)
         self._drift_timer = self.create_timer(cfg.replan_period_s, self._check_drift)
@@ -332,25 +334,46 @@ class SchedulerNode(Node):
                               'installed; use json' % self._name)
         return cls
 
-    def _subscribe(self, app: _App):
+    def _input_type(self, app: _App):
+        """(message type, QoS) of an application's input topic."""
         kind = app.cfg.input_type
         if kind == 'image':
-            msg_type, qos = Image, qos_profile_sensor_data
-        elif kind == 'compressed_image':
-            msg_type, qos = CompressedImage, qos_profile_sensor_data
-        elif kind == 'audio_f32':
-            msg_type, qos = Float32MultiArray, QoSProfile(depth=10)
-        elif kind == 'audio_i16':
-            msg_type, qos = Int16MultiArray, QoSProfile(depth=10)
-        else:
-            msg_type = _optional_msg('audio_common_msgs.msg', 'AudioData')
-            qos = QoSProfile(depth=10)
-            if msg_type is None:
-                raise ConfigError('node %s: parameter %s=audio_data but audio_common_msgs is not '
-                                  'installed; publish std_msgs/Float32MultiArray (audio_f32)'
-                                  % (self._name, params.app_param(app.cfg.name, 'input_type')))
-        return self.create_subscription(msg_type, app.cfg.input_topic,
-                                        lambda msg, app=app: self._on_input(app, msg), qos)
+            return Image, qos_profile_sensor_data
+        if kind == 'compressed_image':
+            return CompressedImage, qos_profile_sensor_data
+        if kind == 'audio_f32':
+            return Float32MultiArray, QoSProfile(depth=10)
+        if kind == 'audio_i16':
+            return Int16MultiArray, QoSProfile(depth=10)
+        msg_type = _optional_msg('audio_common_msgs.msg', 'AudioData')
+        if msg_type is None:
+            raise ConfigError('node %s: parameter %s=audio_data but audio_common_msgs is not '
+                              'installed; publish std_msgs/Float32MultiArray (audio_f32)'
+                              % (self._name, params.app_param(app.cfg.name, 'input_type')))
+        return msg_type, QoSProfile(depth=10)
+
+    def _start_inputs(self) -> None:
+        """Subscribe to every application's input: on the intake thread (``intake: thread``,
+        see :mod:`hetero_infer.ros.intake`) or as executor callbacks."""
+        types = [self._input_type(app) for app in self.apps]
+        if self.config.intake == 'thread':
+            from hetero_infer.ros import intake
+            ok, why = intake.available()
+            if ok:
+                log = self.get_logger()
+                self._intake = intake.Intake(
+                    self, on_error=lambda text: log.error(text, throttle_duration_sec=1.0))
+                for app, (msg_type, qos) in zip(self.apps, types):
+                    self._intake.add(msg_type, app.cfg.input_topic, qos,
+                                     lambda msg, app=app: self._on_input(app, msg))
+                self._intake.start()
+                return
+            self.get_logger().warning('intake=thread is not available with this rclpy (%s); '
+                                      'taking inputs in executor callbacks' % why)
+        for app, (msg_type, qos) in zip(self.apps, types):
+            self._subs.append(self.create_subscription(
+                msg_type, app.cfg.input_topic, lambda msg, app=app: self._on_input(app, msg),
+                qos))
 
     def _initial_policy(self, executors: Sequence[Dict[str, Any]]) -> Policy:
         """Shares proportional to each processor's isolated throughput, until the planner is done.
@@ -703,6 +726,8 @@ class SchedulerNode(Node):
         without Ctrl-C), so every request still gets its one message.
         """
         self._closing = not self.context.ok()
+        if self._intake is not None:
+            self._intake.close()
         self.engine.close()
         self._closing = True
         self._plan_wanted.set()
