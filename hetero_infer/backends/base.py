@@ -51,6 +51,7 @@ import concurrent.futures
 import importlib
 import threading
 import time
+from collections import abc
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
 
@@ -322,7 +323,7 @@ class Executor:
 
     # -- internals ------------------------------------------------------------------------------
     def _check_inputs(self, inputs: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
-        if not isinstance(inputs, Mapping):
+        if not isinstance(inputs, (dict, abc.Mapping)):  # typing.Mapping's check is slow
             raise ModelError('%s: inputs must be a dict name -> array, got %s'
                              % (self.model_path, type(inputs).__name__))
         missing = [n for n in self._input_names if n not in inputs]
