@@ -32,10 +32,11 @@ if not os.environ.get('ROS_DOMAIN_ID'):
     os.environ['ROS_DOMAIN_ID'] = str(random.SystemRandom().randint(1, 100))
 
 import rclpy  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.qos import QoSProfile  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
+
+from hetero_infer.ros.intake import Intake  # noqa: E402
 
 CONFIG = """
 /**:
@@ -60,14 +61,19 @@ import rclpy, sys
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
+# The node's result document for a top-5 classifier, so that the sink decodes the same size of
+# message from the relay as from the node; only the stamp changes.
+DOC = ('{"schema":"hetero_infer.result/1","outcome":"result","drop_reason":null,'
+       '"stamp":{"sec":%d,"nanosec":%d},"frame_id":"","application":"cam0",'
+       '"model":"mobilenet_v2","processor":"gpu","request_id":1,"policy_version":1,'
+       '"queue_ms":0.0,"execute_ms":0.0,"total_ms":0.0,"slo_ms":100.0,"slo_met":true,'
+       '"top_k":[' + ','.join(['{"label":"class_999","score":0.001}'] * 5) + ']}')
 rclpy.init()
 n = rclpy.create_node('relay')
-pubs = {}
 def make(topic):
     pub = n.create_publisher(String, topic.replace('bench/', 'results/'), 50)
     def cb(m):
-        pub.publish(String(data='{"stamp":{"sec":%d,"nanosec":%d},"execute_ms":0.0}'
-                           % (m.header.stamp.sec, m.header.stamp.nanosec)))
+        pub.publish(String(data=DOC % (m.header.stamp.sec, m.header.stamp.nanosec)))
     return cb
 for t in sys.argv[1:]:
     n.create_subscription(Image, t, make(t), qos_profile_sensor_data)
@@ -76,6 +82,17 @@ try:
 except Exception:
     pass
 '''
+
+
+def cpu_seconds(pid):
+    """User + system CPU seconds of process ``pid`` so far (Linux /proc)."""
+    with open('/proc/%d/stat' % pid) as f:
+        fields = f.read().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+
+
+#: Total publish rate at which the CPU time per message is measured (both sustain it).
+CPU_RATE_HZ = 1200.0
 
 
 class Bench:
@@ -87,21 +104,17 @@ class Bench:
         self.lat = []
         self.received = 0
         self.first_s = None
-        for t in topics:
-            self.node.create_subscription(String, t.replace('bench/', 'results/'), self._on,
-                                          QoSProfile(depth=1000))
-        self.ex = SingleThreadedExecutor()
-        self.ex.add_node(self.node)
-        self.spinner = threading.Thread(target=self._spin, daemon=True)
-        self.running = True
-        self.spinner.start()
+        # The results are taken on a thread of their own (the node's Intake), not by an
+        # executor: the receiving end of the measurement then adds as little as it can, to the
+        # node's figures and the relay's alike.
+        self.result_topics = [t.replace('bench/', 'results/') for t in topics]
+        self.sink = Intake(self.node)
+        for t in self.result_topics:
+            self.sink.add(String, t, QoSProfile(depth=1000), self._on)
+        self.sink.start()
         h, w = height, width
         img = np.random.default_rng(0).integers(0, 255, (h, w, 3)).astype(np.uint8)
         self.msg = Image(height=h, width=w, encoding='rgb8', step=w * 3, data=img.tobytes())
-
-    def _spin(self):
-        while self.running:
-            self.ex.spin_once(timeout_sec=0.05)
 
     def _on(self, m):
         now = time.time()
@@ -118,11 +131,24 @@ class Bench:
         end = time.monotonic() + timeout_s
         while time.monotonic() < end:
             if all(p.get_subscription_count() > 0 for p in self.pubs) and all(
-                    s.get_publisher_count() > 0 for s in self.node.subscriptions):
+                    self.node.count_publishers(t) > 0 for t in self.result_topics):
                 time.sleep(1.0)
                 return
             time.sleep(0.05)
         raise RuntimeError('no subscriber on %s' % self.topics)
+
+    def wait_planned(self, timeout_s=60.0):
+        """Until the node's ~/status says its start-up plan is in place (the planner's worker
+        process competes for the cores while it runs; the figures are of steady serving)."""
+        from rclpy.wait_for_message import wait_for_message
+        end = time.monotonic() + timeout_s
+        while time.monotonic() < end:
+            ok, msg = wait_for_message(String, self.node, '/scheduler/status', time_to_wait=2.0)
+            if ok:
+                doc = json.loads(msg.data)
+                if doc['policy_version'] >= 2 and not doc['planning']:
+                    return doc['last_plan']
+        raise RuntimeError('the node did not finish its start-up plan in %.0f s' % timeout_s)
 
     def reset(self):
         with self.lock:
@@ -163,8 +189,7 @@ class Bench:
         return k
 
     def close(self):
-        self.running = False
-        self.spinner.join()
+        self.sink.close()
         self.node.destroy_node()
 
 
@@ -210,6 +235,17 @@ def sustained_rate(bench, *, duration_s, floor=0.98, start_hz=100.0, max_hz=2000
     return good, trials
 
 
+def cpu_per_message(bench, pid, rate_hz, duration_s):
+    """CPU milliseconds per message of process ``pid`` and of this driver at ``rate_hz``."""
+    c0, d0 = cpu_seconds(pid), time.process_time()
+    achieved, frac = trial(bench, rate_hz, duration_s)
+    c1, d1 = cpu_seconds(pid), time.process_time()
+    sent = achieved * duration_s
+    return {'rate_hz': rate_hz, 'delivered': frac,
+            'process_ms_per_msg': (c1 - c0) * 1e3 / sent,
+            'driver_ms_per_msg': (d1 - d0) * 1e3 / sent}
+
+
 def pct(values, q):
     return float(np.percentile(values, q)) if values else float('nan')
 
@@ -240,6 +276,7 @@ def main(argv=None):
         bench.wait_connected()
         raw = {}
         raw['sustained_hz'], raw['trials'] = sustained_rate(bench, duration_s=args.trial)
+        raw['cpu'] = cpu_per_message(bench, relay.pid, CPU_RATE_HZ, args.trial)
         bench.reset()
         bench.paced(30.0, 3.0)
         time.sleep(0.5)
@@ -256,6 +293,7 @@ def main(argv=None):
         procs.append(node)
         bench = Bench(topics, args.width, args.height)
         bench.wait_connected()
+        out['node_plan'] = bench.wait_planned()
         bench.reset()
         sent = bench.paced(30.0, args.duration)
         time.sleep(0.5)
@@ -266,7 +304,8 @@ def main(argv=None):
                                'results': len(lat), 'added_p50_ms': pct(lat, 50),
                                'added_p99_ms': pct(lat, 99), 'added_max_ms': max(lat)}
         rate, trials = sustained_rate(bench, duration_s=args.trial)
-        out['node_rate'] = {'sustained_hz': rate, 'trials': trials}
+        out['node_rate'] = {'sustained_hz': rate, 'trials': trials,
+                            'cpu': cpu_per_message(bench, node.pid, CPU_RATE_HZ, args.trial)}
         bench.close()
         node.terminate()
         node.wait(15)
@@ -279,6 +318,11 @@ def main(argv=None):
     out['rate_ratio'] = out['node_rate']['sustained_hz'] / out['raw_dds']['sustained_hz']
     out['targets'] = {'added_p99_under_2ms': out['node_latency']['added_p99_ms'] < 2.0,
                       'rate_ratio_at_least_0.8': out['rate_ratio'] >= 0.8}
+    # Both processes share this machine's cores with the driver, so with every core busy the
+    # rates stand in about the ratio of (driver + relay) to (driver + node) CPU per message.
+    rc, nc = out['raw_dds']['cpu'], out['node_rate']['cpu']
+    out['cpu_bound_ratio'] = ((rc['driver_ms_per_msg'] + rc['process_ms_per_msg'])
+                              / (nc['driver_ms_per_msg'] + nc['process_ms_per_msg']))
     nl, nr, rd = out['node_latency'], out['node_rate'], out['raw_dds']
     print('%-44s %10s' % ('measure (%dx%d rgb8, 3 topics)' % (args.width, args.height),
                            'value'))
@@ -289,6 +333,13 @@ def main(argv=None):
     print('%-44s %10.1f' % ('raw DDS relay sustained msg/s (>=98% back)', rd['sustained_hz']))
     print('%-44s %10.1f' % ('node, zero-time backend, sustained req/s', nr['sustained_hz']))
     print('%-44s %10.2f' % ('node / raw', out['rate_ratio']))
+    print('%-44s %10.3f' % ('relay CPU ms per message (%d msg/s)' % CPU_RATE_HZ,
+                             rc['process_ms_per_msg']))
+    print('%-44s %10.3f' % ('node CPU ms per request (%d msg/s)' % CPU_RATE_HZ,
+                             nc['process_ms_per_msg']))
+    print('%-44s %10.3f' % ('driver CPU ms per message, with relay', rc['driver_ms_per_msg']))
+    print('%-44s %10.3f' % ('driver CPU ms per message, with node', nc['driver_ms_per_msg']))
+    print('%-44s %10.2f' % ('(driver+relay) / (driver+node) CPU', out['cpu_bound_ratio']))
     print(json.dumps(out, indent=1))
     if args.json:
         with open(args.json, 'w') as f:

@@ -144,12 +144,18 @@ def to_rgb(img: np.ndarray, order: str) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=16)
-def _normalisation(mean: Tuple[float, ...], std: Tuple[float, ...]):
-    """(scale, bias) per channel that map 0..255 to (x / 255 - mean) / std."""
-    s = np.asarray(std, dtype=np.float64)
-    scale = (1.0 / (255.0 * s)).astype(np.float32)
-    bias = (-np.asarray(mean, dtype=np.float64) / s).astype(np.float32)
-    return tuple(scale.tolist()), tuple(np.float32(b) for b in bias)
+def _blob_params(mean: Tuple[float, ...], std: Tuple[float, ...], h: int, w: int, swap: bool):
+    """OpenCV's ``Image2BlobParams`` for ImageNet-style normalisation, or None before 4.8."""
+    import cv2
+    cls = getattr(cv2.dnn, 'Image2BlobParams', None)
+    if cls is None or not hasattr(cv2.dnn, 'blobFromImageWithParams'):
+        return None
+    p = cls()
+    p.scalefactor = tuple((1.0 / (255.0 * np.asarray(std, dtype=np.float64))).tolist()) + (0.0,)
+    p.mean = tuple((255.0 * np.asarray(mean, dtype=np.float64)).tolist()) + (0.0,)
+    p.size = (w, h)
+    p.swapRB = swap
+    return p
 
 
 def preprocess_image(img: np.ndarray, order: str, input_shape: Sequence[int], *,
@@ -159,10 +165,13 @@ def preprocess_image(img: np.ndarray, order: str, input_shape: Sequence[int], *,
 
     ``input_shape`` is the model's input shape: ``(N, C, H, W)`` (the zoo's layout) or
     ``(C, H, W)``. C = 3 takes RGB normalised by ``mean``/``std`` on a 0..1 scale; C = 1 takes
-    the grey level on a 0..1 scale. Resizing is bilinear (no crop). 8-bit colour images are
-    resized as 8 bits, split into planes by OpenCV and normalised plane by plane into the NCHW
-    output with one fused numpy multiply and add each (about 0.1 ms for 320x240 -> 224x224 on
-    one core here, 20% less than ``cv2.dnn.blobFromImage`` and the same values to 1e-6).
+    the grey level on a 0..1 scale. Resizing is bilinear (no crop). 8-bit colour images take
+    one OpenCV call (``blobFromImageWithParams``: resize, per-channel mean and scale, BGR swap,
+    NCHW), about 0.12 ms for 320x240 -> 224x224 on one core here. Splitting it into planes and
+    normalising them with numpy costs 20% less CPU alone, but the node's workers then give up
+    and win back the GIL eight times per frame instead of once, and under load the waits for
+    the GIL cost far more than that (``bench/bench_ros_node.py``: the node's queues ran away at
+    2400 requests/s that way).
     """
     import cv2
     shape = tuple(int(d) for d in input_shape)
@@ -174,16 +183,16 @@ def preprocess_image(img: np.ndarray, order: str, input_shape: Sequence[int], *,
     if c not in (1, 3):
         raise InputError('bad_size', 'model input has %d channels; 1 or 3 supported' % c)
     if c == 3 and img.dtype == np.uint8 and order in ('rgb', 'bgr', 'rgba', 'bgra'):
-        scale, bias = _normalisation(tuple(mean), tuple(std))
-        resized = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
-        planes = cv2.split(resized)
-        if order in ('bgr', 'bgra'):
-            planes = planes[2::-1]
-        out = np.empty((1, 3, h, w), np.float32)
-        for k in range(3):
-            np.multiply(planes[k], scale[k], out=out[0, k], dtype=np.float32)
-            out[0, k] += bias[k]
-        return out
+        src = img if img.shape[2] == 3 else np.ascontiguousarray(img[:, :, :3])
+        swap = order in ('bgr', 'bgra')
+        params = _blob_params(tuple(mean), tuple(std), h, w, swap)
+        if params is not None:
+            return cv2.dnn.blobFromImageWithParams(src, params)
+        # OpenCV < 4.8: one scale for all channels, the std applied after.
+        blob = cv2.dnn.blobFromImage(src, 1.0, (w, h), tuple(255.0 * m for m in mean),
+                                     swapRB=swap, crop=False)
+        blob *= (1.0 / (255.0 * np.asarray(std, dtype=np.float32))).reshape(1, 3, 1, 1)
+        return blob
     scale = 1.0 / (65535.0 if img.dtype == np.uint16 else 255.0)
     if c == 1:
         src = img[:, :, :1] if order == 'mono' else to_rgb(img, order).mean(axis=2, keepdims=True)

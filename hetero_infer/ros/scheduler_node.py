@@ -45,7 +45,7 @@ from hetero_infer.ros import conversions, params, results
 from hetero_infer.ros.engine import Outcome, ServingEngine
 
 STATUS_SCHEMA = 'hetero_infer.status/1'
-SWITCH_INTERVAL_S = 0.0005
+SWITCH_INTERVAL_S = 0.0001
 
 #: Google Speech Commands v2 (35 words), the label set of the keyword-spotting models.
 SPEECH_COMMANDS = (
@@ -155,13 +155,13 @@ class SchedulerNode(Node):
             executors.append(execs)
             expected.append(iso)
         self._iso = expected
-        # A request crosses three threads (DDS, executor, processor queue: the inference runs
-        # on the queue's thread through Executor.run_here where the backend allows it); with
-        # CPython's default 5 ms GIL switch interval each hand-over can wait that long behind a
-        # busy thread. 0.5 ms bounds that; 0.1 ms measured no better at 30 Hz x 3 (the
-        # executor -> queue hand-over then waits ~0.2 ms for the executor's own Python
-        # bookkeeping after each callback, whatever the interval; yielding the GIL to the
-        # queue's thread only moved that wait into preprocessing).
+        # A request crosses three threads (DDS, the intake, the processor's worker: the
+        # inference runs on the worker's own thread through Executor.run_here where the
+        # backend allows it), and every C call that lets the GIL go (OpenCV, DDS) has to win it
+        # back. With CPython's default 5 ms switch interval each of those waits can last that
+        # long behind a busy thread. 0.1 ms measured best (bench/bench_ros_node.py): at 2400
+        # requests/s 0.5 ms let the workers' queues run away, and at 30 Hz x 3 it gave p99
+        # 1.6 ms from source stamp to publish against 1.0 ms.
         sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
         self._warm_up(executors)
         self._stats = _Stats(len(self.apps))
