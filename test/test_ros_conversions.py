@@ -95,6 +95,29 @@ def test_preprocess_image_shape_and_normalisation():
     assert y[0, 2].mean() > y[0, 0].mean()
 
 
+def _reference(img, order, h, w):
+    """Bilinear resize, then (x / 255 - mean) / std in float64, RGB, NCHW."""
+    import cv2
+    rgb = {'rgb': img, 'bgr': img[:, :, ::-1], 'rgba': img[:, :, :3],
+           'bgra': img[:, :, 2::-1]}[order]
+    small = cv2.resize(np.ascontiguousarray(rgb), (w, h), interpolation=cv2.INTER_LINEAR)
+    x = (small / 255.0 - np.array(cv.IMAGENET_MEAN)) / np.array(cv.IMAGENET_STD)
+    return x.transpose(2, 0, 1)[None]
+
+
+@pytest.mark.parametrize('order,channels', [('rgb', 3), ('bgr', 3), ('rgba', 4), ('bgra', 4)])
+@pytest.mark.parametrize('opencv_params', [True, False])
+def test_preprocess_image_matches_reference(order, channels, opencv_params, monkeypatch):
+    if not opencv_params:  # OpenCV < 4.8 path: blobFromImage and the std applied after
+        monkeypatch.setattr(cv, '_blob_params', lambda *a: None)
+    rng = np.random.default_rng(3)
+    padded = rng.integers(0, 255, (50, 70 * channels + 6)).astype(np.uint8)
+    img = padded[:, :70 * channels].reshape(50, 70, channels)  # rows with a stride, as a view
+    x = cv.preprocess_image(img, order, (1, 3, 32, 40))
+    assert x.shape == (1, 3, 32, 40) and x.dtype == np.float32
+    np.testing.assert_allclose(x, _reference(img, order, 32, 40), atol=1e-5)
+
+
 def test_audio_conversions_and_checks():
     f = std_msgs.Float32MultiArray(data=[0.0, 0.5, -0.5])
     np.testing.assert_allclose(cv.audio_to_array(f, kind='audio_f32'), [0.0, 0.5, -0.5])
