@@ -164,3 +164,51 @@ def test_node_answers_every_frame_once_in_both_intake_modes(tmp_path, mode):
         rclpy.try_shutdown()
         stop_serve(proc, log)
     assert proc.returncode is not None
+
+
+AUDIO_CONFIG = """
+/**:
+  ros__parameters:
+    platform: xavier
+    backend: 'null'
+    status_period_s: 0.2
+    plan_samples: 8
+    plan_duration_s: 0.5
+    applications: [mic]
+    apps:
+      mic: {input_topic: intake_test/pcm, input_type: audio_f32, model: matchboxnet_kws,
+            rate_hz: 5.0}
+"""
+
+
+def test_publisher_with_incompatible_qos_is_reported(tmp_path):
+    """A best-effort publisher cannot reach the reliable audio input: the node says so."""
+    from rclpy.qos import qos_profile_sensor_data
+    from std_msgs.msg import Float32MultiArray
+    cfg = tmp_path / 'serve.yaml'
+    cfg.write_text(AUDIO_CONFIG)
+    proc, log = start_serve(cfg, str(tmp_path / 'node.log'))
+    rclpy.init()
+    node = rclpy.create_node('qos_driver')
+    ex = SingleThreadedExecutor()
+    ex.add_node(node)
+    status = []
+    node.create_subscription(String, '/scheduler/status',
+                             lambda m: status.append(json.loads(m.data)), 10)
+    node.create_publisher(Float32MultiArray, 'intake_test/pcm', qos_profile_sensor_data)
+    try:
+        end = time.monotonic() + 60.0
+        while time.monotonic() < end and proc.poll() is None and not (
+                status and status[-1]['incompatible_publishers']
+                and 'incompatible QoS' in open(tmp_path / 'node.log').read()):
+            ex.spin_once(timeout_sec=0.05)
+        assert status, 'no status from the node'
+        assert status[-1]['intake'] == 'thread'
+        assert status[-1]['incompatible_publishers'] == {'/intake_test/pcm': 1}
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+        stop_serve(proc, log)
+    text = open(tmp_path / 'node.log').read()
+    assert text.count('incompatible QoS') == 1, text[-2000:]
+    assert '/intake_test/pcm' in text and 'qos_driver' in text

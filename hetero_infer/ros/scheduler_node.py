@@ -193,6 +193,8 @@ class SchedulerNode(Node):
                                               event_callbacks=quiet)
         self._intake = None
         self._subs = []
+        self._qos_warned = set()
+        self._qos_warned_later: Dict[Any, int] = {}
         self._start_inputs()
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._status_timer = self.create_timer(cfg.status_period_s, self._publish_status)
@@ -357,6 +359,7 @@ class SchedulerNode(Node):
         """Subscribe to every application's input: on the intake thread (``intake: thread``,
         see :mod:`hetero_infer.ros.intake`) or as executor callbacks."""
         types = [self._input_type(app) for app in self.apps]
+        self._inputs = [(app.cfg.input_topic, qos) for app, (_, qos) in zip(self.apps, types)]
         if self.config.intake == 'thread':
             from hetero_infer.ros import intake
             ok, why = intake.available()
@@ -364,17 +367,56 @@ class SchedulerNode(Node):
                 log = self.get_logger()
                 self._intake = intake.Intake(
                     self, on_error=lambda text: log.error(text, throttle_duration_sec=1.0))
-                for app, (msg_type, qos) in zip(self.apps, types):
-                    self._intake.add(msg_type, app.cfg.input_topic, qos,
-                                     lambda msg, app=app: self._on_input(app, msg))
+                for i, (app, (msg_type, qos)) in enumerate(zip(self.apps, types)):
+                    topic = self._intake.add(msg_type, app.cfg.input_topic, qos,
+                                             lambda msg, app=app: self._on_input(app, msg))
+                    self._inputs[i] = (topic, qos)
                 self._intake.start()
                 return
             self.get_logger().warning('intake=thread is not available with this rclpy (%s); '
                                       'taking inputs in executor callbacks' % why)
-        for app, (msg_type, qos) in zip(self.apps, types):
-            self._subs.append(self.create_subscription(
+        for i, (app, (msg_type, qos)) in enumerate(zip(self.apps, types)):
+            sub = self.create_subscription(
                 msg_type, app.cfg.input_topic, lambda msg, app=app: self._on_input(app, msg),
-                qos))
+                qos)
+            self._subs.append(sub)
+            self._inputs[i] = (sub.topic_name, qos)
+
+    def _check_input_qos(self) -> Dict[str, int]:
+        """Publishers on the input topics whose QoS cannot reach this node's subscription
+        (e.g. best effort into a reliable audio input): warned once each, counted per topic.
+
+        Executor subscriptions get this warning from rclpy's default event handlers; the
+        intake's subscriptions are not the executor's, so the node looks at the graph itself.
+        """
+        from rclpy.qos import QoSCompatibility, qos_check_compatible
+        counts: Dict[str, int] = {}
+        for topic, qos in self._inputs:
+            try:
+                infos = self.get_publishers_info_by_topic(topic)
+            except Exception:  # graph not available while shutting down
+                continue
+            for info in infos:
+                compat, reason = qos_check_compatible(info.qos_profile, qos)
+                if compat != QoSCompatibility.ERROR:
+                    continue
+                counts[topic] = counts.get(topic, 0) + 1
+                key = (topic, bytes(info.endpoint_gid))
+                if key in self._qos_warned or self._intake is None:
+                    continue
+                # A publisher's node name reaches the graph after its endpoint: wait a few
+                # periods for it (a plain DDS writer never gets one).
+                seen = self._qos_warned_later[key] = self._qos_warned_later.get(key, 0) + 1
+                named = info.node_name != '_NODE_NAME_UNKNOWN_'
+                if not named and seen < 5:
+                    continue
+                self._qos_warned.add(key)
+                who = ('node %s%s' % (info.node_namespace.rstrip('/') + '/', info.node_name)
+                       if named else 'a non-ROS DDS writer')
+                self.get_logger().warning(
+                    'input %s: publisher of %s has incompatible QoS, its messages never reach '
+                    'this node: %s' % (topic, who, reason.strip().rstrip(';')))
+        return counts
 
     def _initial_policy(self, executors: Sequence[Dict[str, Any]]) -> Policy:
         """Shares proportional to each processor's isolated throughput, until the planner is done.
@@ -661,6 +703,8 @@ class SchedulerNode(Node):
                            for p, w in self.engine.workers.items()},
             'drops': drops,
             'bad_inputs': bad,
+            'intake': 'thread' if self._intake is not None else 'executor',
+            'incompatible_publishers': self._check_input_qos(),
             'counts': dict(self.engine.counts),
         }
 
