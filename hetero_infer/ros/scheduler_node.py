@@ -1,9 +1,11 @@
 """The hetero_infer scheduler node: camera / audio messages in, one inference each, results out.
 
 Per application (``apps.<name>.*`` parameters, see ``config/serve.yaml``) it subscribes to the
-input topic (images with the sensor-data QoS), turns each message into a request (conversion and
-preprocessing in :mod:`hetero_infer.ros.conversions`), and hands it to the serving engine, which
-routes it with the priority router under the current policy to the worker of one processor.
+input topic (images with the sensor-data QoS; messages taken on the node's intake thread, see
+:mod:`hetero_infer.ros.intake`, or in executor callbacks with ``intake: executor``), turns each
+message into a request (conversion and preprocessing in :mod:`hetero_infer.ros.conversions`),
+and hands it to the serving engine, which routes it with the priority router under the current
+policy to the worker of one processor.
 Each request gets exactly one message on the application's result topic (``results/<name>``,
 remappable): a result, or a drop with its reason (schema in :mod:`hetero_infer.ros.results`).
 
@@ -437,8 +439,9 @@ class SchedulerNode(Node):
 
     # -- inputs ---------------------------------------------------------------------------------
     def _on_input(self, app: _App, msg) -> None:
-        """Validate the message here (bad inputs are answered at once); resize and normalise on
-        the processor's worker (see :class:`~hetero_infer.ros.engine.Request`)."""
+        """On the intake thread (or an executor callback): validate the message here (bad inputs
+        are answered at once); resize and normalise on the processor's worker (see
+        :class:`~hetero_infer.ros.engine.Request`)."""
         received = time.perf_counter()
         header = getattr(msg, 'header', None)
         stamp = (header.stamp.sec, header.stamp.nanosec) if header is not None else (0, 0)
@@ -805,9 +808,10 @@ def spin_nodes(nodes: Sequence[Node], *, duration_s: Optional[float] = None,
                num_threads: int = 1, on_tick=None, tick_s: float = 0.1) -> None:
     """Spin ``nodes`` in one executor until Ctrl-C, shutdown or ``duration_s``.
 
-    One thread is the default: callbacks are short (validation and routing; preprocessing and
-    inference run on the processors' workers). ``on_tick()`` is called from the calling thread
-    every ``tick_s``.
+    One thread is the default: the executor serves parameters, timers and, with
+    ``intake: executor``, the input callbacks, which are short (validation and routing;
+    preprocessing and inference run on the processors' workers). ``on_tick()`` is called from
+    the calling thread every ``tick_s``.
     """
     executor = make_executor(num_threads)
     for n in nodes:
