@@ -82,7 +82,6 @@ class _App:
         self.slo_ms = slo_ms
         self.is_audio = cfg.input_type.startswith('audio')
         self.publisher = None
-        self.encoder = results.ResultEncoder(cfg.name, model.name)
 
 
 class _Stats:
@@ -523,13 +522,14 @@ class SchedulerNode(Node):
             else:
                 top_k = conversions.top_k(out, app.cfg.top_k, app.labels)
         if self._result_msg is String:
-            text = app.encoder.encode(
-                stamp=req.stamp, frame_id=req.frame_id, processor=o.proc,
-                request_id=req.request_id, policy_version=req.policy_version,
-                queue_ms=o.queue_ms, execute_ms=o.execute_ms, total_ms=total_ms,
-                slo_ms=app.slo_ms, outcome='result' if o.ok else 'dropped',
-                drop_reason=o.drop_reason, detail=o.detail, top_k=top_k, transcript=transcript)
-            app.publisher.publish(String(data=text))
+            doc = results.result_document(
+                stamp=req.stamp, frame_id=req.frame_id, application=app.cfg.name,
+                model=app.model.name, processor=o.proc, request_id=req.request_id,
+                policy_version=req.policy_version, queue_ms=o.queue_ms,
+                execute_ms=o.execute_ms, total_ms=total_ms, slo_ms=app.slo_ms,
+                outcome='result' if o.ok else 'dropped', drop_reason=o.drop_reason,
+                detail=o.detail, top_k=top_k, transcript=transcript)
+            app.publisher.publish(String(data=results.encode(doc)))
         elif o.ok and top_k is not None:
             msg = self._result_msg()
             msg.header.stamp.sec, msg.header.stamp.nanosec = req.stamp
