@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import time
 
 
 def start_serve(config_path: str, log_path: str, *extra: str):
@@ -23,3 +24,30 @@ def stop_serve(proc, log, timeout_s: float = 15.0) -> None:
         proc.kill()
         proc.wait()
     log.close()
+
+
+def probe_until_answered(pub, msg, spin_once, answered, timeout_s: float = 30.0) -> None:
+    """Publish ``msg`` on ``pub`` until ``answered()``, spinning the caller's executor.
+
+    Best-effort (sensor-data) inputs can lose what is published while discovery is still
+    completing (the first frame, typically), so tests that count frames probe first.
+    """
+    end = time.monotonic() + timeout_s
+    while not answered() and time.monotonic() < end:
+        pub.publish(msg)
+        stop = time.monotonic() + 0.2
+        while not answered() and time.monotonic() < stop:
+            spin_once(0.05)
+    assert answered(), 'the node never answered a probe on %s' % pub.topic_name
+
+
+def driver_node(name: str):
+    """``rclpy.init()`` and this process's node with its executor (close with
+    ``node.destroy_node(); rclpy.try_shutdown()``)."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    rclpy.init()
+    node = rclpy.create_node(name)
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    return node, executor

@@ -15,13 +15,12 @@ import pytest
 rclpy = pytest.importorskip('rclpy')
 pytest.importorskip('onnxruntime')
 
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.qos import QoSProfile  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
 from hetero_infer.ros.conversions import array_to_image_fields  # noqa: E402
-from node_process import start_serve, stop_serve  # noqa: E402
+from node_process import driver_node, probe_until_answered, start_serve, stop_serve  # noqa: E402,E501
 
 ONNX = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                     'hetero_infer', 'data', 'onnx')
@@ -50,10 +49,7 @@ def test_onnxruntime_node_classifies_frames_on_cpu_cores(tmp_path):
     cfg = tmp_path / 'serve.yaml'
     cfg.write_text(CONFIG.format(onnx=ONNX))
     proc, log = start_serve(cfg, str(tmp_path / 'node.log'))
-    rclpy.init()
-    node = rclpy.create_node('cpu_test_driver')
-    ex = SingleThreadedExecutor()
-    ex.add_node(node)
+    node, ex = driver_node('cpu_test_driver')
     results = []
     node.create_subscription(String, 'results/classify',
                              lambda m: results.append(json.loads(m.data)), QoSProfile(depth=100))
@@ -64,16 +60,9 @@ def test_onnxruntime_node_classifies_frames_on_cpu_cores(tmp_path):
             ex.spin_once(timeout_sec=0.05)
         assert pub.get_subscription_count() > 0, 'node did not subscribe'
         rng = np.random.default_rng(0)
-        # Best-effort (sensor-data) delivery can lose what is published while discovery is
-        # still completing (CI lost the first frame that way): probe until the node answers.
         probe = Image(**array_to_image_fields(np.zeros((120, 160, 3), np.uint8), 'rgb8'))
-        probe.header.stamp.sec = 99
-        end = time.monotonic() + 30.0
-        while not results and time.monotonic() < end:
-            pub.publish(probe)
-            for _ in range(4):
-                ex.spin_once(timeout_sec=0.05)
-        assert results, 'node never answered a probe frame'
+        probe.header.stamp.sec = 99  # not counted below
+        probe_until_answered(pub, probe, ex.spin_once, lambda: bool(results))
         for i in range(8):
             msg = Image(**array_to_image_fields(
                 rng.integers(0, 255, size=(120, 160, 3)).astype(np.uint8), 'rgb8'))

@@ -16,14 +16,13 @@ import pytest
 
 rclpy = pytest.importorskip('rclpy')
 
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.qos import QoSProfile  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
 from hetero_infer.ros import intake  # noqa: E402
 from hetero_infer.ros.conversions import array_to_image_fields  # noqa: E402
-from node_process import start_serve, stop_serve  # noqa: E402
+from node_process import driver_node, probe_until_answered, start_serve, stop_serve  # noqa: E402,E501
 
 
 def _until(cond, timeout_s=15.0):
@@ -115,11 +114,10 @@ def test_node_answers_every_frame_once_in_both_intake_modes(tmp_path, mode):
     cfg = tmp_path / 'serve.yaml'
     cfg.write_text(CONFIG.format(intake=mode))
     proc, log = start_serve(cfg, str(tmp_path / 'node.log'))
-    rclpy.init()
-    node = rclpy.create_node('intake_driver')
-    ex = SingleThreadedExecutor()
-    ex.add_node(node)
-    results = []
+    node, ex = driver_node('intake_driver')
+    results, status = [], []
+    node.create_subscription(String, '/scheduler/status',
+                             lambda m: status.append(json.loads(m.data)), 10)
     node.create_subscription(String, 'results/cam', lambda m: results.append(json.loads(m.data)),
                              QoSProfile(depth=1000))
     pub = node.create_publisher(Image, 'intake_test/image', 100)
@@ -134,17 +132,11 @@ def test_node_answers_every_frame_once_in_both_intake_modes(tmp_path, mode):
     try:
         assert spin_until(lambda: pub.get_subscription_count() > 0
                           and node.count_publishers('results/cam') > 0), 'node not ready'
-        # Best-effort delivery can lose what is published while discovery is still completing:
-        # probe (stamp 1) until the node answers, then count.
         probe = Image(**array_to_image_fields(img, 'rgb8'))
-        probe.header.stamp.sec = 1
-        end = time.monotonic() + 30.0
-        while not results and time.monotonic() < end:
-            pub.publish(probe)
-            spin_until(lambda: bool(results), 0.2)
-        assert results, 'node never answered a probe frame'
-        spin_until(lambda: False, 0.3)
-        del results[:]
+        probe.header.stamp.sec = 1  # not counted below
+        probe_until_answered(pub, probe, ex.spin_once, lambda: bool(results))
+        assert spin_until(lambda: bool(status)), 'no status from the node'
+        assert status[-1]['intake'] == mode  # the mode asked for, not a silent fallback
         for seq in range(40):
             msg = Image(**array_to_image_fields(img, 'rgb8'))
             msg.header.stamp.sec, msg.header.stamp.nanosec = 2000 + seq, 11
@@ -158,7 +150,7 @@ def test_node_answers_every_frame_once_in_both_intake_modes(tmp_path, mode):
         stamps = sorted(r['stamp']['sec'] for r in counted())
         assert stamps == list(range(2000, 2040))
         assert all(r['outcome'] == 'result' and r['frame_id'] == 'cam_' + mode
-                   and len(r['top_k']) == 5 for r in results)
+                   and len(r['top_k']) == 5 for r in counted())
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
@@ -188,10 +180,7 @@ def test_publisher_with_incompatible_qos_is_reported(tmp_path):
     cfg = tmp_path / 'serve.yaml'
     cfg.write_text(AUDIO_CONFIG)
     proc, log = start_serve(cfg, str(tmp_path / 'node.log'))
-    rclpy.init()
-    node = rclpy.create_node('qos_driver')
-    ex = SingleThreadedExecutor()
-    ex.add_node(node)
+    node, ex = driver_node('qos_driver')
     status = []
     node.create_subscription(String, '/scheduler/status',
                              lambda m: status.append(json.loads(m.data)), 10)

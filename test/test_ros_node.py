@@ -26,7 +26,7 @@ from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from std_msgs.msg import Float32MultiArray, String  # noqa: E402
 
 from hetero_infer.ros.conversions import array_to_image_fields  # noqa: E402
-from node_process import start_serve, stop_serve  # noqa: E402
+from node_process import probe_until_answered, start_serve, stop_serve  # noqa: E402
 
 NODE = '/scheduler'
 CONFIG = """
@@ -104,8 +104,7 @@ class Harness:
                                      ) or self.proc.poll() is not None, timeout_s)
         assert self.proc.poll() is None, 'node process exited: %s' % self.proc.returncode
         assert ok, 'node not ready'
-        # Best-effort (sensor-data) inputs can lose what is published while discovery is still
-        # completing: probe each input (stamp 1) until the node answers it, then start clean.
+        # Probe each input (stamp 1) until the node answers it, then start clean.
         import cv2
         jpg = CompressedImage(format='jpeg', data=cv2.imencode(
             '.jpg', np.zeros((8, 8, 3), np.uint8))[1].tobytes())
@@ -115,11 +114,8 @@ class Harness:
         for app, (pub, msg) in probes.items():
             if hasattr(msg, 'header'):
                 msg.header.stamp.sec = 1
-            end = time.monotonic() + timeout_s
-            while not self.results[app] and time.monotonic() < end:
-                pub.publish(msg)
-                _wait(self.ex, lambda: bool(self.results[app]), 0.5)
-            assert self.results[app], 'node never answered a probe on ' + app
+            probe_until_answered(pub, msg, self.ex.spin_once,
+                                 lambda app=app: bool(self.results[app]), timeout_s)
         _wait(self.ex, lambda: False, 0.5)
         for got in self.results.values():
             del got[:]
