@@ -139,12 +139,25 @@ def test_contention_factors_agree_with_the_twin(xavier):
 
 
 def test_inlined_contention_curve_matches_the_platform_curve(xavier):
-    # _solve inlines Contention.slowdown for speed; a lone co-runner with zero demand leaves
-    # the target at x = co-runner share, so the result must equal the curve's value.
-    from hetero_infer.core.twin import _solve
-    cont = xavier.processors['gpu'].contention
+    # The twin evaluates Contention.slowdown written out in _extra_ms (for speed) and skips its
+    # fixed point where a curve is flat: both must agree with the platform's curve.
+    from hetero_infer.core.twin import _curves, _extra_ms
+    ids = xavier.processor_ids
+    for proc, curve in zip(ids, _curves(xavier, ids)):
+        cont = xavier.processors[proc].contention
+        for i in range(0, 100):
+            x = i / 100.0
+            extra = _extra_ms(x, 2.0, curve)
+            assert extra == pytest.approx(2.0 * (cont.slowdown(x) - 1.0), rel=1e-12, abs=1e-15)
+            if x <= cont.flat_below:
+                assert extra == 0.0 and cont.slowdown(x) == 1.0
+    # Through the fixed point: a target with no demand of its own next to a co-runner pulling
+    # x x DRAM settles at its duration alone x S(x).
     dram = xavier.dram_gbps * 1e6
-    for x in (0.1, 0.35, 0.6, 0.95):
-        # item 0: the target (no demand of its own); item 1: a co-runner pulling x * dram.
-        durs = _solve([cont, cont], [1.0, 1.0], [1.0, 0.0], [0.0, x * dram], dram, 60)
-        assert durs[0] == pytest.approx(1.0 + (cont.slowdown(x) - 1.0), rel=1e-3)
+    for proc, other in (('gpu', 'dla0'), ('dla0', 'gpu')):
+        cont = xavier.processors[proc].contention
+        for x in (0.1, 0.35, 0.6, 0.95):
+            running = [(proc, 0.0, 0.0, 1.0, 0.0), (other, 0.0, 1.0, 0.0, x * dram)]
+            durs = contention_factors(xavier, running, iterations=60)
+            assert durs[0] == pytest.approx(cont.slowdown(x), rel=1e-3)
+            assert durs[1] == 1.0

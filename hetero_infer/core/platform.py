@@ -76,6 +76,15 @@ class Contention:
         excess = x - self.threshold
         return 1.0 + self.alpha * excess * excess / (1.0 - min(x, self.cap))
 
+    @property
+    def flat_below(self) -> float:
+        """The largest ``x`` at which ``S(x)`` is exactly 1 (the curve is flat up to there).
+
+        The twin skips its contention fixed point when no co-runner share exceeds this on any
+        running layer's curve; a curve that rises from ``x = 0`` must return 0.
+        """
+        return self.threshold
+
 
 @dataclass(frozen=True)
 class Processor:

@@ -35,58 +35,103 @@ DEFAULT_MAX_QUEUE = 64
 Step = Tuple[int, float, float, float, float]
 
 
+# A layer execution in progress is a list, indexed by position in the hot loop:
+#   [0 job, 1 exec processor index, 2 fraction left, 3 duration now (ms, co-running),
+#    4 duration alone (ms, time-slicing applied), 5 bytes, 6 overhead, 7 compute, 8 memory]
+# (6-8 with the execution's noise applied). The duration alone changes only when the number
+# of layers sharing its processor does; the duration now, whenever any layer starts or ends.
+
+
+def _curves(platform: Platform, ids: Sequence[str]) -> List[Tuple[float, float, float, float]]:
+    """Per processor, the parameters the inlined curve in :func:`_solve` reads:
+    ``(flat_below, threshold, alpha, cap)`` of its :class:`Contention`."""
+    out = []
+    for p in ids:
+        cont = platform.processors[p].contention
+        out.append((cont.flat_below, cont.threshold, cont.alpha, cont.cap))
+    return out
+
+
+def _base_ms(ov: float, c: float, m: float, k: int) -> float:
+    """Duration alone of a layer while ``k`` layers time-slice its processor."""
+    if k != 1:
+        ov, c = ov * k, c * k
+    return ov + (c if c > m else m)
+
+
 def contention_factors(platform: Platform, running: Sequence[Tuple[str, float, float, float,
                                                                      float]],
                        *, iterations: int = 4) -> List[float]:
     """Co-run duration of each running layer, in ms (the twin's contention solution).
 
     ``running`` holds ``(exec_proc_id, overhead_ms, compute_ms, memory_ms, bytes)`` for every
-    layer executing at this instant. Used by the twin's event loop and by the emulated backend,
-    which replays the same contention in wall-clock time.
+    layer executing at this instant. Used by the emulated backend, which replays the same
+    contention in wall-clock time; the twin's event loop calls the same :func:`_solve`.
     """
+    ids = list(platform.processor_ids)
+    index = {p: i for i, p in enumerate(ids)}
     share = {}
     for r in running:
         share[r[0]] = share.get(r[0], 0) + 1
-    conts = [platform.processors[r[0]].contention for r in running]
-    base = []
-    for r in running:
-        k = share[r[0]]
-        ov, c, m = r[1] * k, r[2] * k, r[3]
-        base.append(ov + (c if c > m else m))
-    return _solve(conts, base, [r[3] for r in running], [r[4] for r in running],
-                  platform.dram_gbps * 1e6, iterations)
+    rows = [[None, index[r[0]], 1.0, 0.0, _base_ms(r[1], r[2], r[3], share[r[0]]), r[4],
+             r[1], r[2], r[3]] for r in running]
+    return _solve(rows, _curves(platform, ids), platform.dram_gbps * 1e6, iterations)
 
 
-def _solve(conts, base, mem, byts, dram_bytes_per_ms: float, iterations: int) -> List[float]:
-    """Durations (ms) of the running layers under co-running.
+def _extra_ms(x: float, memory_ms: float, curve: Tuple[float, float, float, float]) -> float:
+    """``memory_ms x (S(x) - 1)``: the time co-runners pulling DRAM share ``x`` add to a layer.
 
-    ``base`` is each layer's duration alone (with time-slicing applied), ``mem`` its memory time
-    and ``byts`` the bytes it moves; ``conts`` the contention curve of the processor it runs on.
-    Demands depend on durations and durations on demands; the fixed point is approached with
-    damped iterations (half old, half new), since undamped ones oscillate when a slowed layer's
-    lower demand releases its co-runner. The curve is :meth:`Contention.slowdown`, inlined here
-    because this is the simulator's hot loop (a test checks the two agree).
+    ``S`` is :meth:`Contention.slowdown` (``curve`` from :func:`_curves`), written out here for
+    speed; the one place the twin evaluates a curve (a test checks the two agree). It must be
+    exactly 0 for ``x <= curve[0]`` (``flat_below``), where :func:`_solve` skips iterating.
     """
-    n = len(base)
+    th = curve[1]
+    if x > th:
+        excess = x - th
+        cap = curve[3]
+        return memory_ms * curve[2] * excess * excess / (1.0 - (x if x < cap else cap))
+    return 0.0
+
+
+def _solve(running: List[list], curves, dram_bytes_per_ms: float, iterations: int
+           ) -> List[float]:
+    """Durations (ms) of the running layers under co-running (layout above).
+
+    A layer's duration alone is stretched by :func:`_extra_ms` of ``x``, the share of DRAM
+    bandwidth the other running layers pull. Demands depend on durations and durations on
+    demands; the fixed point is approached with damped iterations (half old, half new), since
+    undamped ones oscillate when a slowed layer's lower demand releases its co-runner. When no
+    layer's ``x`` (at the durations alone) exceeds where its curve is flat, the durations alone
+    are the answer, found without iterating. Two and three layers (most solves) take unrolled
+    copies of the same arithmetic, in the same order.
+    """
+    n = len(running)
+    if n == 3:
+        return _solve3(running, curves, dram_bytes_per_ms, iterations)
+    if n == 2:
+        return _solve2(running, curves, dram_bytes_per_ms, iterations)
+    base = [ex[4] for ex in running]
     if n < 2:
-        return list(base)
+        return base
+    byts = [ex[5] for ex in running]
+    dem = [b / d if d > 0.0 else 0.0 for b, d in zip(byts, base)]
+    total = sum(dem)
+    cur = [curves[ex[1]] for ex in running]
+    for dm, cv in zip(dem, cur):
+        if (total - dm) / dram_bytes_per_ms > cv[0]:
+            break
+    else:
+        return base
+    mem = [ex[8] for ex in running]
     durs = base
-    for _ in range(iterations):
-        dem = [b / d if d > 0.0 else 0.0 for b, d in zip(byts, durs)]
-        total = sum(dem)
+    for it in range(iterations):
+        if it:
+            dem = [b / d if d > 0.0 else 0.0 for b, d in zip(byts, durs)]
+            total = sum(dem)
         new = []
         moved = False
-        for i in range(n):
-            cont = conts[i]
-            x = (total - dem[i]) / dram_bytes_per_ms
-            t = base[i]
-            th = cont.threshold
-            if x > th:
-                ex = x - th
-                cap = cont.cap
-                t += mem[i] * cont.alpha * ex * ex / (1.0 - (x if x < cap else cap))
-            old = durs[i]
-            d = 0.5 * (old + t)
+        for t, dm, old, m, cv in zip(base, dem, durs, mem, cur):
+            d = 0.5 * (old + (t + _extra_ms((total - dm) / dram_bytes_per_ms, m, cv)))
             if d - old > 1e-4 * old or old - d > 1e-4 * old:
                 moved = True
             new.append(d)
@@ -94,6 +139,67 @@ def _solve(conts, base, mem, byts, dram_bytes_per_ms: float, iterations: int) ->
         if not moved:
             break
     return durs
+
+
+def _solve2(running, curves, dram, iterations):
+    """:func:`_solve` for two running layers."""
+    a, b = running
+    ba, bb = a[4], b[4]
+    ya, yb = a[5], b[5]
+    ca, cb = curves[a[1]], curves[b[1]]
+    ea = ya / ba if ba > 0.0 else 0.0
+    eb = yb / bb if bb > 0.0 else 0.0
+    total = ea + eb
+    if (total - ea) / dram <= ca[0] and (total - eb) / dram <= cb[0]:
+        return [ba, bb]
+    ma, mb = a[8], b[8]
+    da, db = ba, bb
+    for it in range(iterations):
+        if it:
+            ea = ya / da if da > 0.0 else 0.0
+            eb = yb / db if db > 0.0 else 0.0
+            total = ea + eb
+        na = 0.5 * (da + (ba + _extra_ms((total - ea) / dram, ma, ca)))
+        nb = 0.5 * (db + (bb + _extra_ms((total - eb) / dram, mb, cb)))
+        moved = (na - da > 1e-4 * da or da - na > 1e-4 * da
+                 or nb - db > 1e-4 * db or db - nb > 1e-4 * db)
+        da, db = na, nb
+        if not moved:
+            break
+    return [da, db]
+
+
+def _solve3(running, curves, dram, iterations):
+    """:func:`_solve` for three running layers."""
+    a, b, c = running
+    ba, bb, bc = a[4], b[4], c[4]
+    ya, yb, yc = a[5], b[5], c[5]
+    ca, cb, cc = curves[a[1]], curves[b[1]], curves[c[1]]
+    ea = ya / ba if ba > 0.0 else 0.0
+    eb = yb / bb if bb > 0.0 else 0.0
+    ec = yc / bc if bc > 0.0 else 0.0
+    total = ea + eb + ec
+    if ((total - ea) / dram <= ca[0] and (total - eb) / dram <= cb[0]
+            and (total - ec) / dram <= cc[0]):
+        return [ba, bb, bc]
+    ma, mb, mc = a[8], b[8], c[8]
+    da, db, dc = ba, bb, bc
+    for it in range(iterations):
+        if it:
+            ea = ya / da if da > 0.0 else 0.0
+            eb = yb / db if db > 0.0 else 0.0
+            ec = yc / dc if dc > 0.0 else 0.0
+            total = ea + eb + ec
+        na = 0.5 * (da + (ba + _extra_ms((total - ea) / dram, ma, ca)))
+        nb = 0.5 * (db + (bb + _extra_ms((total - eb) / dram, mb, cb)))
+        nc = 0.5 * (dc + (bc + _extra_ms((total - ec) / dram, mc, cc)))
+        moved = (na - da > 1e-4 * da or da - na > 1e-4 * da
+                 or nb - db > 1e-4 * db or db - nb > 1e-4 * db
+                 or nc - dc > 1e-4 * dc or dc - nc > 1e-4 * dc)
+        da, db, dc = na, nb, nc
+        if not moved:
+            break
+    return [da, db, dc]
 
 
 class _Job:
@@ -111,108 +217,122 @@ class _Job:
 
 
 class _Engine:
-    """Event loop shared by profiling, co-run measurement and serving."""
+    """Event loop shared by profiling, co-run measurement and serving.
 
-    def __init__(self, platform: Platform, rng: random.Random, noise_sigma: float):
+    Any job (a list of steps) can be started with :meth:`start_job`; ``on_finish(job)`` is called
+    when its last step ends. ``noise_batch`` noise factors are drawn from ``rng`` at a time (in
+    the order executions start, so the trace is the same as drawing one per start); use 1 when
+    the caller draws other numbers from ``rng`` between starts.
+    """
+
+    def __init__(self, platform: Platform, rng: random.Random, noise_sigma: float, *,
+                 noise_batch: int = 256):
         self.platform = platform
         self.rng = rng
         self.sigma = noise_sigma
         self.ids = list(platform.processor_ids)
         self.index = {p: i for i, p in enumerate(self.ids)}
-        self.conts = [platform.processors[p].contention for p in self.ids]
+        self.curves = _curves(platform, self.ids)
         self.dram = platform.dram_gbps * 1e6  # bytes per ms
         n = len(self.ids)
         self.share = [0] * n                   # layers executing on each processor now
         self.dirty = False                     # running set changed since the last solve
-        self.running = []                      # [job, e, left, ov, c, m, bytes, dur]
+        self.running = []                      # executions in progress (layout above)
         self.now = 0.0
         self.events = 0
         self.on_finish = None                  # callback(job) when a job's last step ends
+        self._noise = []                       # drawn noise factors, next one last
+        self._noise_batch = noise_batch
 
-    # -- steps -------------------------------------------------------------------------
-    def _request_slot(self, job):
-        self._start(job, job.steps[job.idx][0])
+    def _draw_noise(self):
+        gauss, sigma, exp = self.rng.gauss, self.sigma, math.exp
+        self._noise = [exp(gauss(0.0, sigma)) for _ in range(self._noise_batch)]
+        self._noise.reverse()
 
-    def _start(self, job, e):
-        _, ov, c, m, b = job.steps[job.idx]
+    def start_job(self, job):
+        """Start ``job``'s current step (``job.idx``) now."""
+        e, ov, c, m, b = job.steps[job.idx]
         if self.sigma > 0.0:
-            f = math.exp(self.rng.gauss(0.0, self.sigma))
+            if not self._noise:
+                self._draw_noise()
+            f = self._noise.pop()
             ov *= f
             c *= f
             m *= f
-        # [job, exec proc, fraction left, overhead, compute, memory, bytes, duration now]
-        ex = [job, e, 1.0, ov, c, m, b, 0.0]
-        self.share[e] += 1
-        self.running.append(ex)
+        k = self.share[e] + 1
+        self.share[e] = k
+        self.running.append([job, e, 1.0, 0.0, ov + (c if c > m else m), b, ov, c, m])
+        if k > 1:
+            self._reslice(e, k)
         self.dirty = True
 
-    def start_job(self, job):
-        self._request_slot(job)
-
-    def _recompute(self):
-        self.dirty = False
-        running = self.running
-        share = self.share
-        base = []
-        for ex in running:
-            k = share[ex[1]]
-            c, m = ex[4] * k, ex[5]
-            base.append(ex[3] * k + (c if c > m else m))
-        if len(running) == 1:
-            running[0][7] = base[0]
-            return
-        conts = self.conts
-        durs = _solve([conts[ex[1]] for ex in running], base, [ex[5] for ex in running],
-                      [ex[6] for ex in running], self.dram, 4)
-        for ex, d in zip(running, durs):
-            ex[7] = d
-
-    def next_completion(self):
-        best = None
-        best_t = math.inf
+    def _reslice(self, e, k):
+        """``k`` layers now share processor ``e``: each one's duration alone changes."""
         for ex in self.running:
-            t = ex[2] * ex[7]
-            if t < best_t:
-                best_t = t
-                best = ex
-        return best, self.now + best_t
-
-    def advance(self, t):
-        dt = t - self.now
-        if dt > 0:
-            for ex in self.running:
-                if ex[7] > 0:
-                    ex[2] -= dt / ex[7]
-            self.now = t
-
-    def complete(self, ex):
-        """Finish execution ``ex`` (its time has come); start whatever it unblocks."""
-        self.events += 1
-        self.running.remove(ex)
-        e = ex[1]
-        self.share[e] -= 1
-        self.dirty = True
-        job = ex[0]
-        job.idx += 1
-        if job.idx < len(job.steps):
-            self._request_slot(job)
-        else:
-            self.on_finish(job)
+            if ex[1] == e:
+                ex[4] = _base_ms(ex[6], ex[7], ex[8], k)
 
     def run_until(self, t_end, stop=None):
         """Process completions up to ``t_end`` (or until ``stop()`` is true)."""
-        while self.running:
+        running = self.running
+        share = self.share
+        curves = self.curves
+        dram = self.dram
+        inf = math.inf
+        while running:
+            best = None
+            best_t = inf
             if self.dirty:
-                self._recompute()
-            ex, t = self.next_completion()
-            if t > t_end:
-                self.advance(t_end)
+                self.dirty = False
+                if len(running) == 1:
+                    ex = running[0]
+                    ex[3] = ex[4]
+                    best, best_t = ex, ex[2] * ex[4]
+                else:
+                    for ex, d in zip(running, _solve(running, curves, dram, 4)):
+                        ex[3] = d
+                        t = ex[2] * d
+                        if t < best_t:
+                            best_t = t
+                            best = ex
+            else:
+                for ex in running:
+                    t = ex[2] * ex[3]
+                    if t < best_t:
+                        best_t = t
+                        best = ex
+            now = self.now
+            t = now + best_t
+            late = t > t_end
+            if late:
+                t = t_end
+            dt = t - now
+            if dt > 0:
+                for ex in running:
+                    d = ex[3]
+                    if d > 0:
+                        ex[2] -= dt / d
+                self.now = t
+            if late:
                 return
-            self.advance(t)
-            self.complete(ex)
+            # the execution ``best`` ends now; start whatever it unblocks
+            self.events += 1
+            running.remove(best)
+            e = best[1]
+            k = share[e] - 1
+            share[e] = k
+            if k:
+                self._reslice(e, k)
+            self.dirty = True
+            job = best[0]
+            job.idx += 1
+            if job.idx < len(job.steps):
+                self.start_job(job)
+            else:
+                self.on_finish(job)
             if stop is not None and stop():
                 return
-        self.now = max(self.now, t_end) if t_end != math.inf else self.now
+        self.now = max(self.now, t_end) if t_end != inf else self.now
 
 
 class _View(DispatchView):
@@ -281,9 +401,9 @@ class Twin:
         self._programs[key] = prog
         return prog
 
-    def _engine(self, seed: Optional[int]) -> _Engine:
+    def _engine(self, seed: Optional[int], noise_batch: int = 256) -> _Engine:
         rng = random.Random(self.seed if seed is None else seed)
-        return _Engine(self.platform, rng, self.noise_pct / 100.0)
+        return _Engine(self.platform, rng, self.noise_pct / 100.0, noise_batch=noise_batch)
 
     # -- measurements a profiler could make ---------------------------------------------
     def profile_layer(self, layer: Layer, proc: str,
@@ -299,7 +419,7 @@ class Twin:
         if plat.processors[proc].kind == 'dla' and not layer.dla:
             raise ConfigError('layer %s cannot run on %s: %s'
                               % (layer.name, proc, layer.dla_reason))
-        eng = self._engine(seed)
+        eng = self._engine(seed, noise_batch=1)  # the warm-up phase draws from the same rng
         done = []
 
         def on_finish(job):
@@ -323,7 +443,7 @@ class Twin:
             eng.start_job(_Job(steps, cproc, 0.0, loop=True, tag='co'))
         # Let the co-runners reach a steady state (random phase) before the target starts.
         if eng.running:
-            warm = max(ex[3] + max(ex[4], ex[5]) for ex in eng.running)
+            warm = max(ex[6] + max(ex[7], ex[8]) for ex in eng.running)
             eng.run_until(warm * eng.rng.random())
         target = _Job([self._layer_step(proc, layer)], proc, eng.now, loop=True, tag='target')
         eng.start_job(target)
