@@ -22,9 +22,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence
 
-from hetero_infer.core.metrics import compute_metrics
+from hetero_infer.core.metrics import SLO_TARGET, compute_metrics
 from hetero_infer.core.schedulers import EVALUATED, PlanContext, get_scheduler
 from hetero_infer.core.search import SimSettings
+from hetero_infer.core.workload import poisson_arrivals
 
 METRICS = ('goodput', 'slo99_throughput', 'throughput', 'fairness')
 PROPOSED = 'interference_aware'
@@ -78,13 +79,17 @@ def measure_on_twin(twin, apps: Sequence, make_dispatcher: Callable[[], object],
 
 def twin_slo99_throughput(twin, apps: Sequence, make_dispatcher, *, seed: int,
                           hi_scale: float = 1.2, iterations: int = 5, requests: int = 800,
-                          max_duration_s: float = 8.0) -> float:
+                          max_duration_s: float = 8.0, stop_failed_probes: bool = True
+                          ) -> float:
     """Throughput at SLO99 on the twin (definition of :mod:`hetero_infer.core.metrics`).
 
     Bisection on the load scale over ``(0, hi_scale)`` for ``iterations`` steps; ``hi_scale``
     itself is not probed (choose it above any load the SoC can serve at 99%). Each probe serves
     about ``requests`` requests (at most ``max_duration_s`` simulated seconds) and the result is
-    the throughput measured at the largest passing scale (0 when none passes).
+    the throughput measured at the largest passing scale (0 when none passes). With
+    ``stop_failed_probes`` a probe ends as soon as one application has missed its SLO on more
+    window requests than 99% attainment allows (:class:`SloWatch`): the verdict, and so the
+    result, is the one the whole probe gives, in less time.
     """
     base = sum(a.rate_hz for a in apps)
     if base <= 0:
@@ -93,7 +98,11 @@ def twin_slo99_throughput(twin, apps: Sequence, make_dispatcher, *, seed: int,
     def run_at_scale(scale: float):
         scaled = [a.scaled(scale) for a in apps]
         dur = min(max(requests / (base * scale), 0.2), max_duration_s)
-        recs = twin.serve(scaled, make_dispatcher(), duration_s=dur, seed=seed)
+        arrivals = poisson_arrivals(scaled, dur, seed)
+        watch = SloWatch(scaled, arrivals, warmup_s=0.1 * dur, duration_s=dur) \
+            if stop_failed_probes else None
+        recs = twin.serve(scaled, make_dispatcher(), duration_s=dur, seed=seed,
+                          arrivals=arrivals, give_up=watch)
         return compute_metrics(recs, scaled, warmup_s=0.1 * dur, duration_s=dur)
 
     lo, hi, best = 0.0, hi_scale, 0.0
@@ -105,6 +114,37 @@ def twin_slo99_throughput(twin, apps: Sequence, make_dispatcher, *, seed: int,
         else:
             hi = mid
     return best
+
+
+class SloWatch:
+    """``give_up`` for :meth:`Twin.serve`: true once the run can no longer meet the SLO target.
+
+    Counts, per application, the window requests (arrivals in ``[warmup_s, duration_s)``, as in
+    :func:`compute_metrics`) that missed their SLO (finished late or dropped). When an
+    application's attainment could reach at most ``(window - missed) / window < target``,
+    every later outcome leaves :meth:`Metrics.meets_slo` false, so the run may stop.
+    """
+
+    def __init__(self, apps: Sequence, arrivals, *, warmup_s: float, duration_s: float,
+                 target: float = SLO_TARGET):
+        self.lo, self.hi = warmup_s * 1000.0, duration_s * 1000.0
+        self.slo_ms = [a.slo_ms for a in apps]
+        self.window = [0] * len(apps)
+        for t, _seq, ai in arrivals:
+            if self.lo <= t < self.hi:
+                self.window[ai] += 1
+        self.missed = [0] * len(apps)
+        self.target = target
+
+    def __call__(self, rec) -> bool:
+        if not (self.lo <= rec.arrival_ms < self.hi):
+            return False
+        a = rec.app
+        if rec.finish_ms is not None and rec.finish_ms - rec.arrival_ms <= self.slo_ms[a]:
+            return False
+        self.missed[a] += 1
+        n = self.window[a]
+        return (n - self.missed[a]) / n < self.target
 
 
 def evaluate_scenario(scenario, platform, *, schedulers: Sequence[str] = EVALUATED,

@@ -246,8 +246,9 @@ class _Engine:
 
     def _draw_noise(self):
         gauss, sigma, exp = self.rng.gauss, self.sigma, math.exp
-        self._noise = [exp(gauss(0.0, sigma)) for _ in range(self._noise_batch)]
-        self._noise.reverse()
+        drawn = [exp(gauss(0.0, sigma)) for _ in range(self._noise_batch)]
+        drawn.reverse()
+        self._noise.extend(drawn)
 
     def start_job(self, job):
         """Start ``job``'s current step (``job.idx``) now."""
@@ -273,21 +274,31 @@ class _Engine:
                 ex[4] = _base_ms(ex[6], ex[7], ex[8], k)
 
     def run_until(self, t_end, stop=None):
-        """Process completions up to ``t_end`` (or until ``stop()`` is true)."""
+        """Process completions up to ``t_end`` (or until ``stop()`` is true).
+
+        The hot loop: per layer end, re-solve the durations (when the running set changed),
+        find the next end, advance every execution to it, and start the job's next step in
+        place of the one that ended (:meth:`start_job` written out, the same list reused).
+        """
         running = self.running
         share = self.share
         curves = self.curves
         dram = self.dram
+        noise = self._noise
+        noisy = self.sigma > 0.0
         inf = math.inf
+        dirty = self.dirty
+        now = self.now
+        events = self.events
         while running:
             best = None
             best_t = inf
-            if self.dirty:
-                self.dirty = False
+            if dirty:
+                dirty = False
                 if len(running) == 1:
-                    ex = running[0]
-                    ex[3] = ex[4]
-                    best, best_t = ex, ex[2] * ex[4]
+                    best = running[0]
+                    best[3] = best[4]
+                    best_t = best[2] * best[4]
                 else:
                     for ex, d in zip(running, _solve(running, curves, dram, 4)):
                         ex[3] = d
@@ -301,7 +312,6 @@ class _Engine:
                     if t < best_t:
                         best_t = t
                         best = ex
-            now = self.now
             t = now + best_t
             late = t > t_end
             if late:
@@ -312,27 +322,62 @@ class _Engine:
                     d = ex[3]
                     if d > 0:
                         ex[2] -= dt / d
-                self.now = t
+                now = self.now = t
             if late:
+                self.dirty = False
+                self.events = events
                 return
-            # the execution ``best`` ends now; start whatever it unblocks
-            self.events += 1
+            # ``best`` ends now; its job's next step starts (or the job is done)
+            events += 1
+            dirty = True
             running.remove(best)
-            e = best[1]
-            k = share[e] - 1
-            share[e] = k
-            if k:
-                self._reslice(e, k)
-            self.dirty = True
             job = best[0]
-            job.idx += 1
-            if job.idx < len(job.steps):
-                self.start_job(job)
+            e = best[1]
+            idx = job.idx + 1
+            job.idx = idx
+            steps = job.steps
+            if idx < len(steps):
+                e2, ov, c, m, b = steps[idx]
+                if noisy:
+                    if not noise:
+                        self._draw_noise()
+                    f = noise.pop()
+                    ov *= f
+                    c *= f
+                    m *= f
+                if e2 == e:
+                    k = share[e]
+                else:
+                    k = share[e] - 1
+                    share[e] = k
+                    if k:
+                        self._reslice(e, k)
+                    k = share[e2] + 1
+                    share[e2] = k
+                best[1] = e2
+                best[2] = 1.0
+                best[4] = ov + (c if c > m else m) if k == 1 else _base_ms(ov, c, m, k)
+                best[5] = b
+                best[6] = ov
+                best[7] = c
+                best[8] = m
+                running.append(best)
+                if k > 1 and e2 != e:
+                    self._reslice(e2, k)
             else:
+                k = share[e] - 1
+                share[e] = k
+                if k:
+                    self._reslice(e, k)
+                self.events = events
                 self.on_finish(job)
             if stop is not None and stop():
+                self.dirty = True
+                self.events = events
                 return
-        self.now = max(self.now, t_end) if t_end != inf else self.now
+        self.dirty = dirty
+        self.events = events
+        self.now = now = max(now, t_end) if t_end != inf else now
 
 
 class _View(DispatchView):
@@ -482,11 +527,17 @@ class Twin:
     def serve(self, apps: Sequence[App], dispatcher: Dispatcher, *, duration_s: float,
               seed: Optional[int] = None, max_queue: int = DEFAULT_MAX_QUEUE,
               arrivals: Optional[List[Tuple[float, int, int]]] = None,
-              on_event: Optional[Callable[[float], None]] = None) -> List[RequestRecord]:
+              on_event: Optional[Callable[[float], None]] = None,
+              give_up: Optional[Callable[[RequestRecord], bool]] = None
+              ) -> List[RequestRecord]:
         """Serve Poisson arrivals (or a given trace) for ``duration_s``; drain; return records.
 
         Every arrival gets exactly one record: finished, or dropped with a reason
         (``rejected`` by the dispatcher, ``queue_full``, ``no_processor``).
+
+        :param give_up: called with each record as soon as its outcome is known; once it
+            returns True the run ends there, and every request not finished by then is dropped
+            with reason ``shutdown`` (lets a load probe that has already failed stop early).
         """
         seed = self.seed if seed is None else seed
         plat = self.platform
@@ -509,6 +560,8 @@ class Twin:
         view = _View(st)
         dispatcher.reset(apps, plat)
         records: List[RequestRecord] = []
+        gave_up = []
+        stop = None if give_up is None else (lambda: bool(gave_up))
 
         def begin(i):
             job = st.queues[i].popleft()
@@ -524,12 +577,17 @@ class Twin:
             i = eng.index[job.owner]
             st.current[i] = None
             dispatcher.completed(rec.app, job.owner, rec.finish_ms - rec.arrival_ms)
+            if give_up is not None and give_up(rec):
+                gave_up.append(rec)
             if st.queues[i]:
                 begin(i)
 
         eng.on_finish = on_finish
-        for t, _seq, ai in arrivals:
-            eng.run_until(t)
+        for k, (t, _seq, ai) in enumerate(arrivals):
+            eng.run_until(t, stop)
+            if gave_up:
+                self._shut_down(records, arrivals[k:])
+                break
             eng.now = t
             rec = RequestRecord(app=ai, arrival_ms=t)
             records.append(rec)
@@ -537,25 +595,39 @@ class Twin:
             proc = dispatcher.dispatch(ai, t, view)
             if proc is None:
                 rec.dropped_reason = 'rejected'
-                continue
-            if proc not in allowed[ai]:
+            elif proc not in allowed[ai]:
                 rec.dropped_reason = 'no_processor'
-                continue
-            i = eng.index[proc]
-            if len(st.queues[i]) >= max_queue:
-                rec.dropped_reason = 'queue_full'
-                continue
-            rec.proc = proc
-            job = _Job(self.program(apps[ai].model, proc), proc, t, record=rec, tag=ai)
-            st.queues[i].append(job)
-            st.queued_ms[i] += st.iso[(ai, i)]
-            if st.current[i] is None:
-                begin(i)
-            if on_event is not None:
-                on_event(t)
-        eng.run_until(math.inf)
+            else:
+                i = eng.index[proc]
+                if len(st.queues[i]) >= max_queue:
+                    rec.dropped_reason = 'queue_full'
+                else:
+                    rec.proc = proc
+                    job = _Job(self.program(apps[ai].model, proc), proc, t, record=rec, tag=ai)
+                    st.queues[i].append(job)
+                    st.queued_ms[i] += st.iso[(ai, i)]
+                    if st.current[i] is None:
+                        begin(i)
+                    if on_event is not None:
+                        on_event(t)
+                    continue
+            if give_up is not None and give_up(rec):
+                gave_up.append(rec)
+        else:
+            eng.run_until(math.inf, stop)
+            if gave_up:
+                self._shut_down(records, [])
         self.last_events = eng.events
         return records
+
+    @staticmethod
+    def _shut_down(records: List[RequestRecord], not_arrived) -> None:
+        """End a run early: unfinished requests and later arrivals are dropped (shutdown)."""
+        for rec in records:
+            if rec.finish_ms is None and rec.dropped_reason is None:
+                rec.dropped_reason = 'shutdown'
+        for t, _seq, ai in not_arrived:
+            records.append(RequestRecord(app=ai, arrival_ms=t, dropped_reason='shutdown'))
 
 
 class _ServeState:
