@@ -128,3 +128,30 @@ def test_small_evaluation_writes_the_issue_schema(tmp_path):
             'average_improvement.png'} <= names
     with open(tmp_path / 'out' / 'summary.json') as f:
         assert json.load(f) == json.loads(json.dumps(summary))
+
+
+def test_slo_probes_stopped_early_give_the_bisections_result(platform):
+    from hetero_infer.core.evaluation import SloWatch, twin_slo99_throughput
+    from hetero_infer.core.metrics import compute_metrics
+    from hetero_infer.core.schedulers import PlanContext, get_scheduler
+    from hetero_infer.core.twin import Twin
+    from hetero_infer.core.workload import poisson_arrivals
+    apps = load_scenarios(default_scenarios_path())[0].build(platform)
+    for name in ('round_robin', 'fastest_only'):
+        make = get_scheduler(name).plan(PlanContext(platform=platform, apps=apps)).make_dispatcher
+        twin = Twin(platform, seed=5)
+        fast = twin_slo99_throughput(twin, apps, make, seed=2, requests=300)
+        assert fast == twin_slo99_throughput(twin, apps, make, seed=2, requests=300,
+                                             stop_failed_probes=False)
+        # On a whole run, the watch gives up exactly when the run misses SLO99.
+        verdicts = set()
+        for scale in (0.1, 0.6, 0.9):
+            scaled = [a.scaled(scale) for a in apps]
+            arrivals = poisson_arrivals(scaled, 0.6, 2)
+            recs = twin.serve(scaled, make(), duration_s=0.6, seed=2, arrivals=arrivals)
+            watch = SloWatch(scaled, arrivals, warmup_s=0.06, duration_s=0.6)
+            gave_up = [watch(r) for r in recs]
+            meets = compute_metrics(recs, scaled, warmup_s=0.06, duration_s=0.6).meets_slo()
+            assert any(gave_up) == (not meets)
+            verdicts.add(meets)
+        assert verdicts == {True, False}

@@ -161,3 +161,26 @@ def test_inlined_contention_curve_matches_the_platform_curve(xavier):
             durs = contention_factors(xavier, running, iterations=60)
             assert durs[0] == pytest.approx(cont.slowdown(x), rel=1e-3)
             assert durs[1] == 1.0
+
+
+def test_give_up_ends_the_run_and_every_request_still_has_one_outcome(xavier):
+    apps = _apps()
+    fixed = ['gpu', 'dla0', 'dla1']
+    full = Twin(xavier, seed=3).serve(apps, FixedDispatcher(fixed), duration_s=1.0)
+    seen = []
+
+    def give_up(rec):
+        assert rec.finish_ms is not None or rec.dropped_reason is not None
+        seen.append(rec)
+        return len(seen) == 40
+
+    part = Twin(xavier, seed=3).serve(apps, FixedDispatcher(fixed), duration_s=1.0,
+                                      give_up=give_up)
+    assert len(seen) == 40
+    assert [(r.app, r.arrival_ms) for r in part] == [(r.app, r.arrival_ms) for r in full]
+    shut = [r for r in part if r.dropped_reason == 'shutdown']
+    assert shut and all(r.finish_ms is None for r in shut)
+    for p, f in zip(part, full):
+        assert (p.finish_ms is not None) != (p.dropped_reason is not None)
+        if p.finish_ms is not None:          # up to the stop it is the same run
+            assert p.finish_ms == f.finish_ms and p.proc == f.proc
