@@ -43,8 +43,8 @@ Step = Tuple[int, float, float, float, float]
 
 
 def _curves(platform: Platform, ids: Sequence[str]) -> List[Tuple[float, float, float, float]]:
-    """Per processor, the parameters the inlined curve in :func:`_solve` reads:
-    ``(flat_below, threshold, alpha, cap)`` of its :class:`Contention`."""
+    """Per processor, what :func:`_extra_ms` and :func:`_solve` read of its
+    :class:`Contention`: ``(flat_below, threshold, alpha, cap)``."""
     out = []
     for p in ids:
         cont = platform.processors[p].contention
