@@ -64,6 +64,10 @@ class Contention:
 
     ``S(x) = 1 + alpha * max(0, x - threshold)^2 / (1 - min(x, cap))``: flat below the
     threshold, then growing like 1/(1 - x), the shape HaX-CoNN measured (FACTS.md).
+
+    The twin's hot loop evaluates the same curve in ``twin._extra_ms`` (written out for speed)
+    and skips its fixed point below :attr:`flat_below`: a change of shape changes all three
+    (``test_inlined_contention_curve_matches_the_platform_curve`` checks they agree).
     """
 
     threshold: float
