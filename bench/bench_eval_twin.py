@@ -17,6 +17,7 @@ Prints JSON, then a table.
 
 import argparse
 import json
+import sys
 import time
 
 from twin_before import BEFORE_REF, load_at
@@ -50,9 +51,13 @@ def main():
     st = EvalSettings()
     versions = {'now': (twin_now, eval_now)}
     if args.before:
-        versions['before'] = (load_at(args.before, 'hetero_infer/core/twin.py', 'twin_before'),
-                              load_at(args.before, 'hetero_infer/core/evaluation.py',
-                                      'evaluation_before'))
+        try:
+            versions['before'] = (
+                load_at(args.before, 'hetero_infer/core/twin.py', 'twin_before'),
+                load_at(args.before, 'hetero_infer/core/evaluation.py', 'evaluation_before'))
+        except RuntimeError as exc:
+            print('no before run: %s' % exc, file=sys.stderr)
+    before = 'before' in versions
     rows = []
     for name in args.scenarios:
         apps = find_scenario(load_scenarios(), name).build(plat)
@@ -87,7 +92,7 @@ def main():
                 if slo_all != row['slo99_now']:
                     raise SystemExit('%s/%s: SLO99 %r with probes stopped early, %r without'
                                      % (name, sched_name, row['slo99_now'], slo_all))
-            if args.before:
+            if before:
                 for metric in ('goodput', 'slo99'):
                     if abs(row[metric + '_now'] - row[metric + '_before']) > \
                             1e-9 * max(1.0, abs(row[metric + '_before'])):
@@ -100,7 +105,7 @@ def main():
                 'slo99_s_before'):
         if key in rows[0]:
             summary['mean_' + key] = round(sum(r[key] for r in rows) / len(rows), 3)
-    if args.before:
+    if before:
         for metric in ('goodput', 'slo99'):
             summary['speedup_' + metric] = round(summary['mean_%s_s_before' % metric]
                                                  / summary['mean_%s_s_now' % metric], 2)
@@ -108,7 +113,7 @@ def main():
         pair_now = summary['mean_goodput_s_now'] + summary['mean_slo99_s_now']
         summary['speedup_goodput_plus_slo99'] = round(pair_before / pair_now, 2)
     result = {'benchmark': 'evaluation_twin_seconds', 'platform': 'xavier',
-              'before_ref': args.before or None, 'slo99_requests': REQUESTS,
+              'before_ref': args.before if before else None, 'slo99_requests': REQUESTS,
               'duration_s': st.duration_s, 'rows': [
                   {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()}
                   for r in rows], 'summary': summary}
