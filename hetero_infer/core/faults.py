@@ -173,10 +173,14 @@ class HealthSettings:
 
 @dataclass
 class HealthEvent:
+    """``proc`` became healthy or unhealthy at ``t_s``; ``results_before``: results it had
+    delivered by then (the caller fills it in, to tell use after recovery)."""
+
     t_s: float
     proc: str
     healthy: bool
     reason: str
+    results_before: int = 0
 
 
 class _ProcHealth:

@@ -236,6 +236,8 @@ class ServingEngine:
     :param on_outcome: called once per request, from a worker or the submitting thread.
     :param queue_limit: requests waiting per processor (not counting the one running).
     :param admission_control: drop requests whose SLO is lost before they start.
+    :param log: ``log(text)`` for errors (failures, hangs); ``log_info`` for the rest (a
+        recovery, a late result discarded), default ``log``.
     :param health: failure detection and recovery settings (:class:`HealthSettings`).
     :param on_health: ``on_health(proc, healthy, reason)`` when a processor leaves (False) or
         rejoins (True) routing; from a worker or the watchdog thread.
@@ -246,6 +248,7 @@ class ServingEngine:
                  policy: Policy, on_outcome: Callable[[Outcome], None], queue_limit: int = 4,
                  admission_control: bool = True,
                  log: Optional[Callable[[str], None]] = None,
+                 log_info: Optional[Callable[[str], None]] = None,
                  health: Optional[HealthSettings] = None,
                  on_health: Optional[Callable[[str, bool, str], None]] = None) -> None:
         self.app_names = list(app_names)
@@ -256,6 +259,7 @@ class ServingEngine:
         self.queue_limit = int(queue_limit)
         self.admission_control = bool(admission_control)
         self._log = log or (lambda msg: None)
+        self._log_info = log_info or self._log
         self._on_health = on_health or (lambda proc, healthy, reason: None)
         self._logged_errors = set()
         procs: List[str] = []
@@ -435,6 +439,7 @@ class ServingEngine:
         with self._lock:
             self._next_probe_s[proc] = self.elapsed_s() + self.health.settings.probe_period_s
         if reason:
+            self._mark(proc)
             self._log('processor %s unhealthy (%s): out of routing, %d queued requests '
                       're-dispatched' % (proc, reason, len([r for r in left
                                                             if isinstance(r, Request)])))
@@ -523,8 +528,8 @@ class ServingEngine:
         with self._lock:
             self._stuck[w.proc] -= 1
             self.late_discarded += 1
-        self._log('processor %s: an abandoned inference returned; its output is discarded'
-                  % w.proc)
+        self._log_info('processor %s: an abandoned inference returned; its output is discarded'
+                       % w.proc)
 
     def _probe_due(self) -> None:
         unhealthy = self.health.unhealthy()
@@ -576,10 +581,23 @@ class ServingEngine:
         with self._lock:
             self._probing[proc] = False
         if self.health.probe_result(proc, ok, why):
+            self._mark(proc)
             self.router.restore_processor(proc)
-            self._log('processor %s healthy again (%d probes in a row succeeded): back in '
-                      'routing' % (proc, self.health.settings.recovery_successes))
+            self._log_info('processor %s healthy again (%d probes in a row succeeded): back in '
+                           'routing' % (proc, self.health.settings.recovery_successes))
             self._on_health(proc, True, 'recovered')
+
+    def _mark(self, proc: str) -> None:
+        """Note on ``proc``'s latest health event how many results it had delivered."""
+        with self._lock:
+            for e in reversed(self.health.events):
+                if e.proc == proc:
+                    e.results_before = self.proc_results[proc]
+                    break
+
+    def health_events(self) -> List[Any]:
+        """Every health transition so far (:class:`~hetero_infer.core.faults.HealthEvent`)."""
+        return list(self.health.events)
 
     # -- accounting -----------------------------------------------------------------------------
     def _detach(self, proc: str) -> None:
