@@ -362,11 +362,18 @@ class Twin:
     def serve(self, apps: Sequence[App], dispatcher: Dispatcher, *, duration_s: float,
               seed: Optional[int] = None, max_queue: int = DEFAULT_MAX_QUEUE,
               arrivals: Optional[List[Tuple[float, int, int]]] = None,
-              on_event: Optional[Callable[[float], None]] = None) -> List[RequestRecord]:
+              on_event: Optional[Callable[[float], None]] = None,
+              faults: Sequence = (), health=None) -> List[RequestRecord]:
         """Serve Poisson arrivals (or a given trace) for ``duration_s``; drain; return records.
 
         Every arrival gets exactly one record: finished, or dropped with a reason
-        (``rejected`` by the dispatcher, ``queue_full``, ``no_processor``).
+        (``rejected`` by the dispatcher, ``queue_full``, ``no_processor``, ``processor_failed``).
+
+        :param faults: injected processor faults (``'dla1:error@5+5'`` strings or
+            :class:`~hetero_infer.core.faults.Fault`), handled as serving would
+            (:mod:`hetero_infer.core.fault_sim`); ``health`` (a
+            :class:`~hetero_infer.core.faults.HealthSettings`) sets the detection rule. The
+            run's :class:`~hetero_infer.core.fault_sim.FaultSim` is left in ``last_faults``.
         """
         seed = self.seed if seed is None else seed
         plat = self.platform
@@ -396,7 +403,32 @@ class Twin:
             job.start_ms = eng.now
             job.record.start_ms = eng.now
             st.current[i] = job
+            if fsim is not None and fsim.intercept(job, i):
+                return
             eng.start_job(job)
+
+        def place(rec, ai, proc):
+            i = eng.index[proc]
+            if len(st.queues[i]) >= max_queue:
+                return False
+            rec.proc = proc
+            job = _Job(self.program(apps[ai].model, proc), proc, eng.now, record=rec, tag=ai)
+            st.queues[i].append(job)
+            st.queued_ms[i] += st.iso[(ai, i)]
+            if st.current[i] is None:
+                begin(i)
+            return True
+
+        fsim = None
+        if faults:
+            from hetero_infer.core.fault_sim import FaultSim
+            from hetero_infer.core.faults import check_processors, parse_faults
+            parsed = parse_faults(faults)
+            check_processors(parsed, ids, 'twin of %s' % plat.name)
+            fsim = FaultSim(parsed, health, eng=eng, st=st, view=view, apps=apps,
+                            allowed=allowed, dispatcher=dispatcher, place=place, begin=begin)
+        self.last_faults = fsim
+        run_until = eng.run_until if fsim is None else fsim.run_until
 
         def on_finish(job):
             rec = job.record
@@ -409,31 +441,26 @@ class Twin:
 
         eng.on_finish = on_finish
         for t, _seq, ai in arrivals:
-            eng.run_until(t)
+            run_until(t)
             eng.now = t
             rec = RequestRecord(app=ai, arrival_ms=t)
             records.append(rec)
             view.now_ms = t
             proc = dispatcher.dispatch(ai, t, view)
+            if fsim is not None:
+                proc = fsim.route(ai, proc)
             if proc is None:
                 rec.dropped_reason = 'rejected'
                 continue
             if proc not in allowed[ai]:
                 rec.dropped_reason = 'no_processor'
                 continue
-            i = eng.index[proc]
-            if len(st.queues[i]) >= max_queue:
+            if not place(rec, ai, proc):
                 rec.dropped_reason = 'queue_full'
                 continue
-            rec.proc = proc
-            job = _Job(self.program(apps[ai].model, proc), proc, t, record=rec, tag=ai)
-            st.queues[i].append(job)
-            st.queued_ms[i] += st.iso[(ai, i)]
-            if st.current[i] is None:
-                begin(i)
             if on_event is not None:
                 on_event(t)
-        eng.run_until(math.inf)
+        run_until(math.inf)
         self.last_events = eng.events
         return records
 
