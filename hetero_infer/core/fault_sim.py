@@ -20,7 +20,9 @@ reacts follows the serving engine (:mod:`hetero_infer.ros.engine`) and the same
   processor time are not simulated); after ``recovery_successes`` good probes in a row it
   rejoins.
 
-Not modelled: the node's re-plan without the processor (the dispatcher keeps its plan).
+Re-planning is the dispatcher's business: ``remove_processor`` / ``restore_processor`` are called
+on it when a processor leaves or rejoins (``hetero-infer simulate`` wraps the router in one that
+switches to a plan made without the processor, as the node does).
 """
 
 import heapq

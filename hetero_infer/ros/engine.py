@@ -398,8 +398,6 @@ class ServingEngine:
             self._last_inputs[app] = req.inputs
         worker.busy_s += res.execute_ms / 1e3
         self.router.completed(app, proc, (end - req.received_s) * 1e3)
-        with self._lock:
-            self.proc_results[proc] += 1
         info = res.info
         if req.failed_on is not None:
             info = dict(info, failed_on=req.failed_on)
@@ -457,10 +455,11 @@ class ServingEngine:
         now_s = time.perf_counter()
         waited_ms = (now_s - req.received_s) * 1e3
         slo = self.slo_ms[app]
+        if not self._open:
+            self._finish(Outcome(req, failed, 'shutdown', '%s; node is shutting down' % why))
+            return
         if req.failed_on is not None:
             note = 'already re-dispatched once (from %s)' % req.failed_on
-        elif not self._open:
-            note = 'node is shutting down'
         elif waited_ms >= slo:
             note = 'SLO %.1f ms already passed (waited %.1f ms)' % (slo, waited_ms)
         else:
@@ -617,6 +616,7 @@ class ServingEngine:
         with self._lock:
             if outcome.drop_reason is None:
                 self.counts['results'] += 1
+                self.proc_results[outcome.proc] += 1
             else:
                 self.counts['dropped'] += 1
                 self.drops[outcome.drop_reason] += 1
