@@ -217,6 +217,28 @@ def test_unhealthy_processor_rejoins_after_probes_succeed():
     assert any(o.proc == 'gpu' for o in outcomes[20:])  # used again
 
 
+def test_inputs_the_model_refuses_are_bad_input_not_a_processor_failure():
+    from hetero_infer.errors import ModelError
+
+    class Refusing:
+        def run(self, inputs):
+            raise ModelError('resnet18: input x has shape (3,), expected (1, 3, 224, 224)')
+
+    eng, outcomes = _engine(ms=0.2, queue_limit=1000)
+    eng.executors[0]['gpu'] = Refusing()
+    eng.health.settings = HealthSettings(failure_threshold=1)
+    policy = Policy(['a', 'b'], PROCS, [[1.0, 0.0, 0.0], [0.0, 0.5, 0.5]])
+    eng.set_policy(policy)
+    for i in range(5):
+        eng.submit(eng.new_request(0, {'x': i}))
+    _wait_all(eng, outcomes, 5)
+    eng.close()
+    _one_outcome_each(outcomes, 5)
+    assert all(o.drop_reason == 'bad_input' and 'expected (1, 3, 224, 224)' in o.detail
+               for o in outcomes)
+    assert eng.health.is_healthy('gpu')
+
+
 def test_admission_control_rejects_hopeless_requests():
     eng, outcomes = _engine(ms=20.0, queue_limit=100, admission=True)
     for i in range(30):

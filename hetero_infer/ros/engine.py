@@ -38,6 +38,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from hetero_infer.core.faults import HealthSettings, HealthTracker
 from hetero_infer.core.policy import Policy
 from hetero_infer.core.router import PriorityRouter
+from hetero_infer.errors import ModelError
 
 DROP_REASONS = ('queue_full', 'rejected', 'no_processor', 'processor_failed', 'bad_input',
                 'shutdown')
@@ -389,6 +390,11 @@ class ServingEngine:
             return
         proc = worker.proc
         app = req.app_index
+        if isinstance(error, ModelError):
+            # the model refused these inputs (names, shapes): the request's fault, not the
+            # processor's, and another processor would refuse them too
+            self._finish(Outcome(req, proc, 'bad_input', 'model_inputs: %s' % error))
+            return
         if error is not None:
             self._failed(proc, req, error)
             return
