@@ -98,7 +98,8 @@ def test_faults_fail_over_with_every_message_answered_and_processors_come_back(t
         del got_at[:]
         uptime0 = status[-1][1]['uptime_s']
         t0 = status[-1][0]
-        assert uptime0 < 5.0, 'the node took %.1f s to answer: the faults started first' % uptime0
+        # dla1's fault (5-10 s) must still be on when traffic flows
+        assert uptime0 < 8.0, 'the node took %.1f s to answer: the faults started first' % uptime0
         next_at = {app: t0 for app in pubs}
         period = {app: 1.0 / rate for app, _, rate in STREAMS}
         seq = {app: 1 for app in pubs}
