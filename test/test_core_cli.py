@@ -40,6 +40,29 @@ def test_simulate_serves_the_demo_and_accounts_for_every_request(tmp_path):
         assert a['offered'] > 0
 
 
+def test_simulate_with_a_fault_reports_goodput_before_during_and_after(tmp_path, capsys):
+    out = tmp_path / 'sim.json'
+    assert main(['simulate', '--scheduler', 'base', '--duration-s', '8', '--warmup-s', '1',
+                 '--fault', 'dla1:error@3+2', '--out', str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc['faults'] == ['dla1:error@3+2']
+    for a in doc['metrics']['apps']:
+        assert a['offered'] == a['finished'] + sum(a['dropped'].values())
+    before, during, after, health = doc['phases']
+    assert [p['phase'] for p in (before, during, after)] == ['before', 'during', 'after']
+    assert (before['from_s'], during['from_s'], after['from_s'], after['to_s']) == (1, 3, 5, 8)
+    assert before['per_processor'].get('dla1') and after['per_processor'].get('dla1')
+    assert not during['per_processor'].get('dla1')
+    assert all(p['goodput'] > 0 and p['goodput_no_fault'] > 0 for p in (before, during, after))
+    assert [(e['processor'], e['healthy']) for e in health['health_events']] == [
+        ('dla1', False), ('dla1', True)]
+    assert [r['processors'] for r in health['replans']] == [['gpu', 'dla0']]
+    text = capsys.readouterr().out
+    assert 'dla1 unhealthy' in text and 'no fault' in text
+    assert main(['simulate', '--fault', 'dla1:error']) == 1
+    assert "fault 'dla1:error'" in capsys.readouterr().err
+
+
 def test_bad_arguments_are_reported_not_raised(capsys):
     assert main(['calibrate', '--platform', 'no_such_board']) == 1
     assert "unknown platform 'no_such_board'" in capsys.readouterr().err

@@ -35,6 +35,9 @@ def test_build_config_reads_apps_and_defaults():
     ('admission_control', 1, 'true or false'),
     ('apps.cam.input_type', 'video', 'not one of'),
     ('backend', 'cuda', 'emulated'),
+    ('watchdog_factor', 1.5, 'outside [2, 1000]'),
+    ('failure_threshold', 0, 'outside [1, 100]'),
+    ('probe_period_s', 0.0, 'outside [0.05, 60]'),
 ])
 def test_validate_gives_a_reason(name, value, needle):
     reason = params.validate(name, value)
@@ -86,3 +89,33 @@ def test_shipped_serve_yaml_is_a_valid_config(tmp_path):
                         '/ns/scheduler:\n  ros__parameters: {goal: fairness}\n')
     assert load_params_file(str(specific), 'scheduler') == {'goal': 'fairness',
                                                             'queue_limit': 2}
+
+
+def test_fault_and_health_parameters():
+    cfg = params.build_config(dict(BASE, faults=['dla1:error@10+10', ''], failure_threshold=5,
+                                   probe_period_s=0.5))
+    assert cfg.faults == ('dla1:error@10+10',)
+    h = cfg.health_settings()
+    assert (h.failure_threshold, h.probe_period_s, h.watchdog_factor) == (5, 0.5, 10.0)
+    with pytest.raises(ConfigError) as err:
+        params.build_config(dict(BASE, faults=['dla1:explode@3']), node_name='/n')
+    assert 'node /n: parameter faults' in str(err.value) and "'explode'" in str(err.value)
+    # the ranges the node declares are the ones the health rule accepts
+    from hetero_infer.core.faults import HealthSettings
+    for name, (low, high) in HealthSettings.RANGES.items():
+        spec = params.spec_for(name)
+        assert (spec.low, spec.high) == (low, high), name
+    new = params.apply_changes(cfg, {'recovery_successes': 2})
+    assert new.health_settings().recovery_successes == 2
+
+
+def test_serve_fault_option_is_checked_and_added(tmp_path):
+    import argparse
+
+    from hetero_infer.commands import serve
+    parser = argparse.ArgumentParser()
+    serve.add_arguments(parser)
+    args = parser.parse_args(['--fault', 'dla1:error@10+10', '--fault', 'dla0:hang@12'])
+    assert serve.load_overrides(args)['faults'] == ['dla1:error@10+10', 'dla0:hang@12']
+    with pytest.raises(ConfigError, match="fault 'dla1:error@x'"):
+        serve.load_overrides(parser.parse_args(['--fault', 'dla1:error@x']))

@@ -31,6 +31,12 @@ Timing: ``execute_ms`` is the wall-clock time the request occupied the processor
 everything faster than real (tests), > 1 slower.
 
 Several backends may share one platform's contention by passing ``state=other.state``.
+
+Injected faults (tests, demos; :mod:`hetero_infer.core.faults`): ``faults=['dla1:error@10+5']``
+or :meth:`EmulatedBackend.inject_faults` (times count from that call, in emulated seconds). While
+an ``error`` fault is active every inference on its processor raises :class:`BackendError`;
+an inference that starts during a ``hang`` blocks until the hang ends (then runs as usual and
+returns late) or until the backend is closed (then it raises).
 """
 
 import math
@@ -44,6 +50,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from hetero_infer.backends.base import Backend, Executor, ProcessorWorker, TensorSpec
+from hetero_infer.core.faults import Fault, FaultSchedule, check_processors, parse_faults
 from hetero_infer.core.model import ModelSpec, load_model
 from hetero_infer.core.platform import Platform
 from hetero_infer.core.twin import DEFAULT_NOISE_PCT, Twin, contention_factors
@@ -328,9 +335,11 @@ class EmulatedExecutor(Executor):
     inline = True  # sleeping on the shared state needs no thread-bound state
 
     def __init__(self, *, state: ContentionState, steps: List[Step], step_ms: float,
-                 session: Any, zero_outputs: Dict[str, np.ndarray], **kwargs: Any) -> None:
+                 session: Any, zero_outputs: Dict[str, np.ndarray],
+                 faults: Optional['_InjectedFaults'] = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.state = state
+        self.faults = faults
         self.steps = steps
         self.step_ms = step_ms
         self.session = session
@@ -338,6 +347,8 @@ class EmulatedExecutor(Executor):
         self._output_names = [t.name for t in self.outputs]
 
     def _execute(self, inputs: Dict[str, np.ndarray]) -> Tuple[Dict[str, np.ndarray], Dict]:
+        if self.faults is not None:
+            self.faults.apply(self.processor, self.model_path)
         w0 = time.perf_counter()
         job = self.state.start(self.steps, self.processor, step_ms=self.step_ms)
         if self.session is not None:
@@ -371,6 +382,8 @@ class EmulatedBackend(Backend):
         on one processor (see :func:`merge_steps`); 0 = the twin's exact layer steps. Chunks
         keep isolated latency exact and bound the emulator's CPU cost.
     :param state: share another backend's :class:`ContentionState` (same platform).
+    :param faults: faults to inject, ``PROC:KIND@SECONDS[+DURATION]`` (see
+        :meth:`inject_faults`).
     """
 
     name = 'emulated'
@@ -378,7 +391,8 @@ class EmulatedBackend(Backend):
     def __init__(self, *, platform: Union[str, Platform] = 'xavier', time_scale: float = 1.0,
                  noise_pct: float = DEFAULT_NOISE_PCT, seed: int = 0,
                  compute_outputs: bool = True, ort_threads: int = 1, step_ms: float = 0.25,
-                 state: Optional[ContentionState] = None) -> None:
+                 state: Optional[ContentionState] = None,
+                 faults: Sequence[Union[str, Fault]] = ()) -> None:
         super().__init__()
         if step_ms < 0:
             raise ConfigError('step_ms must be >= 0, got %r' % (step_ms,))
@@ -394,6 +408,24 @@ class EmulatedBackend(Backend):
         self.twin = Twin(self.platform, seed=seed, noise_pct=0.0)
         self.compute_outputs = bool(compute_outputs)
         self.ort_threads = int(ort_threads)
+        self._faults = _InjectedFaults(self.state)
+        if faults:
+            self.inject_faults(faults)
+
+    def inject_faults(self, faults: Sequence[Union[str, Fault]]) -> None:
+        """From now on fail processors as ``faults`` say (times count from this call; replaces
+        faults injected before).
+
+        :raises ConfigError: a malformed fault or a processor this platform lacks.
+        """
+        parsed = parse_faults(faults)
+        check_processors(parsed, self.platform.processor_ids,
+                         'emulated backend (platform %s)' % self.platform.name)
+        self._faults.set(parsed)
+
+    def close(self) -> None:
+        self._faults.close()  # inferences held by a hang raise instead of blocking shutdown
+        super().close()
 
     def _provided(self) -> Tuple[str, ...]:
         return tuple(self.platform.processor_ids)
@@ -422,7 +454,7 @@ class EmulatedBackend(Backend):
             zero = {'output': np.zeros(out_shape, np.float32)}
         return EmulatedExecutor(
             state=self.state, steps=steps, step_ms=self.step_ms, session=session,
-            zero_outputs=zero,
+            zero_outputs=zero, faults=self._faults,
             processor=processor, model_path=label, worker=worker, inputs=inputs,
             outputs=outputs,
             info={'platform': self.platform.name, 'model': spec.name,
@@ -449,6 +481,52 @@ class EmulatedBackend(Backend):
         """The twin's isolated latency (ms) of ``model`` on ``processor``, no noise."""
         spec = _resolve_model(model, None)[0]
         return self.platform.isolated_latency_ms(spec, processor)
+
+
+class _InjectedFaults:
+    """The backend's fault schedule on the emulated clock, and the hangs waiting on it."""
+
+    def __init__(self, state: ContentionState) -> None:
+        self._state = state
+        self._schedule = FaultSchedule(())
+        self._t0_v = 0.0
+        self._closed = False
+        self._cond = threading.Condition()
+
+    def set(self, faults: Sequence[Fault]) -> None:
+        with self._cond:
+            self._schedule = FaultSchedule(faults)
+            self._t0_v = self._state.now_v()
+            self._cond.notify_all()
+
+    def now_s(self) -> float:
+        return (self._state.now_v() - self._t0_v) / 1e3
+
+    def apply(self, proc: str, model: str) -> None:
+        """Raise for an ``error`` fault; block through a ``hang``."""
+        schedule = self._schedule
+        if not schedule:
+            return
+        t = self.now_s()
+        kind = schedule.kind_at(proc, t)
+        if kind == 'error':
+            raise BackendError('%s on %s: injected fault (error) at %.2f s' % (model, proc, t))
+        if kind != 'hang':
+            return
+        with self._cond:
+            while not self._closed:
+                t = self.now_s()
+                end = self._schedule.hang_end_s(proc, t)
+                if end <= t:
+                    return
+                self._cond.wait(None if math.isinf(end)
+                                else (end - t) * self._state.time_scale + 1e-3)
+        raise BackendError('%s on %s: backend closed during an injected hang' % (model, proc))
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
 
 
 def _resolve_model(model: Any, onnx_path: Optional[str]) -> Tuple[ModelSpec, str, Optional[str]]:

@@ -3,6 +3,9 @@
 Runs ``serve --sources`` with the package's config for ``--duration`` seconds (30 by default),
 DDS kept on this machine, prints one status line per second, then a summary per application and
 per processor, and checks that every received request was accounted for (result or drop).
+``--fault dla1:error@10+10`` injects a processor fault; the status lines then show the processor
+unhealthy until it recovers, and the summary lists when it left and rejoined routing and how much
+it served after.
 """
 
 import math
@@ -18,6 +21,10 @@ def add_arguments(parser):
     parser.add_argument('--platform', default='xavier', help='platform (default xavier)')
     parser.add_argument('--set', action='append', default=[], metavar='NAME=VALUE',
                         help='override one parameter, e.g. --set goal=fairness')
+    from hetero_infer.commands.serve import add_fault_argument
+    add_fault_argument(parser)
+    parser.add_argument('--json', default=None, metavar='FILE',
+                        help='also write the summary (and the published count) as JSON')
     parser.add_argument('--log-level', default='warn',
                         choices=('debug', 'info', 'warn', 'error', 'fatal'))
 
@@ -33,7 +40,8 @@ def status_line(elapsed_s: float, doc: dict) -> str:
                                         else 100 * a['slo_attainment'], '%.0f'),
                                    _fmt(a['p99_ms']))
         for name, a in doc['applications'].items())
-    procs = ' '.join('%s %3.0f%%' % (p, 100 * v['utilisation'])
+    procs = ' '.join('%s %3.0f%%%s' % (p, 100 * v['utilisation'],
+                                       '' if v['health']['healthy'] else ' UNHEALTHY')
                      for p, v in doc['processors'].items())
     drops = sum(doc['drops'].values())
     return ('%3.0fs policy v%d%s | %s | %s | drops %d'
@@ -56,9 +64,28 @@ def summary_table(summary: dict, duration_s: float) -> str:
         if p['results']:
             lines.append('%-24s %8d %8s %8s' % (key, p['results'], _fmt(p['p50_ms']),
                                                  _fmt(p['p99_ms'])))
-    lines += ['', 'processor   busy s   utilisation', '-' * 32]
+    lines += ['', 'processor   busy s   utilisation  results  health', '-' * 56]
     for p, busy in summary['busy_s'].items():
-        lines.append('%-9s %8.2f %12.1f%%' % (p, busy, 100 * busy / max(duration_s, 1e-9)))
+        h = summary['health'][p]
+        lines.append('%-9s %8.2f %12.1f%% %8d  %s'
+                     % (p, busy, 100 * busy / max(duration_s, 1e-9),
+                        summary['proc_results'].get(p, 0),
+                        'healthy' if h['healthy'] else 'UNHEALTHY: ' + h['reason']))
+    events = summary['health_events']
+    if events:
+        lines += ['', 'processor health (s since the node started)', '-' * 56]
+        for i, e in enumerate(events):
+            text = '%7.1f s  %-5s %s (%s)' % (e['t_s'], e['processor'],
+                                             'healthy' if e['healthy'] else 'unhealthy',
+                                             e['reason'])
+            if e['healthy']:
+                later = [x for x in events[i + 1:] if x['processor'] == e['processor']]
+                upto = (later[0]['results_before'] if later
+                        else summary['proc_results'].get(e['processor'], 0))
+                text += ': %d results after' % (upto - e['results_before'])
+            lines.append(text)
+        lines.append('re-dispatched after a failure: %d; late results discarded: %d'
+                     % (summary['redispatched'], summary['late_discarded']))
     return '\n'.join(lines)
 
 
@@ -104,6 +131,13 @@ def run(args) -> int:
         print('\npublished %d, received %d, results + drops %d, in flight %d; policy version %d'
               % (published, received, done, scheduler.engine.in_flight(),
                  scheduler.engine.policy_version))
+        if args.json:
+            import json
+            with open(args.json, 'w') as f:
+                json.dump(dict(summary, published=published, received=received,
+                               results_plus_drops=done, duration_s=serve_s), f, indent=1,
+                          default=str)
+                f.write('\n')
         if received == 0:
             print('hetero-infer demo: no message reached the scheduler')
             return 1

@@ -19,11 +19,20 @@ def add_arguments(parser):
                         help='also publish synthetic camera frames and audio chunks')
     parser.add_argument('--set', action='append', default=[], metavar='NAME=VALUE',
                         help='override one parameter (YAML value), e.g. --set goal=fairness')
+    add_fault_argument(parser)
     parser.add_argument('--duration', type=float, default=0.0, metavar='S',
                         help='stop after S seconds (default: run until Ctrl-C)')
     parser.add_argument('--localhost', action='store_true',
                         help='keep DDS discovery on this machine with a random domain id '
                         '(as the tests and the demo do)')
+
+
+def add_fault_argument(parser) -> None:
+    parser.add_argument('--fault', action='append', default=[], metavar='PROC:KIND@S[+D]',
+                        help='inject a fault into the emulated backend (repeatable): from S '
+                        'seconds after serving starts, for D seconds (for ever without +D), '
+                        'every inference on PROC raises (KIND error) or does not return (hang), '
+                        'e.g. dla1:error@10+10')
 
 
 def keep_dds_local() -> None:
@@ -45,6 +54,10 @@ def load_overrides(args) -> dict:
         if not sep or not name:
             raise ConfigError('--set %r: expected NAME=VALUE' % item)
         values[name.strip()] = yaml.safe_load(text)
+    if getattr(args, 'fault', None):
+        from hetero_infer.core.faults import parse_faults
+        parse_faults(args.fault)  # a malformed --fault fails here, naming itself
+        values['faults'] = [f for f in values.get('faults') or [] if f] + list(args.fault)
     if args.backend:
         values['backend'] = args.backend
     if args.platform:

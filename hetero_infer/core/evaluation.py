@@ -26,6 +26,7 @@ from hetero_infer.core.metrics import SLO_TARGET, compute_metrics
 from hetero_infer.core.schedulers import EVALUATED, PlanContext, get_scheduler
 from hetero_infer.core.search import SimSettings
 from hetero_infer.core.workload import poisson_arrivals
+from hetero_infer.errors import ConfigError
 
 METRICS = ('goodput', 'slo99_throughput', 'throughput', 'fairness')
 PROPOSED = 'interference_aware'
@@ -150,9 +151,17 @@ class SloWatch:
 def evaluate_scenario(scenario, platform, *, schedulers: Sequence[str] = EVALUATED,
                       settings: Optional[EvalSettings] = None, interference_model=None,
                       workers: int = 1) -> dict:
-    """Plan and measure every scheduler on one scenario; returns a JSON-ready dict."""
+    """Plan and measure every scheduler on one scenario; returns a JSON-ready dict.
+
+    :raises ConfigError: the scenario injects faults (the evaluation compares schedulers on
+        healthy processors; ``hetero-infer simulate`` serves a scenario with its faults).
+    """
     from hetero_infer.core.twin import Twin
 
+    if getattr(scenario, 'faults', ()):
+        raise ConfigError('scenario %s injects faults (%s): the evaluation compares schedulers '
+                          'on healthy processors; serve it with hetero-infer simulate'
+                          % (scenario.name, ', '.join(str(f) for f in scenario.faults)))
     settings = settings or EvalSettings()
     apps = scenario.build(platform)
     twin = Twin(platform, seed=settings.seed + 1000)

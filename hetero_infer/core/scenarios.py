@@ -18,10 +18,13 @@ File format (``format: hetero_infer.scenarios/1``; ``config/scenarios.yaml`` is 
         applications:
           - {model: vgg16, rate_hz: 40}            # explicit rate, no load needed
           - {model: alexnet, rate_hz: 200, slo_ms: 12}
+        faults: [dla1:error@5+5]  # optional: injected processor faults (hetero-infer simulate)
 
 Each application gives ``model`` (a zoo name or a path to a layer table), either ``rate_hz`` or
 ``ratio`` (all applications of a scenario use the same one), and optionally ``slo_ms`` or
 ``slo_scale``, ``name`` (default: the model name, suffixed if repeated) and ``processors``.
+A scenario's optional ``faults`` lists processor faults ``PROC:KIND@SECONDS[+DURATION]`` (see
+:mod:`hetero_infer.core.faults`) that ``hetero-infer simulate`` injects into the twin.
 
 With ratios, the total rate is ``load`` x the **interference-free capacity** of the platform for
 that mix: the largest total rate, ratios fixed, at which some split of every application's
@@ -47,7 +50,8 @@ DEFAULT_SLO_SCALE = 5.0
 DEFAULT_LOAD = 0.85
 
 _APP_KEYS = {'name', 'model', 'rate_hz', 'ratio', 'slo_ms', 'slo_scale', 'processors'}
-_SCENARIO_KEYS = {'name', 'platform', 'load', 'slo_scale', 'applications', 'description'}
+_SCENARIO_KEYS = {'name', 'platform', 'load', 'slo_scale', 'applications', 'description',
+                  'faults'}
 
 
 def default_scenarios_path() -> str:
@@ -86,12 +90,16 @@ class Scenario:
     load: float
     applications: List[AppSpec]
     description: str = ''
+    faults: tuple = ()      # Fault objects (hetero_infer.core.faults)
 
     def build(self, platform) -> List[App]:
         """Applications with rates and SLOs resolved on ``platform``.
 
-        :raises ConfigError: a processor the platform lacks, or a model it cannot run.
+        :raises ConfigError: a processor the platform lacks (in an application or a fault), or a
+            model it cannot run.
         """
+        from hetero_infer.core.faults import check_processors
+        check_processors(self.faults, platform.processor_ids, 'scenario %s' % self.name)
         models = []
         for spec in self.applications:
             try:
@@ -252,9 +260,18 @@ def parse_scenarios(doc, *, where: str = '<scenarios>') -> List[Scenario]:
         if len({s.ratio is None for s in specs}) != 1:
             raise ConfigError('%s: mix of rate_hz and ratio; use one kind for all applications'
                               % w)
+        faults = item.get('faults') or []
+        if not isinstance(faults, list):
+            raise ConfigError('%s: faults must be a list of PROC:KIND@SECONDS[+DURATION], got %r'
+                              % (w, faults))
+        from hetero_infer.core.faults import parse_faults
+        try:
+            parsed = parse_faults([str(f) for f in faults])
+        except ConfigError as exc:
+            raise ConfigError('%s: %s' % (w, exc)) from None
         out.append(Scenario(name=name, platform=str(item.get('platform', default_platform)),
                             load=load, applications=specs,
-                            description=str(item.get('description', ''))))
+                            description=str(item.get('description', '')), faults=parsed))
     return out
 
 

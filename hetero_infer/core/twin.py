@@ -528,16 +528,21 @@ class Twin:
               seed: Optional[int] = None, max_queue: int = DEFAULT_MAX_QUEUE,
               arrivals: Optional[List[Tuple[float, int, int]]] = None,
               on_event: Optional[Callable[[float], None]] = None,
-              give_up: Optional[Callable[[RequestRecord], bool]] = None
-              ) -> List[RequestRecord]:
+              give_up: Optional[Callable[[RequestRecord], bool]] = None,
+              faults: Sequence = (), health=None) -> List[RequestRecord]:
         """Serve Poisson arrivals (or a given trace) for ``duration_s``; drain; return records.
 
         Every arrival gets exactly one record: finished, or dropped with a reason
-        (``rejected`` by the dispatcher, ``queue_full``, ``no_processor``).
+        (``rejected`` by the dispatcher, ``queue_full``, ``no_processor``, ``processor_failed``).
 
         :param give_up: called with each record as soon as its outcome is known; once it
             returns True the run ends there, and every request not finished by then is dropped
             with reason ``shutdown`` (lets a load probe that has already failed stop early).
+        :param faults: injected processor faults (``'dla1:error@5+5'`` strings or
+            :class:`~hetero_infer.core.faults.Fault`), handled as serving would
+            (:mod:`hetero_infer.core.fault_sim`); ``health`` (a
+            :class:`~hetero_infer.core.faults.HealthSettings`) sets the detection rule. The
+            run's :class:`~hetero_infer.core.fault_sim.FaultSim` is left in ``last_faults``.
         """
         seed = self.seed if seed is None else seed
         plat = self.platform
@@ -569,7 +574,32 @@ class Twin:
             job.start_ms = eng.now
             job.record.start_ms = eng.now
             st.current[i] = job
+            if fsim is not None and fsim.intercept(job, i):
+                return
             eng.start_job(job)
+
+        def place(rec, ai, proc):
+            i = eng.index[proc]
+            if len(st.queues[i]) >= max_queue:
+                return False
+            rec.proc = proc
+            job = _Job(self.program(apps[ai].model, proc), proc, eng.now, record=rec, tag=ai)
+            st.queues[i].append(job)
+            st.queued_ms[i] += st.iso[(ai, i)]
+            if st.current[i] is None:
+                begin(i)
+            return True
+
+        fsim = None
+        if faults:
+            from hetero_infer.core.fault_sim import FaultSim
+            from hetero_infer.core.faults import check_processors, parse_faults
+            parsed = parse_faults(faults)
+            check_processors(parsed, ids, 'twin of %s' % plat.name)
+            fsim = FaultSim(parsed, health, eng=eng, st=st, view=view, apps=apps,
+                            allowed=allowed, dispatcher=dispatcher, place=place, begin=begin)
+        self.last_faults = fsim
+        run_until = eng.run_until if fsim is None else fsim.run_until
 
         def on_finish(job):
             rec = job.record
@@ -584,7 +614,7 @@ class Twin:
 
         eng.on_finish = on_finish
         for k, (t, _seq, ai) in enumerate(arrivals):
-            eng.run_until(t, stop)
+            run_until(t, stop)
             if gave_up:
                 self._shut_down(records, arrivals[k:])
                 break
@@ -593,28 +623,22 @@ class Twin:
             records.append(rec)
             view.now_ms = t
             proc = dispatcher.dispatch(ai, t, view)
+            if fsim is not None:
+                proc = fsim.route(ai, proc)
             if proc is None:
                 rec.dropped_reason = 'rejected'
             elif proc not in allowed[ai]:
                 rec.dropped_reason = 'no_processor'
+            elif place(rec, ai, proc):
+                if on_event is not None:
+                    on_event(t)
+                continue
             else:
-                i = eng.index[proc]
-                if len(st.queues[i]) >= max_queue:
-                    rec.dropped_reason = 'queue_full'
-                else:
-                    rec.proc = proc
-                    job = _Job(self.program(apps[ai].model, proc), proc, t, record=rec, tag=ai)
-                    st.queues[i].append(job)
-                    st.queued_ms[i] += st.iso[(ai, i)]
-                    if st.current[i] is None:
-                        begin(i)
-                    if on_event is not None:
-                        on_event(t)
-                    continue
+                rec.dropped_reason = 'queue_full'
             if give_up is not None and give_up(rec):
                 gave_up.append(rec)
         else:
-            eng.run_until(math.inf, stop)
+            run_until(math.inf, stop)
             if gave_up:
                 self._shut_down(records, [])
         self.last_events = eng.events

@@ -95,6 +95,22 @@ NODE_PARAMS = (
     ParamSpec('plan_samples', 200, 'Random policies the planner scores per (re-)plan.', 1, 100000),
     ParamSpec('plan_duration_s', 5.0, 'Simulated seconds per policy scored by the planner.',
               0.1, 600.0),
+    ParamSpec('failure_threshold', 3, 'A processor whose inferences fail this many times in a row '
+              'is unhealthy: it leaves routing and what was queued on it is re-dispatched.',
+              1, 100),
+    ParamSpec('watchdog_factor', 10.0, 'An inference running longer than watchdog_factor x its '
+              'expected (isolated) latency, and at least watchdog_min_ms, is hung: its processor '
+              'is unhealthy at once and its worker thread is abandoned.', 2.0, 1000.0),
+    ParamSpec('watchdog_min_ms', 100.0, 'Floor of the watchdog (keeps a fast model\'s watchdog '
+              'above the host\'s scheduling jitter).', 1.0, 60000.0),
+    ParamSpec('probe_period_s', 1.0, 'An unhealthy processor is probed with one real inference '
+              'this often.', 0.05, 60.0),
+    ParamSpec('recovery_successes', 3, 'Probes in a row that must succeed before an unhealthy '
+              'processor rejoins routing (and a re-plan includes it).', 1, 100),
+    ParamSpec('faults', [''], 'Injected faults, for tests and demos (emulated backend only): '
+              'PROC:KIND@SECONDS[+DURATION], KIND error (every inference raises) or hang (an '
+              'inference does not return until the fault ends); seconds count from when serving '
+              'starts, no duration = for ever. E.g. [dla1:error@10+10].', read_only=True),
     ParamSpec('status_period_s', 1.0, 'Period of ~/status and /diagnostics.', 0.1, 60.0,
               read_only=True),
     ParamSpec('seed', 0, 'Seed of the planner.', 0, INT32_MAX, read_only=True),
@@ -169,6 +185,21 @@ class ServeConfig:
     status_period_s: float
     seed: int
     apps: Tuple[AppConfig, ...]
+    failure_threshold: int = 3
+    watchdog_factor: float = 10.0
+    watchdog_min_ms: float = 100.0
+    probe_period_s: float = 1.0
+    recovery_successes: int = 3
+    faults: Tuple[str, ...] = ()
+
+    def health_settings(self):
+        """The :class:`~hetero_infer.core.faults.HealthSettings` these parameters give."""
+        from hetero_infer.core.faults import HealthSettings
+        return HealthSettings(failure_threshold=self.failure_threshold,
+                              watchdog_factor=self.watchdog_factor,
+                              watchdog_min_ms=self.watchdog_min_ms,
+                              probe_period_s=self.probe_period_s,
+                              recovery_successes=self.recovery_successes)
 
     def goal_spec(self):
         """What :func:`hetero_infer.core.goals.get_goal` takes for the current goal."""
@@ -280,7 +311,18 @@ def build_config(values: Mapping[str, Any], *, node_name: str = 'scheduler') -> 
     goal = get('goal')
     if goal == 'weighted' and not any(w > 0 for _, w in weights):
         raise ConfigError('node %s: goal is weighted but every goal_weights.* is 0' % node_name)
+    faults = _clean_list(get('faults'))
+    from hetero_infer.core.faults import parse_faults
+    try:
+        parse_faults(faults)
+    except ConfigError as exc:
+        raise ConfigError('node %s: parameter faults: %s' % (node_name, exc)) from None
     return ServeConfig(
+        failure_threshold=int(get('failure_threshold')),
+        watchdog_factor=float(get('watchdog_factor')),
+        watchdog_min_ms=float(get('watchdog_min_ms')),
+        probe_period_s=float(get('probe_period_s')),
+        recovery_successes=int(get('recovery_successes')), faults=faults,
         platform=get('platform'), power_mode=get('power_mode'), backend=get('backend'),
         enable_fp16=get('enable_fp16'), force_engine_update=get('force_engine_update'),
         result_type=get('result_type'), intake=get('intake'), goal=goal, goal_weights=weights,

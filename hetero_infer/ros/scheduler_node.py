@@ -15,6 +15,12 @@ swaps the policy atomically; requests already queued keep their processor.
 
 ``~/status`` (std_msgs/String, JSON ``hetero_infer.status/1``) and ``/diagnostics`` are published
 every ``status_period_s``.
+
+Processor faults (detection, fail-over, recovery: :mod:`hetero_infer.ros.engine`): when a processor
+becomes unhealthy the node logs an error, re-plans without it, and reports it in ``~/status``
+(``processors.<id>.health``) and ``/diagnostics`` (one entry per processor, ERROR while it is
+unhealthy, with the reason); when it recovers, it re-plans with it again. The ``faults``
+parameter injects faults into the emulated backend (tests, demos).
 """
 
 import collections
@@ -172,6 +178,7 @@ class SchedulerNode(Node):
         self._plan_reason = 'start-up'
         self._planning = False
         self._last_plan: Dict[str, Any] = {}
+        self._plans_by_down: Dict[frozenset, Policy] = {}  # unhealthy processors -> last plan
         self._closing = False
         self._result_msg = self._result_type()
         policy = self._initial_policy(executors)
@@ -179,7 +186,9 @@ class SchedulerNode(Node):
             app_names=[a.cfg.name for a in self.apps], executors=executors,
             expected_ms=expected, slo_ms=[a.slo_ms for a in self.apps], policy=policy,
             on_outcome=self._on_outcome, queue_limit=cfg.queue_limit,
-            admission_control=cfg.admission_control, log=self.get_logger().error)
+            admission_control=cfg.admission_control, log=self.get_logger().error,
+            log_info=self.get_logger().info, health=cfg.health_settings(),
+            on_health=self._on_health)
         self._last_busy = self.engine.utilisation()
         self._last_status_s = time.perf_counter()
         # Every publisher's default QoS-event handler is one more entity the executor walks on
@@ -196,6 +205,7 @@ class SchedulerNode(Node):
         self._subs = []
         self._qos_warned = set()
         self._qos_warned_later: Dict[Any, int] = {}
+        self._inject_faults()
         self._start_inputs()
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._status_timer = self.create_timer(cfg.status_period_s, self._publish_status)
@@ -226,6 +236,55 @@ class SchedulerNode(Node):
         except HeteroInferError as exc:
             raise ConfigError('node %s: parameter backend=%r: %s'
                               % (self._name, cfg.backend, exc)) from None
+
+    def _inject_faults(self) -> None:
+        """Arm the ``faults`` parameter's faults now that serving starts (after the warm-up,
+        which they must not break)."""
+        faults = self.config.faults
+        if not faults:
+            return
+        from hetero_infer.core.faults import check_processors, parse_faults
+        inject = getattr(self.backend, 'inject_faults', None)
+        if inject is None:
+            raise ConfigError('node %s: parameter faults=%s: fault injection needs the emulated '
+                              'backend, not %s' % (self._name, list(faults), self.config.backend))
+        parsed = parse_faults(faults)
+        check_processors(parsed, self.platform.processor_ids,
+                         'node %s: parameter faults' % self._name)
+        inject(parsed)
+        self.get_logger().warning('injecting faults: %s' % ', '.join(str(f) for f in parsed))
+
+    def _on_health(self, proc: str, healthy: bool, reason: str) -> None:
+        """A processor left (``healthy`` False) or rejoined routing: re-plan for the processors
+        that work."""
+        down = frozenset(self.engine.health.unhealthy())
+        known = self._plans_by_down.get(down)
+        if known is not None:
+            # A plan made earlier for these very processors serves until the re-plan is done
+            # (after a recovery the current plan gives the processor nothing).
+            version = self.engine.set_policy(known)
+            self.get_logger().info('policy %d: the last plan for processors %s'
+                                   % (version, ', '.join(p for p in self.engine.workers
+                                                         if p not in down)))
+        if healthy:
+            self.get_logger().info('processor %s is healthy again; re-planning with it' % proc)
+            self.request_replan('processor %s recovered' % proc)
+        else:
+            self.get_logger().error('processor %s is unhealthy (%s); re-planning without it'
+                                    % (proc, reason))
+            self.request_replan('processor %s unhealthy' % proc)
+
+    def _plan_mask(self, down) -> np.ndarray:
+        """The processors each application may use, without the unhealthy ones (``down``; an
+        application left with none keeps its own: routing still skips them, and the plan stays
+        valid)."""
+        mask = self._mask.copy()
+        for j, p in enumerate(self.platform.processor_ids):
+            if p in down:
+                for i in range(mask.shape[0]):
+                    if mask[i].sum() > 1 and mask[i, j]:
+                        mask[i, j] = False
+        return mask
 
     def _load_app(self, index: int, a: params.AppConfig):
         cfg = self.config
@@ -568,6 +627,8 @@ class SchedulerNode(Node):
         if (old.queue_limit, old.admission_control) != (new.queue_limit, new.admission_control):
             self.engine.set_limits(queue_limit=new.queue_limit,
                                    admission_control=new.admission_control)
+        if old.health_settings() != new.health_settings():
+            self.engine.set_health(new.health_settings())
         if old.replan_period_s != new.replan_period_s:
             self._drift_timer.cancel()
             self.destroy_timer(self._drift_timer)
@@ -597,9 +658,10 @@ class SchedulerNode(Node):
                 reason = self._plan_reason
             cfg = self.config
             rates = list(self._planned_rates)
+            down = frozenset(self.engine.health.unhealthy())
             self._planning = True
             try:
-                result = self._plan(cfg, rates)
+                result = self._plan(cfg, rates, down)
             except Exception as exc:  # keep serving with the current policy
                 self.get_logger().error('planning (%s) failed, keeping policy %d: %s'
                                         % (reason, self.engine.policy_version, exc))
@@ -608,6 +670,12 @@ class SchedulerNode(Node):
                 self._planning = False
             if self._closing:
                 return
+            self._plans_by_down[down] = result.policy
+            if down != frozenset(self.engine.health.unhealthy()):
+                # health changed while planning: that change asked for the next plan
+                self.get_logger().info('plan (%s) kept aside: made for other healthy processors '
+                                       'than now' % reason)
+                continue
             version = self.engine.set_policy(result.policy)
             self._last_plan = {'reason': reason, 'goal': result.goal,
                                'predictor': result.predictor, 'score': result.score,
@@ -617,12 +685,12 @@ class SchedulerNode(Node):
                                    % (version, reason, result.goal, result.predictor,
                                       result.search_time_s, result.policy))
 
-    def _plan(self, cfg: params.ServeConfig, rates: Sequence[float]):
+    def _plan(self, cfg: params.ServeConfig, rates: Sequence[float], down=frozenset()):
         from hetero_infer.ros import planning
         req = planning.plan_request(
             platform=cfg.platform, power_mode=cfg.power_mode,
-            apps=planning.app_rows(self.apps, self.platform.processor_ids, self._mask.tolist(),
-                                   rates),
+            apps=planning.app_rows(self.apps, self.platform.processor_ids,
+                                   self._plan_mask(down).tolist(), rates),
             goal=cfg.goal_spec(), n_samples=cfg.plan_samples, duration_s=cfg.plan_duration_s,
             seed=cfg.seed, max_queue=cfg.queue_limit)
         answer = self._planner_proc.plan(req)
@@ -694,16 +762,22 @@ class SchedulerNode(Node):
             bad = dict(st.bad_inputs)
             st.reset_window()
         drops = dict(self.engine.drops)
+        health = self.engine.health.snapshot()
         return {
             'schema': STATUS_SCHEMA,
+            'uptime_s': round(self.engine.elapsed_s(), 3),
             'policy_version': self.engine.policy_version,
             'policy': self.engine.policy.to_dict()['allocation'],
             'goal': self.config.goal,
             'planning': self._planning,
             'last_plan': dict(self._last_plan),
             'applications': apps,
-            'processors': {p: {'utilisation': util[p], 'queue': w.depth}
+            'processors': {p: {'utilisation': util[p], 'queue': w.depth,
+                               'results': self.engine.proc_results[p], 'health': health[p]}
                            for p, w in self.engine.workers.items()},
+            'unhealthy': {p: h['reason'] for p, h in health.items() if not h['healthy']},
+            'redispatched': self.engine.redispatched,
+            'late_discarded': self.engine.late_discarded,
             'drops': drops,
             'bad_inputs': bad,
             'intake': 'thread' if self._intake is not None else 'executor',
@@ -731,9 +805,25 @@ class SchedulerNode(Node):
             s.values = [KeyValue(key=k, value=str(a[k])) for k in
                         ('rate_hz', 'slo_ms', 'slo_attainment', 'p50_ms', 'p99_ms', 'results')]
             arr.status.append(s)
+        for p, v in doc['processors'].items():
+            h = v['health']
+            s = DiagnosticStatus(name='hetero_infer: processor %s' % p,
+                                 hardware_id=self.platform.name)
+            if h['healthy']:
+                s.level, s.message = DiagnosticStatus.OK, 'healthy'
+            else:
+                s.level = DiagnosticStatus.ERROR
+                s.message = 'processor %s unhealthy: %s' % (p, h['reason'])
+            s.values = [KeyValue(key=k, value=str(h.get(k))) for k in
+                        ('healthy', 'since_s', 'failures', 'reason', 'probes_ok') if k in h]
+            s.values.append(KeyValue(key='results', value=str(v['results'])))
+            arr.status.append(s)
+        down = doc['unhealthy']
         s = DiagnosticStatus(name='hetero_infer: scheduler', hardware_id=self.platform.name,
-                             level=DiagnosticStatus.OK,
-                             message='policy %d, goal %s' % (doc['policy_version'], doc['goal']))
+                             level=DiagnosticStatus.ERROR if down else DiagnosticStatus.OK,
+                             message='policy %d, goal %s%s' % (
+                                 doc['policy_version'], doc['goal'],
+                                 ''.join('; %s unhealthy: %s' % kv for kv in down.items())))
         s.values = ([KeyValue(key='utilisation.' + p, value=str(v['utilisation']))
                      for p, v in doc['processors'].items()]
                     + [KeyValue(key='drops.' + k, value=str(v)) for k, v in doc['drops'].items()])
@@ -763,6 +853,14 @@ class SchedulerNode(Node):
                         if lat else float('nan')}
         busy = self.engine.utilisation()
         out['busy_s'] = busy
+        out['health'] = self.engine.health.snapshot()
+        out['health_events'] = [
+            {'t_s': round(e.t_s, 3), 'processor': e.proc, 'healthy': e.healthy,
+             'reason': e.reason, 'results_before': e.results_before}
+            for e in self.engine.health_events()]
+        out['proc_results'] = dict(self.engine.proc_results)
+        out['redispatched'] = self.engine.redispatched
+        out['late_discarded'] = self.engine.late_discarded
         return out
 
     # -- shutdown -------------------------------------------------------------------------------
