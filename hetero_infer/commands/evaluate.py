@@ -7,20 +7,23 @@ of interference_aware over each baseline), ``OUT/details.json`` (plans, policies
 
 import os
 
+from hetero_infer.commands import argtypes
+
 
 def add_arguments(parser):
     parser.add_argument('--platform', default='xavier', help='platform name or YAML path')
     parser.add_argument('--scenarios', default=None, metavar='FILE',
                         help='scenario YAML (default: config/scenarios.yaml)')
-    parser.add_argument('--out', default='eval_out', metavar='DIR', help='output directory')
+    parser.add_argument('--out', type=argtypes.output_dir, default='eval_out', metavar='DIR',
+                        help='output directory')
     parser.add_argument('--only', default=None, metavar='NAMES',
                         help='comma-separated scenario names (default: all)')
     parser.add_argument('--schedulers', default=None, metavar='NAMES',
                         help='comma-separated schedulers (default: all seven)')
-    parser.add_argument('--workers', type=int, default=None,
+    parser.add_argument('--workers', type=argtypes.workers, default=None,
                         help='scenario processes (default: available cores)')
-    parser.add_argument('--seed', type=int, default=1)
-    parser.add_argument('--duration-s', type=float, default=None,
+    parser.add_argument('--seed', type=argtypes.seed, default=1)
+    parser.add_argument('--duration-s', type=argtypes.sim_seconds, default=None,
                         help='simulated seconds of each twin measurement')
     parser.add_argument('--interference-model', default=None, metavar='FILE',
                         help='trained interference model (default: the committed one)')

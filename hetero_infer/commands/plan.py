@@ -7,6 +7,8 @@ Prints the policy, its predicted metrics and the search time, and saves it as JS
 import json
 import os
 
+from hetero_infer.commands import argtypes
+
 
 def add_arguments(parser):
     parser.add_argument('--platform', default='xavier', help='platform name or YAML path')
@@ -18,16 +20,17 @@ def add_arguments(parser):
                              '("0.7*goodput+0.3*fairness") or module:function')
     parser.add_argument('--scheduler', default='interference_aware',
                         help='interference_aware (default), no_interference or oracle')
-    parser.add_argument('--top-fraction', type=float, default=0.01,
+    parser.add_argument('--top-fraction', type=argtypes.float_in(1e-3, 0.5), default=0.01,
                         help='sampling guarantee: best within this top fraction (default 0.01)')
-    parser.add_argument('--confidence', type=float, default=0.99,
+    parser.add_argument('--confidence', type=argtypes.float_in(0.5, 0.9999), default=0.99,
                         help='... with this confidence (default 0.99: 459 samples)')
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--workers', type=int, default=None,
+    parser.add_argument('--seed', type=argtypes.seed, default=0)
+    parser.add_argument('--workers', type=argtypes.workers, default=None,
                         help='processes for the search (default: available cores)')
     parser.add_argument('--interference-model', default=None, metavar='FILE',
                         help='trained interference model (default: the committed one)')
-    parser.add_argument('--out', default=None, metavar='FILE.json', help='where to save')
+    parser.add_argument('--out', type=argtypes.output_file, default=None, metavar='FILE.json',
+                        help='where to save')
 
 
 def run(args) -> int:

@@ -4,6 +4,8 @@ process, for machines without ``ros2 launch`` (the same parameter file works wit
 import os
 import random
 
+from hetero_infer.commands import argtypes
+
 
 def add_arguments(parser):
     parser.add_argument('--config', default=None, metavar='FILE',
@@ -19,7 +21,7 @@ def add_arguments(parser):
                         help='also publish synthetic camera frames and audio chunks')
     parser.add_argument('--set', action='append', default=[], metavar='NAME=VALUE',
                         help='override one parameter (YAML value), e.g. --set goal=fairness')
-    parser.add_argument('--duration', type=float, default=0.0, metavar='S',
+    parser.add_argument('--duration', type=argtypes.nonneg_float, default=0.0, metavar='S',
                         help='stop after S seconds (default: run until Ctrl-C)')
     parser.add_argument('--localhost', action='store_true',
                         help='keep DDS discovery on this machine with a random domain id '

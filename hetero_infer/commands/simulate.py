@@ -6,6 +6,7 @@ present, else the built-in three applications below).
 """
 
 import json
+from hetero_infer.commands import argtypes
 
 DEMO_APPS = (  # name, model, rate_hz, slo_scale
     ('camera_classifier', 'resnet50', 90.0, 5.0),
@@ -22,10 +23,13 @@ def add_arguments(parser):
     parser.add_argument('--scheduler', default='interference_aware',
                         help='scheduler name (see hetero-infer evaluate --help)')
     parser.add_argument('--goal', default='goodput', help='goal the scheduler plans for')
-    parser.add_argument('--duration-s', type=float, default=20.0, help='simulated seconds')
-    parser.add_argument('--warmup-s', type=float, default=2.0, help='excluded from metrics')
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--out', default=None, metavar='FILE.json', help='write metrics JSON')
+    parser.add_argument('--duration-s', type=argtypes.sim_seconds, default=20.0,
+                        help='simulated seconds')
+    parser.add_argument('--warmup-s', type=argtypes.nonneg_float, default=2.0,
+                        help='excluded from metrics')
+    parser.add_argument('--seed', type=argtypes.seed, default=0)
+    parser.add_argument('--out', type=argtypes.output_file, default=None, metavar='FILE.json',
+                        help='write metrics JSON')
 
 
 def _demo_apps(platform):
