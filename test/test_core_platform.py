@@ -34,7 +34,8 @@ def test_lower_power_mode_is_slower():
 @pytest.mark.parametrize('mutate, message', [
     (lambda d: d['processors']['gpu'].update(peak_gmacs='fast'), 'processors.gpu.peak_gmacs'),
     (lambda d: d['processors']['gpu'].update(kind='npu'), "'npu'"),
-    (lambda d: d['processors']['gpu']['efficiency'].pop('conv'), "efficiency: missing required key 'conv'"),
+    (lambda d: d['processors']['gpu']['efficiency'].pop('conv'),
+     "efficiency: missing required key 'conv'"),
     (lambda d: d['processors']['gpu']['efficiency'].update(conv=1.7), 'efficiency.conv'),
     (lambda d: d['processors']['dla0']['contention'].update(threshold=-1), 'threshold'),
     (lambda d: d.pop('dram'), "missing required key 'dram'"),

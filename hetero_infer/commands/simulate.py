@@ -6,6 +6,7 @@ present, else the built-in three applications below).
 """
 
 import json
+import sys
 from hetero_infer.commands import argtypes
 
 DEMO_APPS = (  # name, model, rate_hz, slo_scale
@@ -16,7 +17,8 @@ DEMO_APPS = (  # name, model, rate_hz, slo_scale
 
 
 def add_arguments(parser):
-    parser.add_argument('--platform', default='xavier', help='platform name or YAML path')
+    parser.add_argument('--platform', default=None,
+                        help='platform name or YAML path (default: the scenario\'s, else xavier)')
     parser.add_argument('--scenarios', default=None, help='scenario YAML (default: the bundled)')
     parser.add_argument('--scenario', default=None,
                         help='scenario name (default: the built-in camera + audio demo)')
@@ -46,17 +48,19 @@ def _demo_apps(platform):
 def run(args) -> int:
     from hetero_infer.core.metrics import compute_metrics
     from hetero_infer.core.platform import Platform
-    from hetero_infer.core.scenarios import find_scenario, load_scenarios
+    from hetero_infer.core.scenarios import choose_platform, find_scenario, load_scenarios
     from hetero_infer.core.schedulers.interface import PlanContext
     from hetero_infer.core.schedulers.registry import get_scheduler
     from hetero_infer.core.twin import Twin
     from hetero_infer.errors import ConfigError
 
-    platform = Platform.load(args.platform)
-    if args.scenario:
-        apps = find_scenario(load_scenarios(args.scenarios), args.scenario).build(platform)
-    else:
-        apps = _demo_apps(platform)
+    scenario = (find_scenario(load_scenarios(args.scenarios), args.scenario) if args.scenario
+                else None)
+    name, warning = choose_platform(args.platform, [scenario] if scenario else [])
+    if warning:
+        print('hetero-infer simulate: warning: %s' % warning, file=sys.stderr)
+    platform = Platform.load(name)
+    apps = scenario.build(platform) if scenario else _demo_apps(platform)
     if args.duration_s <= args.warmup_s:
         raise ConfigError('--duration-s (%r) must exceed --warmup-s (%r)'
                           % (args.duration_s, args.warmup_s))
