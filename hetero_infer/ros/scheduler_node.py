@@ -325,7 +325,8 @@ class SchedulerNode(Node):
                                   % (self._name, params.app_param(a.name, 'labels_file'),
                                      a.labels_file, exc)) from None
         n_out = int(np.prod(model.layers[-1].out_shape))
-        if model.domain == 'audio' and n_out == len(SPEECH_COMMANDS):
+        # the configured input type says what the model hears, not a guess from the file
+        if a.input_type.startswith('audio') and n_out == len(SPEECH_COMMANDS):
             return list(SPEECH_COMMANDS)
         return None
 
