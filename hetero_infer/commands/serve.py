@@ -36,8 +36,7 @@ def keep_dds_local() -> None:
 
 
 def load_overrides(args) -> dict:
-    import yaml
-
+    from hetero_infer.core.yaml_file import parse_yaml
     from hetero_infer.errors import ConfigError
     from hetero_infer.ros.config_file import default_config_path, load_params_file
     path = args.config or default_config_path()
@@ -46,7 +45,7 @@ def load_overrides(args) -> dict:
         name, sep, text = item.partition('=')
         if not sep or not name:
             raise ConfigError('--set %r: expected NAME=VALUE' % item)
-        values[name.strip()] = yaml.safe_load(text)
+        values[name.strip()] = parse_yaml(text, '--set %s' % item)
     if args.backend:
         values['backend'] = args.backend
     if args.platform:
@@ -56,9 +55,18 @@ def load_overrides(args) -> dict:
 
 def start_nodes(args, values, *, sources: bool):
     """Create the scheduler (and sources) nodes; rclpy must be initialised."""
+    from rclpy.exceptions import (InvalidParameterException, InvalidParameterTypeException,
+                                  InvalidParameterValueException)
+
+    from hetero_infer.errors import ConfigError
     from hetero_infer.ros.scheduler_node import SchedulerNode
     from hetero_infer.ros.sources_node import SourcesNode, streams_from_params
-    nodes = [SchedulerNode(namespace=args.namespace, overrides=values)]
+    try:
+        nodes = [SchedulerNode(namespace=args.namespace, overrides=values)]
+    except (InvalidParameterException, InvalidParameterTypeException,
+            InvalidParameterValueException) as exc:  # rclpy's check of a declared range
+        raise ConfigError('parameter file %s: %s' % (args.config or 'config/serve.yaml',
+                                                     ' '.join(str(exc).split()))) from None
     if sources:
         streams = streams_from_params(values)
         nodes.append(SourcesNode(streams, namespace=args.namespace))

@@ -26,6 +26,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import rclpy
+import rclpy.exceptions
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
@@ -862,7 +863,13 @@ def main(args=None) -> int:
     except KeyboardInterrupt:
         pass
     except HeteroInferError as exc:
-        print('scheduler_node: error: %s' % exc)
+        print('scheduler_node: error: %s' % ' '.join(str(exc).split()), file=sys.stderr)
+        return 1
+    except (rclpy.exceptions.InvalidParameterException,
+            rclpy.exceptions.InvalidParameterTypeException,
+            rclpy.exceptions.InvalidParameterValueException) as exc:
+        print('scheduler_node: error: parameter: %s' % ' '.join(str(exc).split()),
+              file=sys.stderr)
         return 1
     finally:
         if node is not None:
