@@ -64,9 +64,11 @@ def _loader_class():
 
         def construct_mapping(self, node, deep=False):
             if isinstance(node, yaml.MappingNode):
-                self.flatten_mapping(node)
+                # Explicit keys only: a key merged in with ``<<: *anchor`` may be overridden.
                 seen = {}
                 for key_node, _ in node.value:
+                    if key_node.tag == 'tag:yaml.org,2002:merge':
+                        continue
                     key = self.construct_object(key_node, deep=True)
                     try:
                         hash(key)
