@@ -334,14 +334,26 @@ class InterferencePredictor:
                                                             FEATURE_VERSION))
         stored = d.get('sha256')
         body = {k: v for k, v in d.items() if k != 'sha256'}
-        if stored != _digest(body):
+        try:
+            digest = _digest(body)
+        except (TypeError, ValueError, RecursionError) as exc:  # not JSON data (keys, values)
+            raise ModelError('%s: not an interference model: %s' % (where, exc)) from None
+        if stored != digest:
             raise ModelError('%s: checksum mismatch: the file is corrupt or was edited' % where)
         models = d.get('models')
         kinds = d.get('processor_kinds')
         if not isinstance(models, dict) or not models or not isinstance(kinds, dict):
             raise ModelError('%s: "models" and "processor_kinds" must be non-empty objects'
                              % where)
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in kinds.items()) or \
+                not all(isinstance(k, str) for k in models):
+            raise ModelError('%s: "models" keys and "processor_kinds" must be strings' % where)
+        if not isinstance(d.get('meta') or {}, dict):
+            raise ModelError('%s: "meta" must be an object' % where)
         order = d.get('config_order') or list(models)
+        if not isinstance(order, list) or not all(isinstance(c, str) for c in order):
+            raise ModelError('%s: config_order must be a list of configuration names, got %r'
+                             % (where, order))
         if sorted(order) != sorted(models):
             raise ModelError('%s: config_order %s does not match the models %s'
                              % (where, order, sorted(models)))

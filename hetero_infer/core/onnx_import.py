@@ -302,6 +302,8 @@ class _Builder(object):
             stride = kernel
             padding = (0,) * nd
         else:
+            if 'kernel_shape' not in attrs:
+                raise ModelError('%s: pooling without kernel_shape' % self.where(node, idx))
             kernel = tuple(int(k) for k in attrs['kernel_shape'])
             stride = tuple(attrs.get('strides') or (1,) * nd)
             pads = attrs.get('pads')
@@ -606,7 +608,15 @@ def model_from_onnx(path: str, *, name: Optional[str] = None,
     for i in inputs:
         builder.producer[i.name] = None
     for idx, node in enumerate(graph.node):
-        builder.node(node, idx)
+        try:
+            builder.node(node, idx)
+        except (KeyError, IndexError, TypeError, ValueError, ZeroDivisionError) as exc:
+            if isinstance(exc, ModelError):
+                raise
+            # An attribute or input the op requires is missing or of the wrong type: the file
+            # is malformed (onnx's checker is not run, so such files reach here).
+            raise ModelError('%s: malformed node: %s: %s'
+                             % (builder.where(node, idx), type(exc).__name__, exc)) from None
     layers = builder.finish()
     if not layers:
         raise ModelError('ONNX file %s has no compute layers' % path)
