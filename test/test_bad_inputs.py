@@ -254,6 +254,16 @@ def test_accepted_inputs_run_as_written(tmp_path):
     assert len(load_model(paths['lstm']).layers) == 20  # one layer per time step
 
 
+def test_serve_parameter_out_of_range_is_one_line(tmp_path):
+    pytest.importorskip('rclpy')
+    proc = subprocess.run([sys.executable, '-m', 'hetero_infer.cli', 'serve', '--set',
+                           'queue_limit=-5', '--duration', '1', '--localhost'], cwd=ROOT,
+                          env=dict(os.environ), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and 'queue_limit' in lines[0] and '-5' in lines[0], proc.stderr
+
+
 @pytest.mark.parametrize('text, value', [
     ('x: 5.5e3', 5500.0), ('x: 1e-3', 0.001), ('x: 010', 10), ('x: 0x1f', 31),
     ('x: 0o17', 15), ('x: 1:20', '1:20'), ('x: .inf', float('inf')), ('x: -2', -2)])

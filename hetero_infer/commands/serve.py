@@ -65,8 +65,9 @@ def start_nodes(args, values, *, sources: bool):
         nodes = [SchedulerNode(namespace=args.namespace, overrides=values)]
     except (InvalidParameterException, InvalidParameterTypeException,
             InvalidParameterValueException) as exc:  # rclpy's check of a declared range
-        raise ConfigError('parameter file %s: %s' % (args.config or 'config/serve.yaml',
-                                                     ' '.join(str(exc).split()))) from None
+        raise ConfigError('parameters (file %s, --set): %s'
+                          % (args.config or 'config/serve.yaml', ' '.join(str(exc).split()))
+                          ) from None
     if sources:
         streams = streams_from_params(values)
         nodes.append(SourcesNode(streams, namespace=args.namespace))
