@@ -7,7 +7,7 @@ Two parts, each run through the real CLI (``hetero_infer.cli.main``) in a few ch
   names the offending value, and there is no traceback;
 - **must accept:** exit code 0 and the value used as written.
 
-Every group's process stays under 150 MB of peak resident memory (``ru_maxrss``), so no case
+Every group's process stays under 150 MB of peak resident memory (``VmHWM``), so no case
 of it ran away (a plain ``hetero-infer simulate`` with the interference-aware scheduler peaks
 at about 130 MB, mostly scikit-learn and scipy; the light groups at about 60 MB).
 
