@@ -307,3 +307,35 @@ def test_internal_errors_are_reported_as_bugs_with_traceback_behind_debug(monkey
     assert 'ZeroDivisionError' in err and 'Traceback' not in err
     with pytest.raises(ZeroDivisionError):
         cli.main(['calibrate', '--debug'])
+
+
+def test_interference_model_of_another_platform_is_refused_unless_forced(tmp_path):
+    from hetero_infer.core.platform import Platform
+    from hetero_infer.core.predictors import load_interference_model
+    from hetero_infer.errors import ModelError
+    other = _interference_variants(str(tmp_path))['orin']
+    xavier = Platform.load('xavier')
+    with pytest.raises(ModelError, match="trained on platform 'orin', not 'xavier'"):
+        load_interference_model(xavier, other)
+    forced = load_interference_model(xavier, other, force=True)
+    assert forced.interference.platform_name == 'orin'
+    assert load_interference_model(xavier).interference.platform_name == 'xavier'
+
+
+def test_scenarios_on_different_platforms_need_a_choice():
+    from hetero_infer.core.scenarios import choose_platform, parse_scenarios
+    from hetero_infer.errors import ConfigError
+    doc = {'platform': 'xavier', 'scenarios': [
+        {'name': 'a', 'applications': [{'model': 'resnet50', 'rate_hz': 1}]},
+        {'name': 'b', 'platform': 'orin', 'applications': [{'model': 'resnet50', 'rate_hz': 1}]}]}
+    a, b = parse_scenarios(doc)
+    assert choose_platform(None, [a]) == ('xavier', None)
+    assert choose_platform(None, [b]) == ('orin', None)
+    with pytest.raises(ConfigError, match='different platforms'):
+        choose_platform(None, [a, b])
+    name, warning = choose_platform('orin', [a, b])
+    assert name == 'orin' and 'overrides' in warning and 'xavier' in warning
+    (c,) = parse_scenarios({'scenarios': [{'name': 'c', 'applications': [
+        {'model': 'resnet50', 'rate_hz': 1}]}]})
+    assert choose_platform(None, [c]) == ('xavier', None)  # no platform written: the default
+    assert choose_platform('orin', [c]) == ('orin', None)  # nothing overridden, no warning
