@@ -42,6 +42,7 @@ setup(
         'scikit-learn',
         'scipy',
         'pyyaml',
+        'jsonschema',
         'tqdm',
         'opencv-python-headless',
         'onnx',
@@ -62,6 +63,7 @@ setup(
         'dev': [
             'pytest',
             'ruff',
+            'hypothesis',
             'vermin',
             'colcon-core',
             'colcon-ros',

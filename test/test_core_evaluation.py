@@ -51,17 +51,17 @@ def test_load_is_a_fraction_of_the_fluid_capacity(platform):
 
 
 @pytest.mark.parametrize('bad,match', [
-    ({'scenarios': []}, 'non-empty'),
+    ({'scenarios': []}, 'must not be empty'),
     ({'scenarios': [{'name': 'x', 'applications': [{'model': 'resnet50'}]}]}, 'rate_hz or ratio'),
     ({'scenarios': [{'name': 'x', 'applications': [
         {'model': 'resnet50', 'ratio': 1}, {'model': 'vgg16', 'rate_hz': 3}]}]}, 'mix of'),
     ({'scenarios': [{'name': 'x', 'applications': [
         {'model': 'resnet50', 'rate_hz': 1, 'slo_ms': 3, 'slo_scale': 2}]}]}, 'not both'),
     ({'scenarios': [{'name': 'x', 'applications': [
-        {'model': 'resnet50', 'rate_hz': 1, 'speed': 3}]}]}, 'unknown keys'),
+        {'model': 'resnet50', 'rate_hz': 1, 'speed': 3}]}]}, "unknown key 'speed'"),
     ({'scenarios': [{'name': 'x', 'applications': [{'model': 'resnet50', 'rate_hz': -1}]}]},
-     '>= 0'),
-    ({'format': 'other/2', 'scenarios': [{'name': 'x'}]}, 'unsupported format'),
+     'rate_hz = -1 is out of range'),
+    ({'format': 'other/2', 'scenarios': [{'name': 'x'}]}, 'format'),
 ])
 def test_invalid_scenarios_are_refused(bad, match):
     with pytest.raises(ConfigError, match=match):

@@ -130,7 +130,7 @@ def test_scenario_faults_are_parsed_and_checked(xavier):
     (sc,) = parse_scenarios(doc)
     assert sc.faults == (Fault('dla1', 'error', 5.0, 5.0),)
     doc['scenarios'][0]['faults'] = ['dla1:melt@5']
-    with pytest.raises(ConfigError, match="scenario s: fault 'dla1:melt@5'"):
+    with pytest.raises(ConfigError, match=r"scenarios\[0\] \(s\): fault 'dla1:melt@5'"):
         parse_scenarios(doc)
     doc['scenarios'][0]['faults'] = ['npu:error@5']
     with pytest.raises(ConfigError, match="scenario s: fault npu:error@5 names processor 'npu'"):

@@ -34,10 +34,11 @@ def test_lower_power_mode_is_slower():
 @pytest.mark.parametrize('mutate, message', [
     (lambda d: d['processors']['gpu'].update(peak_gmacs='fast'), 'processors.gpu.peak_gmacs'),
     (lambda d: d['processors']['gpu'].update(kind='npu'), "'npu'"),
-    (lambda d: d['processors']['gpu']['efficiency'].pop('conv'), "missing layer kind 'conv'"),
+    (lambda d: d['processors']['gpu']['efficiency'].pop('conv'),
+     "efficiency: missing required key 'conv'"),
     (lambda d: d['processors']['gpu']['efficiency'].update(conv=1.7), 'efficiency.conv'),
     (lambda d: d['processors']['dla0']['contention'].update(threshold=-1), 'threshold'),
-    (lambda d: d.pop('dram'), 'dram must be a mapping'),
+    (lambda d: d.pop('dram'), "missing required key 'dram'"),
 ])
 def test_bad_platform_file_names_key_and_value(tmp_path, mutate, message):
     doc = _doc()

@@ -132,6 +132,8 @@ class EngineCache:
 
     def lookup(self, key: EngineKey, path: str) -> CacheLookup:
         """Check the engine at ``path`` against ``key`` without deserializing it."""
+        if os.path.isdir(path):
+            return CacheLookup('corrupt', path, reason='%s is a directory' % path)
         if not os.path.isfile(path):
             return CacheLookup('missing', path, reason='no engine file')
         side = sidecar_path(path)
@@ -170,16 +172,52 @@ class EngineCache:
                 'engine_sha256': bytes_sha256(engine), 'engine_bytes': len(engine),
                 'created_unix_s': time.time(), 'info': dict(info or {})}
         side = sidecar_path(path)
-        if os.path.exists(side):
-            os.unlink(side)  # never leave an old sidecar vouching for new bytes mid-write
-        _atomic_write(path, engine)
-        _atomic_write(side, (json.dumps(meta, indent=1, sort_keys=True) + '\n').encode())
+        self.check_writable(path)
+        try:
+            if os.path.lexists(side):
+                os.unlink(side)  # never leave an old sidecar vouching for new bytes mid-write
+            _atomic_write(path, engine)
+            _atomic_write(side, (json.dumps(meta, indent=1, sort_keys=True) + '\n').encode())
+        except OSError as exc:
+            raise BackendError('cannot write engine cache entry %s: %s'
+                               % (path, exc.strerror or exc)) from None
         return meta
 
     def invalidate(self, path: str) -> None:
+        """Remove the engine at ``path`` and its sidecar (files only: a directory in their
+        place is the user's, never removed).
+
+        :raises BackendError: an entry is a directory or cannot be removed (path named).
+        """
         for p in (sidecar_path(path), path):
-            if os.path.exists(p):
-                os.unlink(p)
+            if os.path.isdir(p):
+                raise BackendError('engine cache entry %s is a directory, not an engine file; '
+                                   'move it away or choose another --cache-dir' % p)
+            try:
+                if os.path.lexists(p):
+                    os.unlink(p)
+            except OSError as exc:
+                raise BackendError('cannot remove stale engine cache entry %s: %s'
+                                   % (p, exc.strerror or exc)) from None
+
+    def check_writable(self, path: str) -> None:
+        """Refuse, before a build, a cache where the engine at ``path`` could not be stored.
+
+        :raises BackendError: names the directory or entry and why.
+        """
+        d = os.path.dirname(os.path.abspath(path))
+        try:
+            os.makedirs(d, exist_ok=True)
+        except OSError as exc:
+            raise BackendError('engine cache directory %s cannot be created: %s'
+                               % (d, exc.strerror or exc)) from None
+        if not os.path.isdir(d) or not os.access(d, os.W_OK | os.X_OK):
+            raise BackendError('engine cache directory %s is not writable; choose another '
+                               '--cache-dir (or $HETERO_INFER_ENGINE_CACHE)' % d)
+        for p in (path, sidecar_path(path)):
+            if os.path.isdir(p):
+                raise BackendError('engine cache entry %s is a directory, not an engine file; '
+                                   'move it away or choose another --cache-dir' % p)
 
 
 @dataclass
@@ -221,6 +259,7 @@ def get_or_build(cache: EngineCache, key: EngineKey, path: str, *,
                 info = dict((found.sidecar or {}).get('info') or {})
                 return CacheOutcome(engine, path, 'hit', '', info)
             reason = 'corrupt: cached engine failed to deserialize (%s)' % err
+    cache.check_writable(path)  # before a build of minutes, not after
     cache.invalidate(path)
     t0 = time.perf_counter()
     data, info = build()

@@ -11,6 +11,7 @@ Models are ONNX paths or names of the project's ONNX models (``hetero_infer/data
 import json
 import os
 import sys
+from hetero_infer.commands import argtypes
 
 ONNX_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'data', 'onnx')
 
@@ -20,7 +21,7 @@ def add_arguments(parser):
                         help='ONNX file or project ONNX model name (see hetero_infer/data/onnx)')
     parser.add_argument('--processors', default=None, metavar='LIST',
                         help='comma-separated processors (gpu,dla0,dla1); default: all present')
-    parser.add_argument('--dla-core', type=int, default=None, metavar='N',
+    parser.add_argument('--dla-core', type=argtypes.int_in(-1, 15), default=None, metavar='N',
                         help='Isaac ROS style: -1 = GPU, N = DLA core N (overrides --processors)')
     parser.add_argument('--precision', default='fp16', choices=('fp16', 'int8', 'fp32'),
                         help='engine precision (default fp16; DLA needs fp16 or int8)')
@@ -33,9 +34,10 @@ def add_arguments(parser):
     parser.add_argument('--cache-dir', default=None,
                         help='engine cache (default $HETERO_INFER_ENGINE_CACHE or '
                              '~/.cache/hetero_infer/engines)')
-    parser.add_argument('--workspace-mb', type=int, default=0,
+    parser.add_argument('--workspace-mb', type=argtypes.int_in(0, 1 << 20), default=0,
                         help='builder workspace limit in MB (0: TensorRT default)')
-    parser.add_argument('--json', default=None, metavar='FILE.json', help='write rows as JSON')
+    parser.add_argument('--json', type=argtypes.output_file, default=None, metavar='FILE.json',
+                        help='write rows as JSON')
 
 
 def resolve_model_path(name_or_path: str) -> str:

@@ -1,13 +1,14 @@
 """``hetero-infer calibrate``: the twin beside the measured numbers of FACTS.md (table + JSON)."""
 
 import json
+from hetero_infer.commands import argtypes
 
 
 def add_arguments(parser):
     parser.add_argument('--platform', default='xavier', help='platform name or YAML path')
     parser.add_argument('--power-mode', default=None, help='power mode (default: the file\'s)')
-    parser.add_argument('--seed', type=int, default=0, help='noise seed (default 0)')
-    parser.add_argument('--out', default=None, metavar='FILE.json',
+    parser.add_argument('--seed', type=argtypes.seed, default=0, help='noise seed (default 0)')
+    parser.add_argument('--out', type=argtypes.output_file, default=None, metavar='FILE.json',
                         help='also write the checks as JSON to this file')
 
 

@@ -10,10 +10,11 @@ it served after.
 
 import math
 import time
+from hetero_infer.commands import argtypes
 
 
 def add_arguments(parser):
-    parser.add_argument('--duration', type=float, default=30.0, metavar='S',
+    parser.add_argument('--duration', type=argtypes.positive_float, default=30.0, metavar='S',
                         help='seconds of serving (default 30)')
     parser.add_argument('--config', default=None, metavar='FILE',
                         help='ROS 2 parameter file (default: the package\'s config/serve.yaml)')

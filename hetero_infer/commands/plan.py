@@ -6,10 +6,14 @@ Prints the policy, its predicted metrics and the search time, and saves it as JS
 
 import json
 import os
+import sys
+
+from hetero_infer.commands import argtypes
 
 
 def add_arguments(parser):
-    parser.add_argument('--platform', default='xavier', help='platform name or YAML path')
+    parser.add_argument('--platform', default=None,
+                        help='platform name or YAML path (default: the scenario\'s, else xavier)')
     parser.add_argument('--scenarios', default=None, metavar='FILE',
                         help='scenario YAML (default: config/scenarios.yaml)')
     parser.add_argument('--scenario', required=True, help='scenario name in that file')
@@ -18,21 +22,24 @@ def add_arguments(parser):
                              '("0.7*goodput+0.3*fairness") or module:function')
     parser.add_argument('--scheduler', default='interference_aware',
                         help='interference_aware (default), no_interference or oracle')
-    parser.add_argument('--top-fraction', type=float, default=0.01,
+    parser.add_argument('--top-fraction', type=argtypes.float_in(1e-3, 0.5), default=0.01,
                         help='sampling guarantee: best within this top fraction (default 0.01)')
-    parser.add_argument('--confidence', type=float, default=0.99,
+    parser.add_argument('--confidence', type=argtypes.float_in(0.5, 0.9999), default=0.99,
                         help='... with this confidence (default 0.99: 459 samples)')
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--workers', type=int, default=None,
+    parser.add_argument('--seed', type=argtypes.seed, default=0)
+    parser.add_argument('--workers', type=argtypes.workers, default=None,
                         help='processes for the search (default: available cores)')
     parser.add_argument('--interference-model', default=None, metavar='FILE',
                         help='trained interference model (default: the committed one)')
-    parser.add_argument('--out', default=None, metavar='FILE.json', help='where to save')
+    parser.add_argument('--force-interference-model', action='store_true',
+                        help='use --interference-model even if trained on another platform')
+    parser.add_argument('--out', type=argtypes.output_file, default=None, metavar='FILE.json',
+                        help='where to save')
 
 
 def run(args) -> int:
     from hetero_infer.core.platform import Platform
-    from hetero_infer.core.scenarios import find_scenario, load_scenarios
+    from hetero_infer.core.scenarios import choose_platform, find_scenario, load_scenarios
     from hetero_infer.core.schedulers import PlanContext, get_scheduler
     from hetero_infer.core.search import default_workers
     from hetero_infer.errors import ConfigError
@@ -40,13 +47,24 @@ def run(args) -> int:
     if args.scheduler not in ('interference_aware', 'no_interference', 'oracle'):
         raise ConfigError('--scheduler %r does not search (use interference_aware, '
                           'no_interference or oracle)' % args.scheduler)
-    platform = Platform.load(args.platform)
     scenario = find_scenario(load_scenarios(args.scenarios), args.scenario)
+    name, warning = choose_platform(args.platform, [scenario])
+    if warning:
+        print('hetero-infer plan: warning: %s' % warning, file=sys.stderr)
+    platform = Platform.load(name)
     apps = scenario.build(platform)
+    interference_model = args.interference_model
+    if args.scheduler == 'interference_aware':
+        from hetero_infer.core.predictors import load_interference_model
+        load_interference_model(platform, interference_model,  # fail before the search
+                                force=args.force_interference_model)
+        if interference_model and args.force_interference_model:
+            from hetero_infer.core.interference import InterferencePredictor
+            interference_model = InterferencePredictor.load(interference_model)
     ctx = PlanContext(platform=platform, apps=apps, goal=args.goal, seed=args.seed,
                       top_fraction=args.top_fraction, confidence=args.confidence,
                       workers=args.workers or default_workers(),
-                      interference_model=args.interference_model)
+                      interference_model=interference_model)
     plan = get_scheduler(args.scheduler).plan(ctx)
     res = plan.search
     print('scenario %s on %s, goal %s, scheduler %s' % (scenario.name, platform.name,

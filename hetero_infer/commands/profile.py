@@ -7,6 +7,8 @@ generalisation check of ``hetero-infer train``. ``--backend onnxruntime`` profil
 this machine (``cpu0`` target, ``cpu1`` co-runner) through the executor interface instead.
 """
 
+from hetero_infer.commands import argtypes
+
 
 def add_arguments(parser):
     parser.add_argument('--platform', default='xavier',
@@ -15,19 +17,21 @@ def add_arguments(parser):
     parser.add_argument('--backend', default='twin',
                         help='twin (digital twin of --platform), or a registered executor '
                              'backend: onnxruntime, tensorrt')
-    parser.add_argument('--samples', type=int, default=20000,
+    parser.add_argument('--samples', type=argtypes.positive_count, default=20000,
                         help='random target layers in all (split evenly over configurations)')
-    parser.add_argument('--zoo-samples', type=int, default=2000,
+    parser.add_argument('--zoo-samples', type=argtypes.count, default=2000,
                         help='zoo-layer samples for the generalisation check (twin only; 0: none)')
     parser.add_argument('--configs', default=None,
                         help='comma-separated configurations, e.g. "gpu|dla,dla|gpu" '
                              '(default: the platform\'s; Xavier: the talk\'s four + dla0|dla1)')
-    parser.add_argument('--repeats', type=int, default=20, help='runs averaged per measurement')
-    parser.add_argument('--max-macs', type=float, default=None,
+    parser.add_argument('--repeats', type=argtypes.int_in(1, 10000), default=20,
+                        help='runs averaged per measurement')
+    parser.add_argument('--max-macs', type=argtypes.float_in(1.0, 1e12), default=None,
                         help='largest random layer in MACs (default: 4e9 on the twin, '
                              '2e7 on CPU backends)')
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--out', required=True, metavar='DIR', help='output directory')
+    parser.add_argument('--seed', type=argtypes.seed, default=0)
+    parser.add_argument('--out', type=argtypes.output_dir, required=True, metavar='DIR',
+                        help='output directory')
 
 
 def _bar(total, desc):

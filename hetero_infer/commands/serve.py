@@ -4,6 +4,8 @@ process, for machines without ``ros2 launch`` (the same parameter file works wit
 import os
 import random
 
+from hetero_infer.commands import argtypes
+
 
 def add_arguments(parser):
     parser.add_argument('--config', default=None, metavar='FILE',
@@ -20,7 +22,7 @@ def add_arguments(parser):
     parser.add_argument('--set', action='append', default=[], metavar='NAME=VALUE',
                         help='override one parameter (YAML value), e.g. --set goal=fairness')
     add_fault_argument(parser)
-    parser.add_argument('--duration', type=float, default=0.0, metavar='S',
+    parser.add_argument('--duration', type=argtypes.nonneg_float, default=0.0, metavar='S',
                         help='stop after S seconds (default: run until Ctrl-C)')
     parser.add_argument('--localhost', action='store_true',
                         help='keep DDS discovery on this machine with a random domain id '
@@ -43,8 +45,7 @@ def keep_dds_local() -> None:
 
 
 def load_overrides(args) -> dict:
-    import yaml
-
+    from hetero_infer.core.yaml_file import parse_yaml
     from hetero_infer.errors import ConfigError
     from hetero_infer.ros.config_file import default_config_path, load_params_file
     path = args.config or default_config_path()
@@ -53,7 +54,7 @@ def load_overrides(args) -> dict:
         name, sep, text = item.partition('=')
         if not sep or not name:
             raise ConfigError('--set %r: expected NAME=VALUE' % item)
-        values[name.strip()] = yaml.safe_load(text)
+        values[name.strip()] = parse_yaml(text, '--set %s' % item)
     if getattr(args, 'fault', None):
         from hetero_infer.core.faults import parse_faults
         parse_faults(args.fault)  # a malformed --fault fails here, naming itself
@@ -67,9 +68,19 @@ def load_overrides(args) -> dict:
 
 def start_nodes(args, values, *, sources: bool):
     """Create the scheduler (and sources) nodes; rclpy must be initialised."""
+    from rclpy.exceptions import (InvalidParameterException, InvalidParameterTypeException,
+                                  InvalidParameterValueException)
+
+    from hetero_infer.errors import ConfigError
     from hetero_infer.ros.scheduler_node import SchedulerNode
     from hetero_infer.ros.sources_node import SourcesNode, streams_from_params
-    nodes = [SchedulerNode(namespace=args.namespace, overrides=values)]
+    try:
+        nodes = [SchedulerNode(namespace=args.namespace, overrides=values)]
+    except (InvalidParameterException, InvalidParameterTypeException,
+            InvalidParameterValueException) as exc:  # rclpy's check of a declared range
+        raise ConfigError('parameters (file %s, --set): %s'
+                          % (args.config or 'config/serve.yaml', ' '.join(str(exc).split()))
+                          ) from None
     if sources:
         streams = streams_from_params(values)
         nodes.append(SourcesNode(streams, namespace=args.namespace))

@@ -11,6 +11,8 @@ rejoined routing.
 """
 
 import json
+import sys
+from hetero_infer.commands import argtypes
 
 DEMO_APPS = (  # name, model, rate_hz, slo_scale
     ('camera_classifier', 'resnet50', 90.0, 5.0),
@@ -20,17 +22,21 @@ DEMO_APPS = (  # name, model, rate_hz, slo_scale
 
 
 def add_arguments(parser):
-    parser.add_argument('--platform', default='xavier', help='platform name or YAML path')
+    parser.add_argument('--platform', default=None,
+                        help='platform name or YAML path (default: the scenario\'s, else xavier)')
     parser.add_argument('--scenarios', default=None, help='scenario YAML (default: the bundled)')
     parser.add_argument('--scenario', default=None,
                         help='scenario name (default: the built-in camera + audio demo)')
     parser.add_argument('--scheduler', default='interference_aware',
                         help='scheduler name (see hetero-infer evaluate --help)')
     parser.add_argument('--goal', default='goodput', help='goal the scheduler plans for')
-    parser.add_argument('--duration-s', type=float, default=20.0, help='simulated seconds')
-    parser.add_argument('--warmup-s', type=float, default=2.0, help='excluded from metrics')
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--out', default=None, metavar='FILE.json', help='write metrics JSON')
+    parser.add_argument('--duration-s', type=argtypes.sim_seconds, default=20.0,
+                        help='simulated seconds')
+    parser.add_argument('--warmup-s', type=argtypes.nonneg_float, default=2.0,
+                        help='excluded from metrics')
+    parser.add_argument('--seed', type=argtypes.seed, default=0)
+    parser.add_argument('--out', type=argtypes.output_file, default=None, metavar='FILE.json',
+                        help='write metrics JSON')
     parser.add_argument('--fault', action='append', default=[], metavar='PROC:KIND@S[+D]',
                         help='inject a processor fault (repeatable): from S simulated seconds, '
                         'for D seconds (for ever without +D), every inference on PROC raises '
@@ -51,7 +57,7 @@ def _demo_apps(platform):
 def run(args) -> int:
     from hetero_infer.core.metrics import compute_metrics
     from hetero_infer.core.platform import Platform
-    from hetero_infer.core.scenarios import find_scenario, load_scenarios
+    from hetero_infer.core.scenarios import choose_platform, find_scenario, load_scenarios
     from hetero_infer.core.schedulers.interface import PlanContext
     from hetero_infer.core.schedulers.registry import get_scheduler
     from hetero_infer.core.twin import Twin
@@ -59,14 +65,16 @@ def run(args) -> int:
 
     from hetero_infer.core.faults import parse_faults
 
-    platform = Platform.load(args.platform)
+    scenario = (find_scenario(load_scenarios(args.scenarios), args.scenario) if args.scenario
+                else None)
+    name, warning = choose_platform(args.platform, [scenario] if scenario else [])
+    if warning:
+        print('hetero-infer simulate: warning: %s' % warning, file=sys.stderr)
+    platform = Platform.load(name)
     faults = parse_faults(args.fault)
-    if args.scenario:
-        scenario = find_scenario(load_scenarios(args.scenarios), args.scenario)
-        apps = scenario.build(platform)
+    apps = scenario.build(platform) if scenario else _demo_apps(platform)
+    if scenario:
         faults = tuple(scenario.faults) + faults
-    else:
-        apps = _demo_apps(platform)
     if args.duration_s <= args.warmup_s:
         raise ConfigError('--duration-s (%r) must exceed --warmup-s (%r)'
                           % (args.duration_s, args.warmup_s))

@@ -4,6 +4,8 @@ By default one stream per application of the scheduler's parameter file (same to
 rates); ``--image TOPIC`` / ``--audio TOPIC`` give streams explicitly instead.
 """
 
+from hetero_infer.commands import argtypes
+
 
 def add_arguments(parser):
     parser.add_argument('--config', default=None, metavar='FILE',
@@ -15,18 +17,20 @@ def add_arguments(parser):
                         help='publish sensor_msgs/CompressedImage (JPEG) on TOPIC')
     parser.add_argument('--audio', action='append', default=[], metavar='TOPIC',
                         help='publish std_msgs/Float32MultiArray PCM chunks on TOPIC')
-    parser.add_argument('--rate', type=float, default=None, metavar='HZ',
+    parser.add_argument('--rate', type=argtypes.float_in(0.0, 1000.0, lo_open=True),
+                        default=None, metavar='HZ',
                         help='rate of every stream (default: the config\'s rate_hz, or 30 Hz '
                         'for images and 10 Hz for audio)')
-    parser.add_argument('--width', type=int, default=640)
-    parser.add_argument('--height', type=int, default=480)
+    parser.add_argument('--width', type=argtypes.int_in(1, 8192), default=640)
+    parser.add_argument('--height', type=argtypes.int_in(1, 8192), default=480)
     parser.add_argument('--video', default='', metavar='PATH',
                         help='video file or image folder (OpenCV) instead of the moving pattern')
     parser.add_argument('--wav', default='', metavar='FILE',
                         help='16-bit PCM WAV file instead of the generated chirp')
-    parser.add_argument('--sample-rate', type=int, default=16000, metavar='HZ')
+    parser.add_argument('--sample-rate', type=argtypes.int_in(1000, 192000), default=16000,
+                        metavar='HZ')
     parser.add_argument('--namespace', default='')
-    parser.add_argument('--duration', type=float, default=0.0, metavar='S',
+    parser.add_argument('--duration', type=argtypes.nonneg_float, default=0.0, metavar='S',
                         help='stop after S seconds (default: until Ctrl-C)')
     parser.add_argument('--localhost', action='store_true',
                         help='keep DDS discovery on this machine with a random domain id')

@@ -13,6 +13,8 @@ Accuracy = 100 x (1 - MAPE) of predicted co-run latency (predicted slowdown x me
 latency) vs measured co-run latency, on a seeded 20% hold-out per configuration.
 """
 
+from hetero_infer.commands import argtypes
+
 TALK = {
     'mlp': {'gpu|dla': 97.8, 'dla|gpu': 94.3, 'gpu|dla0+dla1': 97.4, 'dla0|dla1+gpu': 94.0},
     'knn': {'gpu|dla': 97.7, 'dla|gpu': 91.8, 'gpu|dla0+dla1': 95.6, 'dla0|dla1+gpu': 91.2},
@@ -27,18 +29,20 @@ DEFINITION = ('accuracy = 100 x (1 - MAPE) of predicted co-run latency (predicte
               'to 100 x (1 - MAPE) of the slowdown')
 
 
+
 def add_arguments(parser):
     parser.add_argument('--data', required=True, metavar='DIR',
                         help='dataset directory written by "hetero-infer profile"')
-    parser.add_argument('--out', required=True, metavar='DIR', help='output directory')
+    parser.add_argument('--out', type=argtypes.output_dir, required=True, metavar='DIR',
+                        help='output directory')
     parser.add_argument('--regressors', default='mlp,knn,random_forest,decision_tree,svr',
                         help='comma-separated regressors to compare')
-    parser.add_argument('--test-fraction', type=float, default=0.2)
-    parser.add_argument('--pairs', type=int, default=30,
+    parser.add_argument('--test-fraction', type=argtypes.float_in(0.05, 0.9), default=0.2)
+    parser.add_argument('--pairs', type=argtypes.int_in(0, 10000), default=30,
                         help='zoo model pairs (GPU+DLA0) for the model-level check (twin only)')
-    parser.add_argument('--triples', type=int, default=20,
+    parser.add_argument('--triples', type=argtypes.int_in(0, 10000), default=20,
                         help='zoo model triples (GPU+DLA0+DLA1) for the model-level check')
-    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--seed', type=argtypes.seed, default=0)
 
 
 def _markdown(result, configs, names):

@@ -41,6 +41,12 @@ MODEL_VERSION = 1
 FEATURE_VERSION = 1
 #: Slowdown of a layer sharing the GPU with one back-to-back co-runner stream (fair sharing).
 GPU_SHARE_SLOWDOWN = 2.0
+#: Largest weight or bias magnitude a model file may hold (trained ones stay under 1).
+MAX_WEIGHT = 1e3
+#: Largest scaler mean or scale magnitude (the features are logs and ratios: under 100).
+MAX_SCALER = 1e6
+#: Largest interference model file read (the committed Xavier model is 0.7 MB).
+MAX_MODEL_BYTES = 64 << 20
 DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'data',
                         'interference')
 
@@ -137,7 +143,14 @@ class InterferenceModel(BaseEstimator, RegressorMixin):
             if i < last:
                 np.maximum(z, 0.0, out=z)
         out = z.ravel()
-        return np.exp(out) if self.log_target else out
+        if self.log_target:
+            with np.errstate(over='ignore'):
+                out = np.exp(out)
+        if not np.all(np.isfinite(out)):
+            raise ModelError('InterferenceModel: non-finite slowdown predicted (features %s); '
+                             'the model or its inputs are out of range'
+                             % X[~np.isfinite(out)][:1].tolist())
+        return out
 
     # -- arrays for the file format --------------------------------------------------------------
     def to_arrays(self) -> Dict[str, Any]:
@@ -187,6 +200,17 @@ class InterferenceModel(BaseEstimator, RegressorMixin):
         for a in [mean, scale] + coefs + inter:
             if not np.all(np.isfinite(a)):
                 raise ModelError('%s: non-finite values in the model arrays' % where)
+        # A trained MLP (L2-penalised, standardised inputs) has weights well under 10; extreme
+        # ones (an edited file with a matching checksum) would overflow to NaN predictions.
+        for name, arrays, bound in (('weights', coefs + inter, MAX_WEIGHT),
+                                    ('scaler', [mean, scale], MAX_SCALER)):
+            worst = max(float(np.max(np.abs(a))) if a.size else 0.0 for a in arrays)
+            if worst > bound:
+                raise ModelError('%s: %s value %.3g exceeds %.0g in magnitude; not a trained '
+                                 'model' % (where, name, worst, bound))
+        if float(np.min(np.abs(scale))) < 1e-12:
+            raise ModelError('%s: scaler scale %.3g is too close to 0' % (where,
+                                                                          float(np.min(scale))))
         model.n_features_in_ = n
         model.scaler_mean_, model.scaler_scale_ = mean, scale
         model.coefs_, model.intercepts_ = coefs, inter
@@ -310,14 +334,26 @@ class InterferencePredictor:
                                                             FEATURE_VERSION))
         stored = d.get('sha256')
         body = {k: v for k, v in d.items() if k != 'sha256'}
-        if stored != _digest(body):
+        try:
+            digest = _digest(body)
+        except (TypeError, ValueError, RecursionError) as exc:  # not JSON data (keys, values)
+            raise ModelError('%s: not an interference model: %s' % (where, exc)) from None
+        if stored != digest:
             raise ModelError('%s: checksum mismatch: the file is corrupt or was edited' % where)
         models = d.get('models')
         kinds = d.get('processor_kinds')
         if not isinstance(models, dict) or not models or not isinstance(kinds, dict):
             raise ModelError('%s: "models" and "processor_kinds" must be non-empty objects'
                              % where)
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in kinds.items()) or \
+                not all(isinstance(k, str) for k in models):
+            raise ModelError('%s: "models" keys and "processor_kinds" must be strings' % where)
+        if not isinstance(d.get('meta') or {}, dict):
+            raise ModelError('%s: "meta" must be an object' % where)
         order = d.get('config_order') or list(models)
+        if not isinstance(order, list) or not all(isinstance(c, str) for c in order):
+            raise ModelError('%s: config_order must be a list of configuration names, got %r'
+                             % (where, order))
         if sorted(order) != sorted(models):
             raise ModelError('%s: config_order %s does not match the models %s'
                              % (where, order, sorted(models)))
@@ -358,10 +394,21 @@ class InterferencePredictor:
                                  'one with "hetero-infer train")'
                                  % (path_or_platform, ', '.join(have) or 'none'))
         try:
-            with open(path) as f:
-                d = json.load(f)
+            with open(path, 'rb') as f:
+                data = f.read(MAX_MODEL_BYTES + 1)
+            if len(data) > MAX_MODEL_BYTES:
+                raise ModelError('interference model %s is larger than %d bytes; refused'
+                                 % (path, MAX_MODEL_BYTES))
+            d = json.loads(data.decode('utf-8'))
+        except ModelError:
+            raise
         except FileNotFoundError:
             raise ModelError('interference model file not found: %s' % path) from None
+        except IsADirectoryError:
+            raise ModelError('interference model %s is a directory' % path) from None
+        except RecursionError:
+            raise ModelError('cannot read interference model %s: nested too deeply' % path
+                             ) from None
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             raise ModelError('cannot read interference model %s (truncated or not JSON): %s'
                              % (path, exc)) from None

@@ -31,7 +31,29 @@ LAYER_KINDS = (
     'other',     # anything else (LRN, resize, pad, ...)
 )
 
+#: What a model serves: camera frames or audio chunks.
+DOMAINS = ('vision', 'audio')
+
 BYTES_PER_ELEMENT = 2  # FP16, the precision the twin and the talk's engines use
+#: Largest count (MACs, bytes, dimension) a layer table may hold: 10^15 MACs is a thousand times
+#: the largest zoo model; beyond it a value is a typo or garbage.
+MAX_COUNT = 10 ** 15
+#: Most layers a table may hold (the largest zoo model has a few hundred).
+MAX_LAYERS = 100000
+#: Largest layer-table file read.
+MAX_TABLE_BYTES = 64 << 20
+
+
+def _count(value, where: str, layer, key: str) -> int:
+    """A non-negative integer count (an integral float such as ``1e9`` is accepted)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            (isinstance(value, float) and not value.is_integer()):
+        raise ModelError('%s: layer %r: %s must be a non-negative integer, got %r'
+                         % (where, layer, key, value))
+    if not 0 <= value <= MAX_COUNT:
+        raise ModelError('%s: layer %r: %s = %r is out of range [0, %d]'
+                         % (where, layer, key, value, MAX_COUNT))
+    return int(value)
 
 
 @dataclass(frozen=True)
@@ -70,11 +92,26 @@ class Layer:
 
     @classmethod
     def from_dict(cls, d: dict, *, where: str = '') -> 'Layer':
+        """A layer from its table entry.
+
+        :raises ModelError: a missing key, an unknown kind, a count (MACs, bytes, shape
+            dimension) that is not an integer, negative or beyond :data:`MAX_COUNT`.
+        """
         try:
             kind = d['kind']
             if kind not in LAYER_KINDS:
                 raise ModelError('%s: layer %r has unknown kind %r (known: %s)'
                                  % (where, d.get('name'), kind, ', '.join(LAYER_KINDS)))
+            for key in ('macs', 'weight_bytes', 'in_bytes', 'out_bytes'):
+                _count(d[key], where, d.get('name'), key)
+            for key in ('in_shape', 'out_shape', 'kernel', 'stride', 'padding'):
+                dims = d.get(key, ())
+                if not isinstance(dims, (list, tuple)) or len(dims) > 8:
+                    raise ModelError('%s: layer %r: %s must be a list of at most 8 integers, '
+                                     'got %r' % (where, d.get('name'), key, dims))
+                for x in dims:
+                    _count(x, where, d.get('name'), key)
+            _count(d.get('groups', 1), where, d.get('name'), 'groups')
             return cls(
                 name=str(d['name']), kind=kind,
                 in_shape=tuple(int(x) for x in d['in_shape']),
@@ -87,11 +124,12 @@ class Layer:
                 groups=int(d.get('groups', 1)), op=str(d.get('op', '')),
                 dla=bool(d.get('dla', True)), dla_reason=str(d.get('dla_reason', '')),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             if isinstance(exc, ModelError):
                 raise
-            raise ModelError('%s: malformed layer %r: %s' % (where, d.get('name', '?')
-                                                             if isinstance(d, dict) else d, exc))
+            raise ModelError('%s: malformed layer %r: %s: %s'
+                             % (where, d.get('name', '?') if isinstance(d, dict) else d,
+                                type(exc).__name__, exc)) from None
 
 
 @dataclass(frozen=True)
@@ -147,13 +185,26 @@ class ModelSpec:
         layers = d.get('layers')
         if not isinstance(layers, list) or not layers:
             raise ModelError('%s: "layers" must be a non-empty list' % where)
+        if len(layers) > MAX_LAYERS:
+            raise ModelError('%s: %d layers, at most %d allowed' % (where, len(layers),
+                                                                    MAX_LAYERS))
+        domain = d.get('domain', 'vision')
+        if domain not in DOMAINS:
+            raise ModelError('%s: domain %r is not one of %s' % (where, domain,
+                                                                 ', '.join(DOMAINS)))
         inp = d.get('input') or {}
+        if not isinstance(inp, dict) or not isinstance(inp.get('shape', []), list) or \
+                not isinstance(d.get('extra') or {}, dict):
+            raise ModelError('%s: "input" must be an object with a "shape" list and "extra" an '
+                             'object' % where)
+        for x in inp.get('shape', ()):
+            _count(x, where, 'input', 'shape')
         return cls(
             name=str(d.get('name') or os.path.basename(where)),
             layers=tuple(Layer.from_dict(layer, where=where) for layer in layers),
             input_name=str(inp.get('name', 'input')),
             input_shape=tuple(int(x) for x in inp.get('shape', ())),
-            domain=str(d.get('domain', 'vision')), source=str(d.get('source', '')),
+            domain=domain, source=str(d.get('source', '')),
             extra=dict(d.get('extra') or {}),
         )
 
@@ -165,10 +216,18 @@ class ModelSpec:
     @classmethod
     def load(cls, path: str) -> 'ModelSpec':
         try:
-            with open(path) as f:
-                d = json.load(f)
+            with open(path, 'rb') as f:
+                data = f.read(MAX_TABLE_BYTES + 1)
+            if len(data) > MAX_TABLE_BYTES:
+                raise ModelError('model file %s is larger than %d bytes; refused'
+                                 % (path, MAX_TABLE_BYTES))
+            d = json.loads(data.decode('utf-8'))
+        except ModelError:
+            raise
         except FileNotFoundError:
             raise ModelError('model file not found: %s' % path) from None
+        except RecursionError:
+            raise ModelError('cannot read model file %s: nested too deeply' % path) from None
         except (OSError, ValueError) as exc:
             raise ModelError('cannot read model file %s: %s' % (path, exc)) from None
         return cls.from_dict(d, where=path)

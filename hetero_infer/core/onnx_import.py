@@ -6,7 +6,13 @@ unknown dimension is an error. The table follows the zoo's conventions (see tool
 
 - MACs: Conv = output elements x (in_channels / group) x kernel volume; ConvTranspose = input
   elements x (out_channels / group) x kernel volume; Gemm/MatMul = output elements x the
-  reduced dimension; every other node 0.
+  reduced dimension; Einsum (two or more operands) = the product of every index's size in its
+  equation x (operands - 1); every other node 0.
+- Recurrent layers (LSTM, GRU, RNN) become one ``fc`` layer per time step (op ``'lstm'``, ...):
+  a step is ``directions x batch x gates x hidden x (input + hidden)`` MACs (gates 4, 3, 1) and
+  reads every weight (``W``, ``R``, ``B``) again, the step's input and the previous state, and
+  writes the new state. They are GPU-only (TensorRT has no DLA recurrent layer), as is Einsum.
+- The opset must be one onnx (and the installed onnxruntime) knows: see :func:`max_opset`.
 - TensorRT fusions: a BatchNormalization whose input is the output of the layer just before it
   (a Conv/ConvTranspose/Gemm/MatMul) is folded into it, and a Relu or Clip(0, 6) following a
   conv/fc/eltwise/BN layer is folded into that layer (``op`` like ``'conv+bn+relu'``).
@@ -18,7 +24,7 @@ unknown dimension is an error. The table follows the zoo's conventions (see tool
   TensorRT's IScaleLayer); with two data operands it is an ``eltwise`` layer.
 - Known ops with no DLA meaning (Pad, Resize, LRN, Slice, Split, reductions, ...) map to
   ``'other'`` (never on DLA); Transpose/Gather/DepthToSpace/SpaceToDepth to ``'shuffle'``.
-- Anything else (control flow, custom domains, recurrent ops, ...) is refused with a
+- Anything else (control flow, custom domains, ...) is refused with a
   :class:`~hetero_infer.errors.ModelError` naming the file, the node and its op type.
 """
 
@@ -43,7 +49,15 @@ _OTHER = frozenset(('Pad', 'Resize', 'Upsample', 'LRN', 'Tile', 'Expand',
                     'ReduceMean', 'ReduceMax', 'ReduceMin', 'ReduceSum', 'ReduceL2',
                     'InstanceNormalization', 'LayerNormalization', 'GroupNormalization',
                     'LpNormalization', 'ArgMax', 'TopK', 'Where', 'Equal', 'Less', 'Greater',
-                    'Not', 'And', 'Or', 'Floor', 'Ceil', 'Round', 'CumSum', 'Einsum'))
+                    'Not', 'And', 'Or', 'Floor', 'Ceil', 'Round', 'CumSum'))
+#: Recurrent ops: gates per cell.
+_RECURRENT = {'LSTM': 4, 'GRU': 3, 'RNN': 1}
+#: Longest sequence a recurrent layer may unroll to (one table layer per step).
+MAX_STEPS = 10000
+#: Largest opset each onnxruntime minor release runs (its compatibility table); a newer release
+#: is bounded by the opset the installed onnx knows.
+ORT_MAX_OPSET = {'1.10': 15, '1.11': 16, '1.12': 17, '1.13': 17, '1.14': 18, '1.15': 19,
+                 '1.16': 19, '1.17': 20, '1.18': 21, '1.19': 21, '1.20': 21}
 _FUSABLE_ACTS = ('relu', 'relu6')
 _FOLDABLE = frozenset(('Constant', 'Gather', 'Div', 'Mul', 'Add', 'Sub', 'Unsqueeze', 'Concat',
                        'Cast', 'Squeeze', 'Slice', 'Reshape'))
@@ -74,6 +88,7 @@ class _Builder(object):
         for name, t in self.inits.items():
             self.shapes[name] = tuple(int(d) for d in t.dims)
         self.layers: List[dict] = []
+        self.reread_params = 0   # weights counted again by every time step after the first
         self.producer: Dict[str, Optional[int]] = {}
         self.fused_act: Dict[int, bool] = {}
 
@@ -209,6 +224,10 @@ class _Builder(object):
             self.add(node, idx, 'softmax', x, y, op=op.lower())
         elif op in _SHUFFLE:  # constant inputs here are indices, not weights
             self.add(node, idx, 'shuffle', x, y, op=op.lower())
+        elif op == 'Einsum':
+            self.einsum(node, idx, attrs, y)
+        elif op in _RECURRENT:
+            self.recurrent(node, idx, attrs)
         elif op in _OTHER:
             params = self.param_count(node) if op.endswith('Normalization') else 0
             self.add(node, idx, 'other', x, y, op=op.lower(), params=params)
@@ -283,6 +302,8 @@ class _Builder(object):
             stride = kernel
             padding = (0,) * nd
         else:
+            if 'kernel_shape' not in attrs:
+                raise ModelError('%s: pooling without kernel_shape' % self.where(node, idx))
             kernel = tuple(int(k) for k in attrs['kernel_shape'])
             stride = tuple(attrs.get('strides') or (1,) * nd)
             pads = attrs.get('pads')
@@ -324,19 +345,79 @@ class _Builder(object):
         self.add(node, idx, 'act', x, y, op=name,
                  params=self.param_count(node) if name == 'prelu' else 0)
 
+    def einsum(self, node, idx, attrs, y) -> None:
+        eq = attrs.get('equation', b'')
+        eq = (eq.decode() if isinstance(eq, bytes) else str(eq)).replace(' ', '')
+        operands = [i for i in node.input if i]
+        shapes = [self.shape(i, node, idx) for i in operands]
+        macs = einsum_macs(eq, shapes, self.where(node, idx))
+        data = self.data_inputs(node)
+        biggest = max(data, key=lambda i: _prod(self.shape(i, node, idx)))
+        elems = sum(_prod(self.shape(d, node, idx)) for d in data)
+        if len(operands) < 2:  # a transpose, trace or sum of one tensor
+            self.add(node, idx, 'shuffle' if macs == 0 else 'other', biggest, y, op='einsum',
+                     in_elems=elems, gpu_only='Einsum')
+            return
+        self.add(node, idx, 'fc', biggest, y, macs=macs, params=self.param_count(node),
+                 in_elems=elems, op='einsum', gpu_only='Einsum')
+
+    def recurrent(self, node, idx, attrs) -> None:
+        """One ``fc`` layer per time step (see the module docstring)."""
+        op = node.op_type
+        where = self.where(node, idx)
+        x = node.input[0]
+        raw = self.shapes.get(x)
+        if raw is None or len(raw) != 3:
+            raise ModelError('%s: input %r needs a known 3-D shape, got %s' % (where, x, raw))
+        layout = int(attrs.get('layout', 0))
+        seq_axis, batch_axis = (1, 0) if layout else (0, 1)
+        steps, batch, width = raw[seq_axis], raw[batch_axis] or 1, raw[2]
+        if not steps or not width:
+            raise ModelError('%s: sequence length and input size must be fixed, got shape %s '
+                             '(export with a fixed sequence length)' % (where, list(raw)))
+        if steps > MAX_STEPS:
+            raise ModelError('%s: %d time steps, at most %d' % (where, steps, MAX_STEPS))
+        for i in node.input[1:3]:
+            if not i or not self.is_const(i) or i not in self.shapes:
+                raise ModelError('%s: weights %r must be initializers' % (where, i))
+        w = self.shapes[node.input[1]]
+        dirs = 2 if attrs.get('direction', b'forward') in (b'bidirectional', 'bidirectional') \
+            else 1
+        hidden = int(attrs.get('hidden_size') or w[1] // _RECURRENT[op])
+        gates = _RECURRENT[op]
+        per_step = dirs * batch * gates * hidden * (width + hidden)
+        params = self.param_count(node)
+        state = 2 if op == 'LSTM' else 1      # LSTM carries h and c
+        name = node.name or '%s_%d' % (op, idx)
+        self.reread_params += params * (steps - 1)
+        for t in range(steps):
+            self.layers.append(dict(
+                name='%s/t%d' % (name, t), kind='fc', in_shape=(batch, width + hidden),
+                out_shape=(dirs, batch, hidden), macs=per_step, params=params,
+                in_elems=dirs * batch * (width + state * hidden),
+                out_elems=dirs * batch * state * hidden, kernel=(), stride=(), padding=(),
+                dilation=(), groups=1, op=op.lower(), axis=None, has_bias=True,
+                gpu_only=op))
+        for o in node.output:
+            if o:
+                self.producer[o] = len(self.layers) - 1
+
     def finish(self) -> Tuple[Layer, ...]:
         out = []
         for d in self.layers:
-            ok, reason = dla_support(d['kind'], op=d['op'], kernel=d['kernel'],
-                                     stride=d['stride'], padding=d['padding'],
-                                     dilation=d['dilation'], groups=d['groups'],
-                                     axis=d['axis'])
+            if d.get('gpu_only'):
+                ok, reason = False, '%s is not a DLA layer (GPU only)' % d['gpu_only']
+            else:
+                ok, reason = dla_support(d['kind'], op=d['op'], kernel=d['kernel'],
+                                         stride=d['stride'], padding=d['padding'],
+                                         dilation=d['dilation'], groups=d['groups'],
+                                         axis=d['axis'])
             out.append(Layer(
                 name=d['name'], kind=d['kind'], in_shape=d['in_shape'],
                 out_shape=d['out_shape'], macs=d['macs'],
                 weight_bytes=d['params'] * BYTES_PER_ELEMENT,
                 in_bytes=d['in_elems'] * BYTES_PER_ELEMENT,
-                out_bytes=_prod(d['out_shape']) * BYTES_PER_ELEMENT,
+                out_bytes=d.get('out_elems', _prod(d['out_shape'])) * BYTES_PER_ELEMENT,
                 kernel=tuple(int(k) for k in d['kernel']),
                 stride=tuple(int(s) for s in d['stride']),
                 padding=tuple(int(p) for p in d['padding']), groups=int(d['groups']),
@@ -347,13 +428,79 @@ class _Builder(object):
 _KNOWN = (_FREE | frozenset(_ACTS) | frozenset(_ELTWISE) | _SHUFFLE | _OTHER | _FOLDABLE
           | frozenset(('Conv', 'ConvTranspose', 'Gemm', 'MatMul', 'MaxPool', 'AveragePool',
                        'GlobalAveragePool', 'GlobalMaxPool', 'BatchNormalization', 'Concat',
-                       'Softmax', 'LogSoftmax')))
+                       'Softmax', 'LogSoftmax', 'Einsum')) | frozenset(_RECURRENT))
 
 
 def _unsupported(where: str) -> str:
-    return ('%s: unsupported op type (supported: Conv, ConvTranspose, Gemm, MatMul, pools, '
-            'BatchNormalization, element-wise, Concat, activations, Softmax, layout ops)'
+    return ('%s: unsupported op type (supported: Conv, ConvTranspose, Gemm, MatMul, Einsum, '
+            'LSTM, GRU, RNN, pools, BatchNormalization, element-wise, Concat, activations, '
+            'Softmax, layout ops)'
             % where)
+
+
+def einsum_macs(equation: str, shapes: Sequence[Tuple[int, ...]], where: str) -> int:
+    """MACs of an Einsum: the product of every index's size x (operands - 1); 0 for one operand.
+
+    ``'...'`` (broadcast dimensions) is supported; a missing ``'->'`` is the implicit output.
+
+    :raises ModelError: the equation does not match the operands (``where`` names the node).
+    """
+    lhs = equation.split('->')[0]
+    terms = lhs.split(',')
+    if len(terms) != len(shapes) or not all(c.isalpha() or c in '.,->' for c in equation):
+        raise ModelError('%s: einsum equation %r does not fit %d operands'
+                         % (where, equation, len(shapes)))
+    sizes: Dict[str, int] = {}
+    for term, shape in zip(terms, shapes):
+        letters = list(term.replace('...', ''))
+        if '...' in term:
+            n_ell = len(shape) - len(letters)
+            if n_ell < 0:
+                raise ModelError('%s: einsum term %r has more indices than dimensions %s'
+                                 % (where, term, list(shape)))
+            head, _, tail = term.partition('...')
+            # broadcast dimensions align from the right: name them by distance from the end
+            letters = list(head) + ['.%d' % (n_ell - k) for k in range(n_ell)] + list(tail)
+        if len(letters) != len(shape):
+            raise ModelError('%s: einsum term %r does not match shape %s'
+                             % (where, term, list(shape)))
+        for letter, dim in zip(letters, shape):
+            sizes[letter] = max(sizes.get(letter, 1), int(dim))
+    if len(shapes) < 2:
+        return 0
+    return _prod(sizes.values()) * (len(shapes) - 1)
+
+
+def max_opset() -> int:
+    """Highest default-domain opset this machine can import and run.
+
+    The opset the installed onnx knows (its shape inference knows no later one), lowered to the
+    installed onnxruntime's limit (:data:`ORT_MAX_OPSET`, read from the package metadata:
+    onnxruntime itself is not imported here).
+    """
+    import onnx
+    bound = int(onnx.defs.onnx_opset_version())
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+    except ImportError:  # pragma: no cover - Python < 3.8
+        return bound
+    try:
+        ort = version('onnxruntime')
+    except PackageNotFoundError:
+        try:
+            ort = version('onnxruntime-gpu')
+        except PackageNotFoundError:
+            return bound
+    return min(bound, ORT_MAX_OPSET.get('.'.join(ort.split('.')[:2]), bound))
+
+
+def _check_opset(path: str, model) -> None:
+    top = max_opset()
+    for imp in model.opset_import:
+        if imp.domain in ('', 'ai.onnx') and not 1 <= imp.version <= top:
+            raise ModelError('ONNX file %s: opset %d is not supported (this machine runs '
+                             'opsets 1 to %d); re-export with a supported opset'
+                             % (path, imp.version, top))
 
 
 def _check_ops(path: str, graph) -> None:
@@ -419,11 +566,15 @@ def _fold_shape_arithmetic(model):
     return onnx.shape_inference.infer_shapes(model, data_prop=True)
 
 
-def model_from_onnx(path: str, *, name: Optional[str] = None) -> ModelSpec:
+def model_from_onnx(path: str, *, name: Optional[str] = None,
+                    domain: Optional[str] = None) -> ModelSpec:
     """Read an ONNX file into a layer table.
 
     :param path: the ``.onnx`` file.
     :param name: model name (default: the file name without extension).
+    :param domain: ``'vision'`` or ``'audio'`` as the configuration says (an application's
+        input type, a model index entry); without it, the file's ``domain`` metadata, else a
+        guess from the input rank (3-D: audio features), recorded as ``extra['domain_guessed']``.
     :raises ModelError: missing, unreadable or malformed file (the message names the file);
         an unsupported op or a tensor without an inferable shape (it names the file and the node).
     """
@@ -442,6 +593,7 @@ def model_from_onnx(path: str, *, name: Optional[str] = None) -> ModelSpec:
     graph = model.graph
     if not graph.node:
         raise ModelError('ONNX file %s has no nodes (not an ONNX model?)' % path)
+    _check_opset(path, model)
     _check_ops(path, graph)
     try:
         model = onnx.shape_inference.infer_shapes(model, data_prop=True)
@@ -456,7 +608,15 @@ def model_from_onnx(path: str, *, name: Optional[str] = None) -> ModelSpec:
     for i in inputs:
         builder.producer[i.name] = None
     for idx, node in enumerate(graph.node):
-        builder.node(node, idx)
+        try:
+            builder.node(node, idx)
+        except (KeyError, IndexError, TypeError, ValueError, ZeroDivisionError) as exc:
+            if isinstance(exc, ModelError):
+                raise
+            # An attribute or input the op requires is missing or of the wrong type: the file
+            # is malformed (onnx's checker is not run, so such files reach here).
+            raise ModelError('%s: malformed node: %s: %s'
+                             % (builder.where(node, idx), type(exc).__name__, exc)) from None
     layers = builder.finish()
     if not layers:
         raise ModelError('ONNX file %s has no compute layers' % path)
@@ -465,11 +625,17 @@ def model_from_onnx(path: str, *, name: Optional[str] = None) -> ModelSpec:
     in_shape = tuple(1 if (d is None or d <= 0) and i == 0 else int(d or 0)
                      for i, d in enumerate(in_shape))
     meta = {p.key: p.value for p in model.metadata_props}
-    domain = meta.get('domain') or ('audio' if len(in_shape) == 3 else 'vision')
+    guessed = not (domain or meta.get('domain'))
+    domain = domain or meta.get('domain') or ('audio' if len(in_shape) == 3 else 'vision')
+    if domain not in ('vision', 'audio'):
+        raise ModelError('ONNX file %s: domain %r is not vision or audio' % (path, domain))
     labels = layers[-1].out_shape[-1] if layers[-1].out_shape else 0
-    params = sum(layer.weight_bytes for layer in layers) // BYTES_PER_ELEMENT
+    params = sum(layer.weight_bytes for layer in layers) // BYTES_PER_ELEMENT \
+        - builder.reread_params
     extra = {'params': int(params), 'gmacs': round(sum(layer.macs for layer in layers) / 1e9, 6),
-             'labels': int(meta.get('labels', labels))}
+             'labels': int(meta['labels']) if meta.get('labels', '').isdigit() else int(labels)}
+    if guessed:
+        extra['domain_guessed'] = True
     return ModelSpec(name=name or os.path.splitext(os.path.basename(path))[0], layers=layers,
                      input_name=inp.name, input_shape=in_shape, domain=domain,
                      source='onnx:%s' % os.path.basename(path), extra=extra)

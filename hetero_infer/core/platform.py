@@ -241,112 +241,96 @@ class Platform:
     @classmethod
     def from_dict(cls, doc, *, where: str = '<dict>', power_mode: Optional[str] = None
                   ) -> 'Platform':
-        v = _Validator(where)
-        doc = v.mapping(doc, '')
-        name = v.string(doc, 'name')
-        dram = v.mapping(doc.get('dram'), 'dram')
-        achievable = v.number(dram, 'dram.achievable_gbps', lo=1.0)
-        modes = v.mapping(doc.get('power_modes'), 'power_modes')
-        default_mode = v.string(doc, 'default_power_mode')
+        """Validate a parsed platform file (:data:`PLATFORM_SCHEMA`, then the checks across
+        keys) and build the platform in ``power_mode`` (default: the file's).
+
+        :raises ConfigError: names the file, the key path and the bad value.
+        """
+        from hetero_infer.core.schema import suggest, validate
+        validate(doc, PLATFORM_SCHEMA, where)
+        dram = doc['dram']
+        achievable = float(dram['achievable_gbps'])
+        if 'peak_gbps' in dram and dram['peak_gbps'] < achievable:
+            raise ConfigError('%s: dram.peak_gbps = %r is below dram.achievable_gbps = %r'
+                              % (where, dram['peak_gbps'], achievable))
+        modes = doc['power_modes']
+        default_mode = doc['default_power_mode']
         if default_mode not in modes:
-            raise ConfigError('%s: default_power_mode %r is not one of power_modes (%s)'
-                              % (where, default_mode, ', '.join(modes)))
+            raise ConfigError('%s: default_power_mode %r is not one of power_modes (%s)%s'
+                              % (where, default_mode, ', '.join(map(str, modes)),
+                                 suggest(default_mode, list(modes))))
         mode = power_mode or default_mode
         if mode not in modes:
-            raise ConfigError('%s: unknown power mode %r (known: %s)'
-                              % (where, mode, ', '.join(modes)))
-        base_mode = v.mapping(modes[default_mode], 'power_modes.' + default_mode)
-        this_mode = v.mapping(modes[mode], 'power_modes.' + mode)
-        emc_scale = (v.number(this_mode, 'power_modes.%s.emc_gbps' % mode, lo=1.0)
-                     / v.number(base_mode, 'power_modes.%s.emc_gbps' % default_mode, lo=1.0))
-        procs_doc = v.mapping(doc.get('processors'), 'processors')
-        if not procs_doc:
-            raise ConfigError('%s: processors: at least one processor is required' % where)
+            raise ConfigError('%s: unknown power mode %r (known: %s)%s'
+                              % (where, mode, ', '.join(map(str, modes)),
+                                 suggest(mode, list(modes))))
+        base_mode, this_mode = modes[default_mode], modes[mode]
+        emc_scale = float(this_mode['emc_gbps']) / float(base_mode['emc_gbps'])
         processors = {}
-        for pid, pdoc in procs_doc.items():
-            key = 'processors.' + str(pid)
-            pdoc = v.mapping(pdoc, key)
-            kind = v.string(pdoc, key + '.kind')
-            if kind not in PROCESSOR_KINDS:
-                raise ConfigError('%s: %s.kind: %r is not one of %s'
-                                  % (where, key, kind, ', '.join(PROCESSOR_KINDS)))
-            clock_key = 'gpu_mhz' if kind == 'gpu' else ('dla_mhz' if kind == 'dla' else
-                                                         'cpu_mhz')
+        for pid, pdoc in doc['processors'].items():
+            kind = pdoc['kind']
+            clock_key = kind + '_mhz'
             clock_scale = 1.0
             if clock_key in base_mode and clock_key in this_mode:
-                clock_scale = (v.number(this_mode, 'power_modes.%s.%s' % (mode, clock_key),
-                                        lo=1.0)
-                               / v.number(base_mode, 'power_modes.%s.%s' % (default_mode,
-                                                                          clock_key), lo=1.0))
-            eff_doc = v.mapping(pdoc.get('efficiency'), key + '.efficiency')
-            eff = {}
-            for k in LAYER_KINDS:
-                if k not in eff_doc:
-                    raise ConfigError('%s: %s.efficiency is missing layer kind %r'
-                                      % (where, key, k))
-                eff[k] = v.number(eff_doc, '%s.efficiency.%s' % (key, k), lo=1e-4, hi=1.0)
-            for k in eff_doc:
-                if k not in LAYER_KINDS:
-                    raise ConfigError('%s: %s.efficiency.%s: unknown layer kind (known: %s)'
-                                      % (where, key, k, ', '.join(LAYER_KINDS)))
-            cont = v.mapping(pdoc.get('contention'), key + '.contention')
-            processors[str(pid)] = Processor(
-                id=str(pid), kind=kind,
-                peak_gmacs=v.number(pdoc, key + '.peak_gmacs', lo=1.0) * clock_scale,
-                bandwidth_gbps=min(v.number(pdoc, key + '.bandwidth_gbps', lo=0.1) * emc_scale,
-                                   achievable * emc_scale),
-                overhead_ms=v.number(pdoc, key + '.overhead_ms', lo=0.0, hi=10.0) / clock_scale,
-                efficiency=eff,
-                traffic_factor=v.number(pdoc, key + '.traffic_factor', lo=1.0, hi=20.0,
-                                        default=1.0),
-                contention=Contention(
-                    threshold=v.number(cont, key + '.contention.threshold', lo=0.0, hi=0.95),
-                    alpha=v.number(cont, key + '.contention.alpha', lo=0.0, hi=100.0),
-                    cap=v.number(cont, key + '.contention.cap', lo=0.5, hi=0.99,
-                                 default=0.9)),
+                clock_scale = float(this_mode[clock_key]) / float(base_mode[clock_key])
+            cont = pdoc['contention']
+            processors[pid] = Processor(
+                id=pid, kind=kind,
+                peak_gmacs=float(pdoc['peak_gmacs']) * clock_scale,
+                bandwidth_gbps=min(float(pdoc['bandwidth_gbps']), achievable) * emc_scale,
+                overhead_ms=float(pdoc['overhead_ms']) / clock_scale,
+                efficiency={k: float(pdoc['efficiency'][k]) for k in LAYER_KINDS},
+                traffic_factor=float(pdoc.get('traffic_factor', 1.0)),
+                contention=Contention(threshold=float(cont['threshold']),
+                                      alpha=float(cont['alpha']),
+                                      cap=float(cont.get('cap', 0.9))),
             )
-        trans = v.mapping(doc.get('transitions', {}), 'transitions')
+        trans = doc.get('transitions', {})
         return cls(
-            name=name, power_mode=mode, processors=processors,
+            name=doc['name'], power_mode=mode, processors=processors,
             dram_gbps=achievable * emc_scale,
-            dla_to_gpu_ms=v.number(trans, 'transitions.dla_to_gpu_ms', lo=0.0, default=0.0),
-            gpu_to_dla_ms=v.number(trans, 'transitions.gpu_to_dla_ms', lo=0.0, default=0.0),
-            description=str(doc.get('description', '')), power_modes=tuple(modes),
+            dla_to_gpu_ms=float(trans.get('dla_to_gpu_ms', 0.0)),
+            gpu_to_dla_ms=float(trans.get('gpu_to_dla_ms', 0.0)),
+            description=doc.get('description', ''), power_modes=tuple(modes),
         )
 
 
-class _Validator:
-    """Small helpers that name the file, the key and the bad value in every error."""
+def _platform_schema() -> dict:
+    """The platform file format, declared once: every key, its type and its range.
 
-    def __init__(self, where: str):
-        self.where = where
+    Ranges are the plausible physical ones (a DLA at 1 GMAC/s or a 1 ms per-layer cost are
+    typos, not hardware); new keys are added here (and read in :meth:`Platform.from_dict`).
+    """
+    from hetero_infer.core.schema import number, strict
+    mhz = number(1.0, 10000.0)
+    processor = strict({
+        'kind': {'enum': list(PROCESSOR_KINDS)},
+        'peak_gmacs': number(1.0, 1e6),
+        'bandwidth_gbps': number(0.1, 1e4),
+        'traffic_factor': number(1.0, 20.0),
+        'overhead_ms': number(0.0, 10.0),
+        'efficiency': strict({k: number(1e-4, 1.0) for k in LAYER_KINDS}, LAYER_KINDS),
+        'contention': strict({'threshold': number(0.0, 0.95), 'alpha': number(0.0, 100.0),
+                              'cap': number(0.5, 0.99)}, ('threshold', 'alpha')),
+    }, ('kind', 'peak_gmacs', 'bandwidth_gbps', 'overhead_ms', 'efficiency', 'contention'))
+    return strict({
+        'name': {'type': 'string', 'minLength': 1, 'maxLength': 100},
+        'description': {'type': 'string', 'maxLength': 10000},
+        'dram': strict({'peak_gbps': number(1.0, 1e4), 'achievable_gbps': number(1.0, 1e4)},
+                       ('achievable_gbps',)),
+        'default_power_mode': {'type': 'string', 'minLength': 1},
+        'power_modes': {'type': 'object', 'minProperties': 1,
+                        'propertyNames': {'type': 'string'},
+                        'additionalProperties': strict({
+                            'gpu_mhz': mhz, 'dla_mhz': mhz, 'cpu_mhz': mhz,
+                            'emc_gbps': number(1.0, 1e4)}, ('emc_gbps',))},
+        'transitions': strict({'dla_to_gpu_ms': number(0.0, 10.0),
+                               'gpu_to_dla_ms': number(0.0, 10.0)}),
+        'processors': {'type': 'object', 'minProperties': 1, 'maxProperties': 64,
+                       'propertyNames': {'type': 'string', 'minLength': 1},
+                       'additionalProperties': processor},
+    }, ('name', 'dram', 'default_power_mode', 'power_modes', 'processors'))
 
-    def mapping(self, value, key: str) -> dict:
-        if not isinstance(value, dict):
-            raise ConfigError('%s: %s must be a mapping, got %r' % (self.where, key or '<top>',
-                                                                   value))
-        return value
 
-    def string(self, doc: dict, key: str) -> str:
-        leaf = key.rsplit('.', 1)[-1]
-        value = doc.get(leaf)
-        if not isinstance(value, str) or not value:
-            raise ConfigError('%s: %s must be a non-empty string, got %r'
-                              % (self.where, key, value))
-        return value
-
-    def number(self, doc: dict, key: str, *, lo: Optional[float] = None,
-               hi: Optional[float] = None, default: Optional[float] = None) -> float:
-        leaf = key.rsplit('.', 1)[-1]
-        if leaf not in doc:
-            if default is not None:
-                return default
-            raise ConfigError('%s: %s is missing' % (self.where, key))
-        value = doc[leaf]
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError('%s: %s must be a number, got %r' % (self.where, key, value))
-        value = float(value)
-        if value != value or (lo is not None and value < lo) or (hi is not None and value > hi):
-            raise ConfigError('%s: %s = %r is out of range [%s, %s]'
-                              % (self.where, key, value, lo, hi))
-        return value
+#: JSON Schema of a platform file (see :func:`hetero_infer.core.schema.validate`).
+PLATFORM_SCHEMA = _platform_schema()

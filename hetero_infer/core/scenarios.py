@@ -22,7 +22,7 @@ File format (``format: hetero_infer.scenarios/1``; ``config/scenarios.yaml`` is 
 
 Each application gives ``model`` (a zoo name or a path to a layer table), either ``rate_hz`` or
 ``ratio`` (all applications of a scenario use the same one), and optionally ``slo_ms`` or
-``slo_scale``, ``name`` (default: the model name, suffixed if repeated) and ``processors``.
+``slo_scale``, ``name`` (default: the model name; names must differ) and ``processors``.
 A scenario's optional ``faults`` lists processor faults ``PROC:KIND@SECONDS[+DURATION]`` (see
 :mod:`hetero_infer.core.faults`) that ``hetero-infer simulate`` injects into the twin.
 
@@ -34,10 +34,9 @@ near 1 stress the SoC; the evaluation uses such loads because at light load ever
 equally good.
 """
 
-import math
 import os
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -49,9 +48,6 @@ SCENARIOS_FORMAT = 'hetero_infer.scenarios/1'
 DEFAULT_SLO_SCALE = 5.0
 DEFAULT_LOAD = 0.85
 
-_APP_KEYS = {'name', 'model', 'rate_hz', 'ratio', 'slo_ms', 'slo_scale', 'processors'}
-_SCENARIO_KEYS = {'name', 'platform', 'load', 'slo_scale', 'applications', 'description',
-                  'faults'}
 
 
 def default_scenarios_path() -> str:
@@ -86,7 +82,7 @@ class Scenario:
     """One scenario as written; :meth:`build` turns it into :class:`App` objects for a platform."""
 
     name: str
-    platform: str
+    platform: Optional[str]      # the file's ``platform:`` (None: not given)
     load: float
     applications: List[AppSpec]
     description: str = ''
@@ -176,102 +172,111 @@ def fluid_capacity_hz(platform, models: Sequence, ratios: Sequence[float],
     return float(res.x[-1])
 
 
-def _number(value, where: str, key: str, *, positive: bool = True) -> float:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError('%s: %s must be a number, got %r' % (where, key, value)) from None
-    if not math.isfinite(x) or (x <= 0 if positive else x < 0):
-        raise ConfigError('%s: %s must be %s, got %r'
-                          % (where, key, 'positive' if positive else '>= 0', value))
-    return x
+def _scenarios_schema() -> dict:
+    """The scenario file format, declared once: every key, its type and its range.
+
+    Bounds keep a typo from running away: a rate is at most 10 kHz (the fastest zoo model runs
+    about 2 kHz alone on Xavier), a load at most 4 x the capacity, an SLO at most a minute.
+    New keys are added here (and read in :func:`parse_scenarios`).
+    """
+    from hetero_infer.core.schema import number, strict
+    slo_scale = number(0.0, 1000.0, lo_open=True)
+    load = number(0.0, 4.0, lo_open=True)
+    app = strict({
+        'name': {'type': 'string', 'minLength': 1, 'maxLength': 100},
+        'model': {'type': 'string', 'minLength': 1},
+        'rate_hz': number(0.0, 10000.0),
+        'ratio': number(0.0, 1000.0, lo_open=True),
+        'slo_ms': number(0.0, 60000.0, lo_open=True),
+        'slo_scale': slo_scale,
+        'processors': {'type': 'array', 'items': {'type': 'string', 'minLength': 1},
+                       'uniqueItems': True, 'maxItems': 64},
+    }, ('model',))
+    scenario = strict({
+        'name': {'type': 'string', 'minLength': 1, 'maxLength': 100},
+        'platform': {'type': 'string', 'minLength': 1},
+        'load': load,
+        'slo_scale': slo_scale,
+        'description': {'type': 'string', 'maxLength': 10000},
+        'applications': {'type': 'array', 'items': app, 'minItems': 1, 'maxItems': 64},
+        'faults': {'type': 'array', 'items': {'type': 'string', 'minLength': 1},
+                   'maxItems': 64},
+    }, ('name', 'applications'))
+    return strict({
+        'format': {'enum': [SCENARIOS_FORMAT]},
+        'platform': {'type': 'string', 'minLength': 1},
+        'description': {'type': 'string', 'maxLength': 10000},
+        'defaults': strict({'slo_scale': slo_scale, 'load': load}),
+        'scenarios': {'type': 'array', 'items': scenario, 'minItems': 1, 'maxItems': 10000},
+    }, ('scenarios',))
+
+
+#: JSON Schema of a scenario file (see :func:`hetero_infer.core.schema.validate`).
+SCENARIOS_SCHEMA = _scenarios_schema()
 
 
 def parse_scenarios(doc, *, where: str = '<scenarios>') -> List[Scenario]:
     """Validate a scenarios document (already parsed YAML) into :class:`Scenario` objects.
 
+    Structure, types and ranges are :data:`SCENARIOS_SCHEMA`'s; this function adds the checks
+    across keys. Names are identities: two scenarios, or two applications of a scenario, with
+    the same name are refused (an application's name defaults to its model's).
+
     :raises ConfigError: with the file, scenario and key named.
     """
-    if not isinstance(doc, dict):
-        raise ConfigError('%s: expected a mapping at the top level' % where)
-    fmt = doc.get('format', SCENARIOS_FORMAT)
-    if fmt != SCENARIOS_FORMAT:
-        raise ConfigError('%s: unsupported format %r (expected %r)' % (where, fmt,
-                                                                       SCENARIOS_FORMAT))
+    from hetero_infer.core.schema import validate
+    validate(doc, SCENARIOS_SCHEMA, where)
     defaults = doc.get('defaults') or {}
-    if not isinstance(defaults, dict):
-        raise ConfigError('%s: defaults must be a mapping' % where)
-    default_platform = str(doc.get('platform', 'xavier'))
-    default_scale = _number(defaults.get('slo_scale', DEFAULT_SLO_SCALE), where, 'slo_scale')
-    default_load = _number(defaults.get('load', DEFAULT_LOAD), where, 'load')
-    items = doc.get('scenarios')
-    if not isinstance(items, list) or not items:
-        raise ConfigError('%s: "scenarios" must be a non-empty list' % where)
+    default_platform = doc.get('platform')
+    default_scale = float(defaults.get('slo_scale', DEFAULT_SLO_SCALE))
+    default_load = float(defaults.get('load', DEFAULT_LOAD))
     out: List[Scenario] = []
     seen = set()
-    for k, item in enumerate(items):
-        if not isinstance(item, dict):
-            raise ConfigError('%s: scenario #%d must be a mapping' % (where, k))
-        name = str(item.get('name') or 'scenario_%d' % k)
-        w = '%s: scenario %s' % (where, name)
-        unknown = set(item) - _SCENARIO_KEYS
-        if unknown:
-            raise ConfigError('%s: unknown keys %s (allowed: %s)'
-                              % (w, sorted(unknown), sorted(_SCENARIO_KEYS)))
+    for k, item in enumerate(doc['scenarios']):
+        name = item['name']
+        w = '%s: scenarios[%d] (%s)' % (where, k, name)
         if name in seen:
-            raise ConfigError('%s: duplicate scenario name %r' % (where, name))
+            raise ConfigError('%s: duplicate scenario name %r' % (w, name))
         seen.add(name)
-        load = _number(item.get('load', default_load), w, 'load')
-        scale = _number(item.get('slo_scale', default_scale), w, 'slo_scale')
-        apps_doc = item.get('applications')
-        if not isinstance(apps_doc, list) or not apps_doc:
-            raise ConfigError('%s: "applications" must be a non-empty list' % w)
+        scale = float(item.get('slo_scale', default_scale))
         specs: List[AppSpec] = []
         names: Dict[str, int] = {}
-        for a in apps_doc:
-            if not isinstance(a, dict) or 'model' not in a:
-                raise ConfigError('%s: each application needs at least "model", got %r'
-                                  % (w, a))
-            unknown = set(a) - _APP_KEYS
-            if unknown:
-                raise ConfigError('%s: application %s has unknown keys %s (allowed: %s)'
-                                  % (w, a.get('model'), sorted(unknown), sorted(_APP_KEYS)))
-            model = str(a['model'])
-            base = str(a.get('name') or os.path.splitext(os.path.basename(model))[0])
-            names[base] = names.get(base, 0) + 1
-            app_name = base if names[base] == 1 else '%s_%d' % (base, names[base])
-            aw = '%s, application %s' % (w, app_name)
+        for j, a in enumerate(item['applications']):
+            model = a['model']
+            app_name = a.get('name') or os.path.splitext(os.path.basename(model))[0]
+            aw = '%s, applications[%d] (%s)' % (w, j, app_name)
+            if app_name in names:
+                raise ConfigError(
+                    '%s: duplicate application name %r (also applications[%d]); names identify '
+                    'applications in plans and results: give each its own "name"'
+                    % (aw, app_name, names[app_name]))
+            names[app_name] = j
             has_rate, has_ratio = 'rate_hz' in a, 'ratio' in a
             if has_rate == has_ratio:
                 raise ConfigError('%s: give exactly one of rate_hz or ratio' % aw)
             if 'slo_ms' in a and 'slo_scale' in a:
                 raise ConfigError('%s: give slo_ms or slo_scale, not both' % aw)
-            procs = a.get('processors') or ()
-            if isinstance(procs, str) or not isinstance(procs, (list, tuple)):
-                raise ConfigError('%s: processors must be a list of ids, got %r' % (aw, procs))
             specs.append(AppSpec(
                 name=app_name, model=model,
-                rate_hz=_number(a['rate_hz'], aw, 'rate_hz', positive=False) if has_rate
-                else None,
-                ratio=_number(a['ratio'], aw, 'ratio') if has_ratio else None,
-                slo_ms=_number(a['slo_ms'], aw, 'slo_ms') if 'slo_ms' in a else None,
-                slo_scale=_number(a.get('slo_scale', scale), aw, 'slo_scale'),
-                processors=tuple(str(p) for p in procs)))
+                rate_hz=float(a['rate_hz']) if has_rate else None,
+                ratio=float(a['ratio']) if has_ratio else None,
+                slo_ms=float(a['slo_ms']) if 'slo_ms' in a else None,
+                slo_scale=float(a.get('slo_scale', scale)),
+                processors=tuple(a.get('processors') or ())))
         if len({s.ratio is None for s in specs}) != 1:
             raise ConfigError('%s: mix of rate_hz and ratio; use one kind for all applications'
                               % w)
-        faults = item.get('faults') or []
-        if not isinstance(faults, list):
-            raise ConfigError('%s: faults must be a list of PROC:KIND@SECONDS[+DURATION], got %r'
-                              % (w, faults))
+        if specs[0].ratio is None and not any(s.rate_hz > 0 for s in specs):
+            raise ConfigError('%s: every rate_hz is 0; at least one application must send '
+                              'requests' % w)
         from hetero_infer.core.faults import parse_faults
         try:
-            parsed = parse_faults([str(f) for f in faults])
+            parsed = parse_faults([str(f) for f in item.get('faults') or []])
         except ConfigError as exc:
             raise ConfigError('%s: %s' % (w, exc)) from None
-        out.append(Scenario(name=name, platform=str(item.get('platform', default_platform)),
-                            load=load, applications=specs,
-                            description=str(item.get('description', '')), faults=parsed))
+        out.append(Scenario(name=name, platform=item.get('platform', default_platform),
+                            load=float(item.get('load', default_load)), applications=specs,
+                            description=item.get('description', ''), faults=parsed))
     return out
 
 
@@ -284,6 +289,28 @@ def load_scenarios(path: Optional[str] = None) -> List[Scenario]:
 
     path = path or default_scenarios_path()
     return parse_scenarios(read_yaml(path, 'scenarios'), where=path)
+
+
+def choose_platform(flag: Optional[str], scenarios: Sequence[Scenario],
+                    default: str = 'xavier') -> Tuple[str, Optional[str]]:
+    """The platform to run ``scenarios`` on, and a warning when ``--platform`` overrides theirs.
+
+    A scenario's ``platform:`` is honoured; ``flag`` (``--platform``) overrides it with a
+    warning; without either, ``default``.
+
+    :raises ConfigError: no ``--platform`` and the scenarios name different platforms.
+    """
+    named = sorted({s.platform for s in scenarios if s.platform})
+    if flag:
+        other = [p for p in named if p != flag]
+        if other:
+            return flag, ('--platform %s overrides the scenario file\'s platform %s'
+                          % (flag, ', '.join(other)))
+        return flag, None
+    if len(named) > 1:
+        raise ConfigError('the scenarios run on different platforms (%s); choose one with '
+                          '--platform or run them separately' % ', '.join(named))
+    return (named[0] if named else default), None
 
 
 def find_scenario(scenarios: Sequence[Scenario], name: str) -> Scenario:

@@ -38,6 +38,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 INPUT_REASONS = ('bad_encoding', 'bad_size', 'bad_step', 'empty', 'decode_failed', 'bad_audio')
 
 MAX_IMAGE_SIDE = 16384
+#: Largest audio sample magnitude accepted (int16 full scale; float PCM is in [-1, 1]).
+MAX_AUDIO_SAMPLE = 32768
 
 
 class InputError(HeteroInferError, ValueError):
@@ -214,7 +216,8 @@ def audio_to_array(msg: Any, *, kind: str) -> np.ndarray:
     :param kind: ``'audio_f32'`` (std_msgs/Float32MultiArray, samples in [-1, 1]),
         ``'audio_i16'`` (std_msgs/Int16MultiArray) or ``'audio_data'``
         (audio_common_msgs/AudioData: int16 little-endian bytes in ``data``).
-    :raises InputError: empty chunk, NaN or infinite samples, wrong kind.
+    :raises InputError: empty chunk, NaN or infinite samples, a sample beyond
+        :data:`MAX_AUDIO_SAMPLE`, wrong kind.
     """
     if kind == 'audio_f32':
         x = np.asarray(msg.data, dtype=np.float32).reshape(-1)
@@ -235,6 +238,11 @@ def audio_to_array(msg: Any, *, kind: str) -> np.ndarray:
         bad = int(x.size - np.count_nonzero(finite))
         raise InputError('bad_audio', 'audio chunk (%s) has %d NaN/infinite samples of %d'
                          % (kind, bad, x.size))
+    peak = float(np.max(np.abs(x)))
+    if peak > MAX_AUDIO_SAMPLE:
+        # float PCM is [-1, 1]; beyond the int16 scale the spectrogram would overflow float32
+        raise InputError('bad_audio', 'audio chunk (%s) has a sample of magnitude %.3g, beyond '
+                         '%d (float audio is in [-1, 1])' % (kind, peak, MAX_AUDIO_SAMPLE))
     return x
 
 

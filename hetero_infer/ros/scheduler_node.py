@@ -32,6 +32,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import rclpy
+import rclpy.exceptions
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
@@ -384,7 +385,8 @@ class SchedulerNode(Node):
                                   % (self._name, params.app_param(a.name, 'labels_file'),
                                      a.labels_file, exc)) from None
         n_out = int(np.prod(model.layers[-1].out_shape))
-        if model.domain == 'audio' and n_out == len(SPEECH_COMMANDS):
+        # the configured input type says what the model hears, not a guess from the file
+        if a.input_type.startswith('audio') and n_out == len(SPEECH_COMMANDS):
             return list(SPEECH_COMMANDS)
         return None
 
@@ -959,7 +961,13 @@ def main(args=None) -> int:
     except KeyboardInterrupt:
         pass
     except HeteroInferError as exc:
-        print('scheduler_node: error: %s' % exc)
+        print('scheduler_node: error: %s' % ' '.join(str(exc).split()), file=sys.stderr)
+        return 1
+    except (rclpy.exceptions.InvalidParameterException,
+            rclpy.exceptions.InvalidParameterTypeException,
+            rclpy.exceptions.InvalidParameterValueException) as exc:
+        print('scheduler_node: error: parameter: %s' % ' '.join(str(exc).split()),
+              file=sys.stderr)
         return 1
     finally:
         if node is not None:

@@ -14,6 +14,7 @@ Every message carries ``header.stamp`` = the node clock at publication (images) 
 """
 
 import os
+import sys
 import threading
 import time
 import wave
@@ -22,12 +23,13 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import rclpy
+import rclpy.exceptions
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Float32MultiArray, Int16MultiArray, MultiArrayDimension
 
-from hetero_infer.errors import ConfigError
+from hetero_infer.errors import ConfigError, HeteroInferError
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.ppm', '.pgm', '.tif', '.tiff')
 
@@ -270,8 +272,14 @@ def main(args=None) -> int:
         rclpy.spin(node)
     except KeyboardInterrupt:
         pass
-    except ConfigError as exc:
-        print('sources_node: error: %s' % exc)
+    except HeteroInferError as exc:
+        print('sources_node: error: %s' % ' '.join(str(exc).split()), file=sys.stderr)
+        return 1
+    except (rclpy.exceptions.InvalidParameterException,
+            rclpy.exceptions.InvalidParameterTypeException,
+            rclpy.exceptions.InvalidParameterValueException) as exc:
+        print('sources_node: error: parameter: %s' % ' '.join(str(exc).split()),
+              file=sys.stderr)
         return 1
     finally:
         if node is not None:

@@ -64,15 +64,39 @@ def entry_point_goal(spec: str) -> Goal:
     module_name, _, attr = spec.partition(':')
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError('goal %r: cannot import module %r: %s' % (spec, module_name, exc)) \
-            from None
+    except Exception as exc:  # noqa: BLE001 - the user's module: any failure is theirs
+        raise ConfigError('goal %r: cannot import module %r: %s: %s'
+                          % (spec, module_name, type(exc).__name__, exc)) from None
     fn = module
     for part in attr.split('.'):
         fn = getattr(fn, part, None)
     if not callable(fn):
         raise ConfigError('goal %r: %r has no callable %r' % (spec, module_name, attr))
-    return Goal(spec, fn, needs=getattr(fn, 'needs', ()), description='user goal ' + spec)
+    return Goal(spec, _UserGoal(spec, fn), needs=getattr(fn, 'needs', ()),
+                description='user goal ' + spec)
+
+
+class _UserGoal(object):
+    """A user's goal function: its exceptions and non-numbers are the goal's errors, named as
+    such (a ConfigError), not the planner's. Picklable when the function is (search workers)."""
+
+    def __init__(self, spec: str, fn) -> None:
+        self.spec = spec
+        self.fn = fn
+
+    def __call__(self, metrics) -> float:
+        try:
+            value = self.fn(metrics)
+        except Exception as exc:  # noqa: BLE001 - the user's code
+            raise ConfigError('goal %r raised %s: %s' % (self.spec, type(exc).__name__, exc)
+                              ) from None
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError('goal %r returned %r, not a number' % (self.spec, value)) from None
+        if value != value:
+            raise ConfigError('goal %r returned NaN' % self.spec)
+        return value
 
 
 def get_goal(spec: Union[str, Mapping, Goal]) -> Goal:
