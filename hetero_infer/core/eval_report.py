@@ -135,7 +135,7 @@ def write_markdown(summary: dict, details: dict, path: str) -> None:
     tp = details.get('time_profile') or {}
     if tp:
         slo = 'slo99_throughput' in metrics
-        lines += ['', '## Where the time went (job seconds, summed over workers)', '',
+        lines += ['', '## Where the time went (CPU seconds of the jobs, summed over workers)', '',
                   '| scheduler | planning | goodput runs |' + (' SLO99 bisections |' if slo
                                                              else ''),
                   '|---|---|---|' + ('---|' if slo else '')]
