@@ -218,21 +218,27 @@ def write_plots(summary: dict, details: dict, out_dir: str) -> List[str]:
         for col, metric in enumerate(metrics):
             ax = axes[0][col]
             x = np.arange(len(baselines))
+            cap = 200.0
             geo, lo, hi, talk = [], [], [], []
             for b in baselines:
                 st = paired[metric].get(b) or {}
                 g = st.get('geomean_pct')
-                geo.append(math.nan if g is None else g)
                 ci = st.get('ci95_pct')
-                lo.append(0.0 if ci is None or g is None else g - ci[0])
-                hi.append(0.0 if ci is None or g is None else ci[1] - g)
+                gc = math.nan if g is None else min(g, cap)
+                geo.append(gc)
+                # error bars drawn on the capped bar, clipped at the cap too
+                lo.append(0.0 if ci is None or g is None else gc - min(ci[0], cap))
+                hi.append(0.0 if ci is None or g is None else min(ci[1], cap) - gc)
                 t = st.get('talk_mean_pct')
                 talk.append(math.nan if t is None else t)
-            cap = 200.0
-            ax.bar(x - 0.2, [min(v, cap) for v in geo], 0.4, yerr=[lo, hi], capsize=3,
+            ax.bar(x - 0.2, geo, 0.4, yerr=[lo, hi], capsize=3,
                    label='geometric mean, bootstrap 95% CI')
             ax.bar(x + 0.2, [min(v, cap) for v in talk], 0.4, color='lightgray',
                    label="talk's mean of ratios")
+            for b, px in zip(baselines, x - 0.2):
+                g = (paired[metric].get(b) or {}).get('geomean_pct')
+                if g is not None and g > cap:
+                    ax.text(px, cap, '%.0f' % g, ha='center', va='bottom', fontsize=6)
             for px, v in zip(x + 0.2, talk):
                 if v == v and v > cap:
                     ax.text(px, cap, '%.0f' % v, ha='center', va='bottom', fontsize=6)
@@ -288,8 +294,9 @@ def _forest(summary: dict, details: dict, out_dir: str, plt) -> List[str]:
             continue
         baselines = list(rows_by_b)
         names = [s['name'] for s in summary['scenarios']]
+        from matplotlib.ticker import FuncFormatter, NullFormatter
         fig, axes = plt.subplots(1, len(baselines), figsize=(2.6 * len(baselines),
-                                                             1.2 + 0.17 * len(names)),
+                                                             max(2.6, 1.2 + 0.17 * len(names))),
                                  squeeze=False, sharey=True)
         for col, b in enumerate(baselines):
             ax = axes[0][col]
@@ -316,6 +323,9 @@ def _forest(summary: dict, details: dict, out_dir: str, plt) -> List[str]:
                 ax.plot([g], [y], 'D', color='k', markersize=4)
             ax.axvline(1.0, color='k', linewidth=0.5, linestyle='--')
             ax.set_xscale('log')
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: '%.3g' % v))
+            ax.xaxis.set_minor_formatter(NullFormatter())
+            ax.set_xlabel('ratio (log scale)', fontsize=6)
             ax.set_title('vs %s' % b, fontsize=8)
             ax.tick_params(labelsize=6)
         axes[0][0].set_yticks(list(range(len(names))) + [len(names) + 0.5])
