@@ -125,11 +125,16 @@ def test_paired_summary_leaves_zero_baselines_out_of_the_geomean():
 def test_variance_split_separates_plan_from_trace_spread():
     import numpy as np
     rng = np.random.default_rng(3)
-    plan_effects = [0.0, 30.0, -30.0, 15.0]
-    values = [[100 + p + rng.normal(0, 5) for _ in range(30)] for p in plan_effects]
+    plan_effects = [0.0, 30.0, -30.0, 15.0, -10.0]
+    traces = rng.normal(0, 20, size=40)  # the same traces for every plan (paired)
+    values = [[100 + p + t + rng.normal(0, 3) for t in traces] for p in plan_effects]
     v = eval_stats.variance_split(values)
-    assert v['trace_sd'] == pytest.approx(5, rel=0.2)
-    assert v['plan_sd'] == pytest.approx(float(np.std(plan_effects, ddof=1)), rel=0.2)
+    assert v['plan_sd'] == pytest.approx(float(np.std(plan_effects, ddof=1)), rel=0.1)
+    assert v['trace_sd'] == pytest.approx(float(np.std(traces, ddof=1)), rel=0.1)
+    assert v['resid_sd'] == pytest.approx(3, rel=0.3)
+    # plans that differ only by noise: no plan spread left
+    same = [[100 + t + rng.normal(0, 3) for t in traces] for _ in range(4)]
+    assert eval_stats.variance_split(same)['plan_sd'] < 1.5
     with pytest.raises(ValueError, match='plan seeds'):
         eval_stats.variance_split([[1.0, 2.0]])
 

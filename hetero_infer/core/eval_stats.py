@@ -121,21 +121,30 @@ def paired_summary(per_scenario: List[dict], seed: int = BOOTSTRAP_SEED) -> dict
 
 
 def variance_split(values: Sequence[Sequence[float]]) -> Dict[str, float]:
-    """Plan vs trace spread of ``values[plan_seed][replication]`` (a one-way random-effects
-    split): ``trace_sd`` is the pooled within-plan standard deviation (the same plan on other
-    traces), ``plan_sd`` the standard deviation of the plan means minus the part the traces
-    explain (``var(plan means) - trace_var / replications``, floored at 0)."""
-    rows = [list(map(float, r)) for r in values]
-    k = len(rows)
-    n = min(len(r) for r in rows) if rows else 0
-    if k < 2 or n < 2:
-        raise ValueError('variance_split needs >= 2 plan seeds and >= 2 replications, got %d x %d'
-                         % (k, n))
-    trace_var = float(np.mean([np.var(r[:n], ddof=1) for r in rows]))
-    means = [mean(r[:n]) for r in rows]
-    plan_var = max(0.0, float(np.var(means, ddof=1)) - trace_var / n)
-    return {'plan_sd': math.sqrt(plan_var), 'trace_sd': math.sqrt(trace_var),
-            'plan_means_sd': float(np.std(means, ddof=1)), 'plan_seeds': k, 'replications': n}
+    """Plan vs trace spread of ``values[plan_seed][replication]``, every plan measured on the
+    same traces (a crossed design: ``value = mean + plan effect + trace effect + residual``,
+    two-way ANOVA without repetition).
+
+    ``plan_sd``: standard deviation of the plan effect, ``sqrt((MS_plan - MS_resid) / n)``
+    (floored at 0), i.e. what changing the plan seed moves. ``trace_sd``: the pooled standard
+    deviation of one plan over the traces (trace effect and residual together: what a user
+    sees re-measuring a plan). ``resid_sd``: the plan x trace interaction (how differently two
+    plans react to the same trace). ``plan_means_sd``: raw spread of the plans' means.
+    """
+    x = np.asarray([list(map(float, r)) for r in values], dtype=float) if values else None
+    if x is None or x.ndim != 2 or x.shape[0] < 2 or x.shape[1] < 2:
+        shape = 'x'.join(str(d) for d in np.shape(values)) if values else '0'
+        raise ValueError('variance_split needs >= 2 plan seeds x >= 2 replications, got %s'
+                         % shape)
+    k, n = x.shape
+    rows, cols, grand = x.mean(axis=1), x.mean(axis=0), x.mean()
+    resid = x - rows[:, None] - cols[None, :] + grand
+    ms_plan = n * float(np.var(rows, ddof=1))
+    ms_resid = float((resid ** 2).sum()) / ((k - 1) * (n - 1))
+    return {'plan_sd': math.sqrt(max(0.0, (ms_plan - ms_resid) / n)),
+            'trace_sd': math.sqrt(float(np.mean(np.var(x, axis=1, ddof=1)))),
+            'resid_sd': math.sqrt(ms_resid),
+            'plan_means_sd': float(np.std(rows, ddof=1)), 'plan_seeds': k, 'replications': n}
 
 
 def spearman(xs: Sequence[float], ys: Sequence[float]) -> Optional[float]:

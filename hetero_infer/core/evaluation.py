@@ -743,7 +743,9 @@ def _plan_variance(scenarios, schedulers, settings, measured) -> List[dict]:
                         break
                     vals.append([m['runs'][sched][metric] for m in runs])
                 if len(vals) == settings.plan_seeds:
-                    row.setdefault(sched, {})[metric] = eval_stats.variance_split(vals)
+                    split = eval_stats.variance_split(vals)
+                    split['values'] = vals  # [plan seed][replication]
+                    row.setdefault(sched, {})[metric] = split
         out.append(row)
     return out
 
