@@ -260,20 +260,27 @@ def write_plots(summary: dict, details: dict, out_dir: str) -> List[str]:
     sweep = details.get('load_sweep') or []
     if sweep:
         names = sorted({r['scenario'] for r in sweep})
-        fig, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.6), squeeze=False)
+        fig, axes = plt.subplots(2, len(names), figsize=(4.5 * len(names), 6.4),
+                                 squeeze=False, sharex=True)
         for col, name in enumerate(names):
-            ax = axes[0][col]
             rows = sorted((r for r in sweep if r['scenario'] == name), key=lambda r: r['load'])
+            loads = [r['load'] for r in rows]
             for sched in scheds:
-                ys = [r['results'][sched]['goodput']['mean'] / max(
+                if not all(sched in r['results'] for r in rows):
+                    continue
+                good = [r['results'][sched]['goodput']['mean'] / max(
                     1e-9, max(v['goodput']['mean'] for v in r['results'].values()))
-                    for r in rows if sched in r['results']]
-                ax.plot([r['load'] for r in rows], ys, marker='o', label=sched)
-            ax.set_title(name, fontsize=9)
-            ax.set_xlabel('offered load (fraction of interference-free capacity)', fontsize=7)
-            ax.set_ylabel('goodput / best at that load', fontsize=7)
-            if col == 0:
-                ax.legend(fontsize=6)
+                    for r in rows]
+                att = [r['results'][sched]['slo_attainment_min']['mean'] for r in rows]
+                axes[0][col].plot(loads, good, marker='o', label=sched)
+                axes[1][col].plot(loads, att, marker='o', label=sched)
+            axes[0][col].set_title(name, fontsize=9)
+            axes[0][col].set_ylabel('goodput / best at that load', fontsize=7)
+            axes[1][col].set_ylabel('minimum per-application SLO attainment', fontsize=7)
+            axes[1][col].axhline(0.99, color='k', linewidth=0.5, linestyle='--')
+            axes[1][col].set_xlabel('offered load (fraction of interference-free capacity)',
+                                    fontsize=7)
+        axes[0][0].legend(fontsize=6)
         fig.tight_layout()
         path = os.path.join(out_dir, 'load_sweep.png')
         fig.savefig(path, dpi=110)
