@@ -114,14 +114,18 @@ def write_markdown(summary: dict, details: dict, path: str) -> None:
     pv = details.get('plan_variance') or []
     if pv:
         lines += ['', '## Plan vs trace spread', '',
-                  'Standard deviations over plan seeds (plan) and over traces for one plan '
-                  '(trace), req/s.', '', '| scenario | scheduler | metric | plan sd | trace sd |',
-                  '|---|---|---|---|---|']
+                  'Every plan seed measured on the same traces (two-way split): plan sd = what '
+                  'changing the plan seed moves, trace sd = one plan over the traces, residual '
+                  '= plan x trace interaction; plan means in trace order of plan seeds.', '',
+                  '| scenario | scheduler | metric | plan sd | trace sd | residual sd | '
+                  'plan means |', '|---|---|---|---|---|---|---|']
         for row in pv:
             for sched in scheds:
                 for metric, st in (row.get(sched) or {}).items():
-                    lines.append('| %s | %s | %s | %.1f | %.1f |' % (
-                        row['scenario'], sched, metric, st['plan_sd'], st['trace_sd']))
+                    means = ', '.join('%.1f' % (sum(v) / len(v)) for v in st.get('values', []))
+                    lines.append('| %s | %s | %s | %.1f | %.1f | %.1f | %s |' % (
+                        row['scenario'], sched, metric, st['plan_sd'], st['trace_sd'],
+                        st['resid_sd'], means))
     sweep = details.get('load_sweep') or []
     if sweep:
         lines += ['', '## Load sweep: goodput (min. SLO attainment)', '',
