@@ -113,9 +113,11 @@ def run(args) -> int:
     print('evaluated %d scenarios x %d schedulers x %d replications in %.0f s (%s, %d workers)'
           % (len(scenarios), len(schedulers), settings.replications, d['wall_time_s'],
              d['engine'], d['workers']))
-    print('interference_aware against each baseline: geometric mean of paired ratios '
-          '[bootstrap 95% CI], wins/ties/losses; talk\'s mean of ratios:')
-    for metric, row in result['summary'].get('paired', {}).items():
+    paired = result['summary'].get('paired', {})
+    if paired:
+        print('interference_aware against each baseline: geometric mean of paired ratios '
+              '[bootstrap 95% CI], wins/ties/losses; talk\'s mean of ratios:')
+    for metric, row in paired.items():
         if metric not in ('goodput', 'slo99_throughput'):
             continue
         for b, st in row.items():
