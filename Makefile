@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.hetero_infer-installed
-EXTRAS ?= ros,dev
+EXTRAS ?= ros,dev,cluster
 
 # DDS stays on this machine; a random domain keeps parallel runs apart (as ../shared/ros/localhost.env).
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST

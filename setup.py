@@ -60,6 +60,9 @@ setup(
             'ros-jazzy-rcl-interfaces',
             'ros-jazzy-builtin-interfaces',
         ],
+        # `hetero-infer evaluate --cluster`: Dask distributed (pip picks a release that
+        # supports the running Python, down to 3.8).
+        'cluster': ['distributed>=2021.3'],
         'dev': [
             'pytest',
             'ruff',

@@ -68,3 +68,18 @@ def test_bad_arguments_are_reported_not_raised(capsys):
     assert "unknown platform 'no_such_board'" in capsys.readouterr().err
     assert main(['simulate', '--scheduler', 'no_such_scheduler', '--duration-s', '3']) == 1
     assert 'no_such_scheduler' in capsys.readouterr().err
+
+
+def test_evaluate_refuses_bad_replications_loads_and_clusters(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(['evaluate', '--only', 'mix_r1', '--replications', '0'])
+    assert exc.value.code == 2
+    assert "--replications: must be an integer in [1, 1000], got '0'" in capsys.readouterr().err
+    assert main(['evaluate', '--only', 'mix_r1', '--load-sweep', '0.5,lots']) == 1
+    assert "'0.5,lots'" in capsys.readouterr().err
+    assert main(['evaluate', '--only', 'mix_r1', '--load-sweep', '0.5',
+                 '--sweep-scenarios', 'light_r1']) == 1
+    assert "'light_r1'" in capsys.readouterr().err
+    assert main(['evaluate', '--only', 'mix_r1', '--schedulers', 'base',
+                 '--cluster', 'local:zero', '--no-slo99', '--replications', '1']) == 1
+    assert "'local:zero'" in capsys.readouterr().err

@@ -135,10 +135,10 @@ def test_scenario_faults_are_parsed_and_checked(xavier):
     doc['scenarios'][0]['faults'] = ['npu:error@5']
     with pytest.raises(ConfigError, match="scenario s: fault npu:error@5 names processor 'npu'"):
         parse_scenarios(doc)[0].build(xavier)
-    from hetero_infer.core.evaluation import evaluate_scenario
+    from hetero_infer.core.evaluation import run_evaluation
     doc['scenarios'][0]['faults'] = ['dla0:hang@1']
     with pytest.raises(ConfigError, match='injects faults'):
-        evaluate_scenario(parse_scenarios(doc)[0], xavier)
+        run_evaluation(parse_scenarios(doc), 'xavier', workers=1)
 
 
 def test_emulated_backend_injected_faults():

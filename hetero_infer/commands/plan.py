@@ -72,12 +72,20 @@ def run(args) -> int:
     for a in apps:
         print('  %-20s %-18s %7.1f req/s  SLO %6.1f ms' % (a.name, a.model.name, a.rate_hz,
                                                           a.slo_ms))
-    print('policy (share of each application\'s requests per processor):')
-    procs = plan.policy.processor_ids
-    print('  %-20s ' % '' + ' '.join('%6s' % p for p in procs))
-    for name, row in zip(plan.policy.app_names, plan.policy.allocation):
-        print('  %-20s ' % name + ' '.join('%6.2f' % v for v in row))
-    print('predicted: ' + ', '.join('%s %.4g' % (k, v) for k, v in sorted(res.metrics.items())))
+    if plan.notes:
+        print(plan.notes)
+    if plan.policy is None:
+        # the oracle may adopt a rule-based scheduler's plan (a dispatch rule, no allocation)
+        print('the plan is %s\'s dispatch rule (no allocation matrix)' % plan.source)
+    else:
+        print('policy (share of each application\'s requests per processor):')
+        procs = plan.policy.processor_ids
+        print('  %-20s ' % '' + ' '.join('%6s' % p for p in procs))
+        for name, row in zip(plan.policy.app_names, plan.policy.allocation):
+            print('  %-20s ' % name + ' '.join('%6.2f' % v for v in row))
+    if plan.source == args.scheduler:
+        print('predicted: ' + ', '.join('%s %.4g' % (k, v)
+                                        for k, v in sorted(res.metrics.items())))
     print('search: %d samples (top %.3g%% with %.3g%% confidence), %d simulations, %.2f s'
           % (res.n_samples, 100 * res.top_fraction, 100 * res.confidence, res.n_evaluated,
              plan.plan_time_s))

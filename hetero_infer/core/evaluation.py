@@ -1,120 +1,375 @@
-"""The 40-scenario evaluation: every scheduler on every scenario, measured on the digital twin.
+"""The evaluation: every scheduler on every scenario, measured on the digital twin, replicated.
 
-For each scenario and scheduler:
+Sources of randomness, kept apart (docs/scheduling.md, "Seeds"):
 
-1. the scheduler plans for the goal ``goodput`` (search-based ones with their own predictor);
-   the plan is served on the layer-level twin for ``duration_s`` seconds (``warmup_s`` excluded)
-   and goodput, throughput and fairness are measured (:func:`hetero_infer.core.metrics.
-   compute_metrics`);
-2. search-based schedulers plan again for the goal ``slo99_throughput`` (rule-based ones reuse
-   their single plan) and the twin measures throughput at SLO99 by bisection on the load
-   (:func:`twin_slo99_throughput`, ``slo99_iterations`` steps below ``slo99_hi_scale``; each
-   probe serves about ``slo99_requests`` requests).
+* **trace seed** (``seed + r`` for replication ``r``): the arrivals and the twin's per-layer
+  noise of every measurement. Within a scenario every scheduler is measured on the same traces
+  (common random numbers), so differences between schedulers are paired.
+* **plan seed** (``plan_seed + k`` for ``k < plan_seeds``): the search's sampling, the
+  planner simulator's own arrival trace and the oracle's co-run measurements. A plan is made
+  once per (scenario, scheduler, goal, plan seed) and reused by every replication.
+* the oracle's **selection traces** (seeds from ``ORACLE_SELECT_SEED``, apart from every
+  measurement seed): the twin runs on which the oracle picks its plan.
 
-The twin runs use arrival and noise seeds that no planner sees. Scenarios run in parallel
-processes (``workers``); each search inside runs serially.
+Pipeline (jobs run on :mod:`hetero_infer.core.jobs`: this process, a process pool or a Dask
+cluster): plan jobs per (scenario, searched scheduler, plan seed), each planning both goals;
+then the oracle per (scenario, plan seed), given the other plans; then one measurement job per
+(scenario, plan seed, replication) that serves every scheduler's plan on that trace: goodput,
+throughput, fairness, minimum per-application SLO attainment over ``duration_s`` (``warmup_s``
+excluded), and throughput at SLO99 by bisection (:func:`twin_slo99_throughput`). Jobs are
+submitted as soon as their inputs exist, so the workers stay busy across the phases.
 """
 
-import json
 import math
-import os
+import statistics
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+from hetero_infer.core import eval_stats
 from hetero_infer.core.metrics import SLO_TARGET, compute_metrics
 from hetero_infer.core.schedulers import EVALUATED, PlanContext, get_scheduler
+from hetero_infer.core.schedulers.interface import Plan
 from hetero_infer.core.search import SimSettings
 from hetero_infer.core.workload import poisson_arrivals
 from hetero_infer.errors import ConfigError
 
-METRICS = ('goodput', 'slo99_throughput', 'throughput', 'fairness')
+#: per-scenario metrics in summary.json (each with ``<metric>_runs``)
+METRICS = ('goodput', 'slo99_throughput', 'throughput', 'fairness', 'slo_attainment_min')
 PROPOSED = 'interference_aware'
 #: Schedulers whose plan depends on the goal (they search); the others plan once.
 GOAL_DEPENDENT = ('interference_aware', 'no_interference', 'oracle')
+GOALS = ('goodput', 'slo99_throughput')
+#: first seed of the oracle's selection traces; measurement trace seeds must stay below it
+ORACLE_SELECT_SEED = 1000000
+#: the oracle's goodput-type selection drops candidates this far (relative) behind the best on
+#: its first trace before the others
+RACE_MARGIN = 0.2
 
 
 @dataclass
 class EvalSettings:
-    """Budget knobs of the evaluation (defaults: whole run within 15 minutes on 2 cores)."""
+    """Budget knobs of the evaluation.
+
+    :param replications: measurement traces per scenario (trace seeds ``seed .. seed+N-1``).
+    :param plan_seeds: plans per scheduler and goal (plan seeds ``plan_seed .. +K-1``); the
+        main tables use the first, the others feed the plan-variance study.
+    :param slo99_requests: requests each SLO99 probe serves in its window (in total), and
+        ``slo99_min_app_requests`` the least any one application gets there (the probe is
+        lengthened until the rarest application reaches it).
+    :param load_sweep: offered loads (fractions of the interference-free capacity) at which
+        ``sweep_scenarios`` are also planned and measured (goodput, attainment, fairness).
+    :param rank_scenarios: scenarios whose interference-aware search keeps its best
+        ``rank_top`` candidates, each measured on the replication traces (rank correlation).
+    """
 
     duration_s: float = 2.5
     warmup_s: float = 0.3
+    replications: int = 5
     seed: int = 1
+    plan_seeds: int = 1
+    plan_seed: int = 0
     slo99: bool = True
     slo99_plan: bool = True
     slo99_hi_scale: float = 1.2
     slo99_iterations: int = 5
-    slo99_requests: int = 600
+    slo99_requests: int = 2000
+    slo99_min_app_requests: int = 300
     sim: SimSettings = field(default_factory=SimSettings)
     top_fraction: float = 0.01
     confidence: float = 0.99
     oracle_top_fraction: float = 0.01
     oracle_rerank: int = 3
-    oracle_serve_s: float = 1.5
+    oracle_serve_s: float = 2.5
+    oracle_select_traces: int = 2
+    oracle_slo99_traces: int = 1
     max_refine_evals: int = 100
+    load_sweep: Tuple[float, ...] = ()
+    sweep_scenarios: Tuple[str, ...] = ()
+    rank_scenarios: Tuple[str, ...] = ()
+    rank_top: int = 8
 
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def check(self) -> None:
+        """:raises ConfigError: a setting out of range (named with its value)."""
+        if self.replications < 1:
+            raise ConfigError('replications must be >= 1, got %r' % self.replications)
+        if self.plan_seeds < 1:
+            raise ConfigError('plan_seeds must be >= 1, got %r' % self.plan_seeds)
+        if not 0 <= self.seed or self.seed + self.replications > ORACLE_SELECT_SEED:
+            raise ConfigError('trace seeds %d..%d must lie in [0, %d) (the oracle selects on '
+                              'seeds from %d)' % (self.seed, self.seed + self.replications - 1,
+                                                  ORACLE_SELECT_SEED, ORACLE_SELECT_SEED))
+        if self.plan_seed < 0:
+            raise ConfigError('plan_seed must be >= 0, got %r' % self.plan_seed)
+        if self.duration_s <= self.warmup_s:
+            raise ConfigError('duration_s (%r) must exceed warmup_s (%r)'
+                              % (self.duration_s, self.warmup_s))
+        for load in self.load_sweep:
+            if not 0 < load <= 2:
+                raise ConfigError('load sweep value %r must be in (0, 2]' % (load,))
+
+    def trace_seeds(self) -> List[int]:
+        return [self.seed + r for r in range(self.replications)]
+
+    def plan_seed_list(self) -> List[int]:
+        return [self.plan_seed + k for k in range(self.plan_seeds)]
+
+
+# -- measurement on the twin ---------------------------------------------------------------
 
 def measure_on_twin(twin, apps: Sequence, make_dispatcher: Callable[[], object], *,
                     duration_s: float, seed: int, warmup_s: Optional[float] = None,
-                    slo99: bool = False, slo99_hi_scale: float = 1.2,
-                    slo99_iterations: int = 5, slo99_requests: int = 800) -> Dict[str, float]:
-    """Serve ``apps`` on the twin with fresh dispatchers; return the four metrics (and more).
+                    slo99: bool = False, **slo99_kwargs) -> Dict[str, float]:
+    """Serve ``apps`` on the twin with a fresh dispatcher; return the metrics.
 
-    ``slo99_throughput`` is present only when ``slo99`` is set.
+    Keys: goodput, throughput, fairness, slo_attainment_min (the least SLO attainment of any
+    application), slo_attainment (the same, the goals' name), per-application attainment
+    ``app_attainment``; ``slo99_throughput`` too when ``slo99`` is set (``slo99_kwargs`` go to
+    :func:`twin_slo99_throughput`).
     """
     warmup_s = 0.125 * duration_s if warmup_s is None else warmup_s
     records = twin.serve(apps, make_dispatcher(), duration_s=duration_s, seed=seed)
     m = compute_metrics(records, apps, warmup_s=warmup_s, duration_s=duration_s)
     out = {'goodput': m.goodput, 'throughput': m.throughput, 'fairness': m.fairness,
-           'slo_attainment': m.slo_attainment_min}
+           'slo_attainment_min': m.slo_attainment_min, 'slo_attainment': m.slo_attainment_min,
+           'app_attainment': [a.slo_attainment for a in m.apps]}
     if slo99:
-        out['slo99_throughput'] = twin_slo99_throughput(
-            twin, apps, make_dispatcher, seed=seed, hi_scale=slo99_hi_scale,
-            iterations=slo99_iterations, requests=slo99_requests)
+        out['slo99_throughput'] = twin_slo99_throughput(twin, apps, make_dispatcher, seed=seed,
+                                                        **slo99_kwargs)
     return out
 
 
+def probe_duration_s(apps: Sequence, scale: float, requests: int,
+                     min_app_requests: int = 0, warmup_fraction: float = 0.1) -> float:
+    """Simulated seconds for a probe at ``scale`` whose window (after ``warmup_fraction``)
+    expects ``requests`` arrivals in all and ``min_app_requests`` of the rarest application."""
+    rates = [a.rate_hz * scale for a in apps if a.rate_hz > 0]
+    if not rates:
+        raise ConfigError('probe: no application has a positive rate')
+    window = max(requests / sum(rates), min_app_requests / min(rates))
+    return window / (1.0 - warmup_fraction)
+
+
+def slo99_scale(twin, apps: Sequence, make_dispatcher, *, seeds: Sequence[int],
+                hi_scale: float = 1.2, iterations: int = 5, requests: int = 2000,
+                min_app_requests: int = 300, floor_scale: float = 0.0,
+                stop_failed_probes: bool = True) -> dict:
+    """The largest load scale on the grid ``k * hi_scale / 2**iterations`` (below
+    ``hi_scale``) at which every application meets its SLO for 99% of its requests on every
+    trace of ``seeds``; bisection, one probe per step and trace.
+
+    With ``floor_scale`` > 0 the probe there comes first and a miss ends the search
+    (``pruned``): attainment falls as load rises, so nothing above can pass.
+    With ``stop_failed_probes`` a probe ends as soon as one application has missed its SLO on
+    more window requests than 99% attainment allows (:class:`SloWatch`): the verdict, and so
+    the scale and throughput, are those of the whole probe, in less time; only the attainment
+    of a failed probe (reported when ``pruned``) then counts the requests cut off as missed.
+    Returns ``scale``, ``throughput`` (mean over the traces at that scale, 0 when none passes),
+    ``attainment`` (least over traces there), ``probes``, ``pruned``.
+    """
+    step = hi_scale / (2 ** iterations)
+    n_probes = [0]
+
+    def probe(scale: float):
+        dur = probe_duration_s(apps, scale, requests, min_app_requests)
+        thr, att = [], []
+        scaled = [a.scaled(scale) for a in apps]
+        for s in seeds:
+            n_probes[0] += 1
+            arrivals = poisson_arrivals(scaled, dur, s)
+            watch = SloWatch(scaled, arrivals, warmup_s=0.1 * dur, duration_s=dur) \
+                if stop_failed_probes else None
+            recs = twin.serve(scaled, make_dispatcher(), duration_s=dur, seed=s,
+                              arrivals=arrivals, give_up=watch)
+            m = compute_metrics(recs, scaled, warmup_s=0.1 * dur, duration_s=dur)
+            thr.append(m.throughput)
+            att.append(m.slo_attainment_min)
+            if m.slo_attainment_min < SLO_TARGET:
+                return False, 0.0, min(att)
+        return True, sum(thr) / len(thr), min(att)
+
+    lo, best_thr, best_att = 0.0, 0.0, 0.0
+    if floor_scale > 0:
+        ok, thr, att = probe(floor_scale)
+        if not ok:
+            return {'scale': 0.0, 'throughput': 0.0, 'attainment': att,
+                    'probes': n_probes[0], 'pruned': True}
+        lo, best_thr, best_att = floor_scale, thr, att
+    hi = hi_scale
+    while hi - lo > step * 1.01:
+        mid = round(0.5 * (lo + hi) / step) * step
+        if mid <= lo or mid >= hi:
+            break
+        ok, thr, att = probe(mid)
+        if ok:
+            lo, best_thr, best_att = mid, thr, att
+        else:
+            hi = mid
+    return {'scale': lo, 'throughput': best_thr, 'attainment': best_att,
+            'probes': n_probes[0], 'pruned': False}
+
+
 def twin_slo99_throughput(twin, apps: Sequence, make_dispatcher, *, seed: int,
-                          hi_scale: float = 1.2, iterations: int = 5, requests: int = 800,
-                          max_duration_s: float = 8.0, stop_failed_probes: bool = True
+                          hi_scale: float = 1.2, iterations: int = 5, requests: int = 2000,
+                          min_app_requests: int = 300, stop_failed_probes: bool = True
                           ) -> float:
     """Throughput at SLO99 on the twin (definition of :mod:`hetero_infer.core.metrics`).
 
-    Bisection on the load scale over ``(0, hi_scale)`` for ``iterations`` steps; ``hi_scale``
-    itself is not probed (choose it above any load the SoC can serve at 99%). Each probe serves
-    about ``requests`` requests (at most ``max_duration_s`` simulated seconds) and the result is
-    the throughput measured at the largest passing scale (0 when none passes). With
-    ``stop_failed_probes`` a probe ends as soon as one application has missed its SLO on more
-    window requests than 99% attainment allows (:class:`SloWatch`): the verdict, and so the
-    result, is the one the whole probe gives, in less time.
+    Bisection of the load scale over ``(0, hi_scale)``, ``iterations`` steps on the grid
+    ``k * hi_scale / 2**iterations``; ``hi_scale`` itself is not probed (choose it above any
+    load the SoC can serve at 99%). The probe at scale ``s`` serves the arrivals of trace
+    ``seed`` at ``s`` for :func:`probe_duration_s` (``requests`` in its window, at least
+    ``min_app_requests`` of the rarest application, so its p99 rests on >= 300 requests); two
+    schedulers probing the same scale see the same arrivals. The result is the throughput
+    measured at the largest passing scale (0 when none passes).
     """
-    base = sum(a.rate_hz for a in apps)
-    if base <= 0:
+    if sum(a.rate_hz for a in apps) <= 0:
         return 0.0
+    return slo99_scale(twin, apps, make_dispatcher, seeds=[seed], hi_scale=hi_scale,
+                       iterations=iterations, requests=requests,
+                       min_app_requests=min_app_requests,
+                       stop_failed_probes=stop_failed_probes)['throughput']
 
-    def run_at_scale(scale: float):
-        scaled = [a.scaled(scale) for a in apps]
-        dur = min(max(requests / (base * scale), 0.2), max_duration_s)
-        arrivals = poisson_arrivals(scaled, dur, seed)
-        watch = SloWatch(scaled, arrivals, warmup_s=0.1 * dur, duration_s=dur) \
-            if stop_failed_probes else None
-        recs = twin.serve(scaled, make_dispatcher(), duration_s=dur, seed=seed,
-                          arrivals=arrivals, give_up=watch)
-        return compute_metrics(recs, scaled, warmup_s=0.1 * dur, duration_s=dur)
 
-    lo, hi, best = 0.0, hi_scale, 0.0
-    for _ in range(iterations):
-        mid = 0.5 * (lo + hi)
-        m = run_at_scale(mid)
-        if m.meets_slo():
-            lo, best = mid, m.throughput
+def select_on_twin(ctx: PlanContext, cands: Sequence[Tuple[str, Plan]]) -> Tuple[int, str]:
+    """The oracle's choice among ``cands`` on its held-out twin traces: ``(index, report)``.
+
+    Goals without SLO99: the goal's value averaged over ``ctx.oracle_select_traces`` runs of
+    ``ctx.oracle_serve_s`` (candidates more than ``RACE_MARGIN`` behind the best on the first
+    trace are not run on the others). ``slo99_throughput``: the largest scale passing on all
+    ``ctx.oracle_slo99_traces`` traces (:func:`slo99_scale`, pruned at the best so far; ties go
+    to the higher attainment). Other goals that need SLO99: measured in full per trace.
+    """
+    from hetero_infer.core.goals import get_goal
+
+    goal = get_goal(ctx.goal)
+    twin = ctx.twin
+    kw = dict(ctx.twin_slo99 or {})
+    if 'slo99_throughput' in goal.needs and goal.name == 'slo99_throughput':
+        seeds = [ctx.oracle_select_seed + j for j in range(max(1, ctx.oracle_slo99_traces))]
+        best, best_key, probes = 0, None, 0
+        for i, (_, plan) in enumerate(cands):
+            floor = best_key[0] if best_key is not None else 0.0
+            r = slo99_scale(twin, ctx.apps, plan.make_dispatcher, seeds=seeds,
+                            floor_scale=floor, **kw)
+            probes += r['probes']
+            if r['pruned']:
+                continue
+            key = (r['scale'], r['attainment'])
+            if best_key is None or key > best_key:
+                best, best_key = i, key
+        return best, 'slo99 scale %.4g on %d trace(s), %d probes' % (best_key[0], len(seeds),
+                                                                    probes)
+    seeds = [ctx.oracle_select_seed + j for j in range(max(1, ctx.oracle_select_traces))]
+    need = 'slo99_throughput' in goal.needs
+
+    def value(plan, s):
+        return goal(measure_on_twin(twin, ctx.apps, plan.make_dispatcher,
+                                    duration_s=ctx.oracle_serve_s, seed=s, slo99=need, **kw))
+
+    # a race: every candidate on the first trace, then only those within RACE_MARGIN of the
+    # best there on the others (a candidate 20% behind on one trace does not win on average)
+    first = [value(plan, seeds[0]) for _, plan in cands]
+    top = max(first)
+    alive = [i for i, v in enumerate(first)
+             if v >= top - RACE_MARGIN * abs(top) or len(seeds) == 1]
+    values = {i: [first[i]] + [value(cands[i][1], s) for s in seeds[1:]] for i in alive}
+    means = {i: sum(v) / len(v) for i, v in values.items()}
+    best = max(means, key=lambda i: (means[i], -i))
+    return best, 'value %.4g on %d trace(s), %d of %d candidates raced to the end' % (
+        means[best], len(seeds), len(alive), len(cands))
+
+
+# -- jobs ----------------------------------------------------------------------------------
+
+_PLATFORMS: Dict[str, object] = {}
+
+
+def _platform(name: str):
+    p = _PLATFORMS.get(name)
+    if p is None:
+        from hetero_infer.core.platform import Platform
+        p = _PLATFORMS[name] = Platform.load(name)
+    return p
+
+
+def _context(platform, apps, settings: EvalSettings, plan_seed: int, goal: str,
+             interference_model, keep_top: int = 4) -> PlanContext:
+    return PlanContext(
+        platform=platform, apps=apps, goal=goal, seed=plan_seed,
+        settings=replace(settings.sim, seed=plan_seed), top_fraction=settings.top_fraction,
+        confidence=settings.confidence, workers=1, max_refine_evals=settings.max_refine_evals,
+        keep_top=keep_top, oracle_top_fraction=settings.oracle_top_fraction,
+        oracle_rerank=settings.oracle_rerank, oracle_serve_s=settings.oracle_serve_s,
+        oracle_select_traces=settings.oracle_select_traces,
+        oracle_slo99_traces=settings.oracle_slo99_traces,
+        oracle_select_seed=ORACLE_SELECT_SEED + 10 * plan_seed,
+        twin_slo99=_slo99_kwargs(settings), interference_model=interference_model)
+
+
+def _slo99_kwargs(settings: EvalSettings) -> dict:
+    return {'hi_scale': settings.slo99_hi_scale, 'iterations': settings.slo99_iterations,
+            'requests': settings.slo99_requests,
+            'min_app_requests': settings.slo99_min_app_requests}
+
+
+def _record(plan: Plan, keep_candidates: bool = False) -> dict:
+    """What a measurement job needs of a plan (picklable), and what the report shows."""
+    rec = {'scheduler': plan.scheduler, 'source': plan.source or plan.scheduler,
+           'policy': plan.policy, 'plan': plan.to_dict(), 'plan_time_s': plan.plan_time_s,
+           'predicted': dict(plan.search.metrics) if plan.search is not None else None}
+    if keep_candidates and plan.search is not None:
+        rec['candidates'] = list(zip(plan.search.candidates, plan.search.candidate_scores))
+    return rec
+
+
+def _dispatcher_factory(rec: dict, ctx: PlanContext):
+    """Rebuild a plan's dispatcher factory from its record: the policy's router, or (for a
+    plan without a policy, always a rule-based scheduler's) that scheduler's plan again."""
+    if rec['policy'] is not None:
+        from hetero_infer.core.schedulers.searched import router_factory
+        return router_factory(rec['policy'], ctx.settings)
+    return get_scheduler(rec['source']).plan(ctx).make_dispatcher
+
+
+def _cpu() -> float:
+    """CPU seconds of this thread (job timings: independent of how busy the machine is)."""
+    return time.thread_time()
+
+
+def _plan_key(rec: dict) -> tuple:
+    """Identity of the dispatcher a record makes: its allocation, or its rule's name."""
+    pol = rec['policy']
+    if pol is None:
+        return ('rule', rec['source'])
+    return ('policy', pol.allocation.shape, pol.allocation.tobytes())
+
+
+def _plan_job(scenario, platform_name: str, name: str, plan_seed: int, settings: EvalSettings,
+              interference_model, slo99: bool, rank: bool) -> dict:
+    """Plan ``name`` for both goals (one plan for rule-based schedulers)."""
+    platform = _platform(platform_name)
+    apps = scenario.build(platform)
+    sched = get_scheduler(name)
+    keep = settings.rank_top if rank else 4
+    ctx = _context(platform, apps, settings, plan_seed, 'goodput', interference_model, keep)
+    t0 = _cpu()
+    plan = sched.plan(ctx)
+    recs = {'goodput': _record(plan, rank)}
+    times = {'goodput': _cpu() - t0}
+    if slo99:
+        if settings.slo99_plan and name in GOAL_DEPENDENT:
+            t0 = _cpu()
+            ctx.goal = 'slo99_throughput'
+            recs['slo99_throughput'] = _record(sched.plan(ctx))
+            times['slo99_throughput'] = _cpu() - t0
         else:
-            hi = mid
-    return best
+            recs['slo99_throughput'] = recs['goodput']
+    return {'scenario': scenario.name, 'scheduler': name, 'plan_seed': plan_seed,
+            'records': recs, 'time_s': times}
 
 
 class SloWatch:
@@ -148,90 +403,455 @@ class SloWatch:
         return (n - self.missed[a]) / n < self.target
 
 
-def evaluate_scenario(scenario, platform, *, schedulers: Sequence[str] = EVALUATED,
-                      settings: Optional[EvalSettings] = None, interference_model=None,
-                      workers: int = 1) -> dict:
-    """Plan and measure every scheduler on one scenario; returns a JSON-ready dict.
+def _oracle_job(scenario, platform_name: str, plan_seed: int, settings: EvalSettings,
+                refs: Dict[str, Dict[str, dict]], slo99: bool) -> dict:
+    """Plan the oracle with every other scheduler's plans (``refs[name][goal]``) as candidates."""
+    platform = _platform(platform_name)
+    apps = scenario.build(platform)
+    sched = get_scheduler('oracle')
+    recs, times = {}, {}
+    ctx = None
+    for goal in (GOALS if slo99 else GOALS[:1]):
+        if ctx is None:
+            ctx = _context(platform, apps, settings, plan_seed, goal, None)
+        ctx.goal = goal
+        ctx.reference_plans = {
+            name: Plan(name, _dispatcher_factory(r[goal], ctx), policy=r[goal]['policy'],
+                       source=r[goal]['source'])
+            for name, r in refs.items()}
+        t0 = _cpu()
+        recs[goal] = _record(sched.plan(ctx))
+        times[goal] = _cpu() - t0
+    return {'scenario': scenario.name, 'scheduler': 'oracle', 'plan_seed': plan_seed,
+            'records': recs, 'time_s': times}
 
-    :raises ConfigError: the scenario injects faults (the evaluation compares schedulers on
-        healthy processors; ``hetero-infer simulate`` serves a scenario with its faults).
-    """
+
+_RUN_KEYS = ('goodput', 'throughput', 'fairness', 'slo_attainment_min', 'app_attainment')
+
+
+def _measure_job(scenario, platform_name: str, settings: EvalSettings, plan_seed: int,
+                 replication: int, records: Dict[str, Dict[str, dict]], slo99: bool,
+                 candidates) -> dict:
+    """Serve every scheduler's plans on replication ``replication``'s trace."""
     from hetero_infer.core.twin import Twin
 
-    if getattr(scenario, 'faults', ()):
-        raise ConfigError('scenario %s injects faults (%s): the evaluation compares schedulers '
-                          'on healthy processors; serve it with hetero-infer simulate'
-                          % (scenario.name, ', '.join(str(f) for f in scenario.faults)))
-    settings = settings or EvalSettings()
+    platform = _platform(platform_name)
     apps = scenario.build(platform)
-    twin = Twin(platform, seed=settings.seed + 1000)
-    results: Dict[str, Dict[str, float]] = {}
-    details: Dict[str, dict] = {}
-    for name in schedulers:
-        sched = get_scheduler(name)
-        ctx = PlanContext(platform=platform, apps=apps, goal='goodput', seed=settings.seed,
-                          settings=settings.sim, top_fraction=settings.top_fraction,
-                          confidence=settings.confidence, workers=workers,
-                          max_refine_evals=settings.max_refine_evals,
-                          oracle_top_fraction=settings.oracle_top_fraction,
-                          oracle_rerank=settings.oracle_rerank,
-                          oracle_serve_s=settings.oracle_serve_s,
-                          interference_model=interference_model)
-        t0 = time.perf_counter()
-        plan = sched.plan(ctx)
-        m = measure_on_twin(twin, apps, plan.make_dispatcher, duration_s=settings.duration_s,
-                            warmup_s=settings.warmup_s, seed=settings.seed)
-        info = {'goodput_plan': plan.to_dict()}
-        if settings.slo99:
-            slo_plan = plan
-            if settings.slo99_plan and name in GOAL_DEPENDENT:
-                ctx.goal = 'slo99_throughput'
-                slo_plan = sched.plan(ctx)
-                info['slo99_plan'] = slo_plan.to_dict()
-            m['slo99_throughput'] = twin_slo99_throughput(
-                twin, apps, slo_plan.make_dispatcher, seed=settings.seed,
-                hi_scale=settings.slo99_hi_scale, iterations=settings.slo99_iterations,
-                requests=settings.slo99_requests)
-        info['time_s'] = round(time.perf_counter() - t0, 3)
-        info['measured'] = dict(m)
-        results[name] = {k: float(m[k]) for k in METRICS if k in m}
-        details[name] = info
-    return {'name': scenario.name,
-            'applications': [{'name': a.name, 'model': a.model.name,
-                              'rate_hz': round(a.rate_hz, 3), 'slo_ms': round(a.slo_ms, 3)}
-                             for a in apps],
-            'results': results, 'details': details}
+    seed = settings.trace_seeds()[replication]
+    twin = Twin(platform, seed=seed)
+    ctx = _context(platform, apps, settings, plan_seed, 'goodput', None)
+    runs, times = {}, {}
+    # the same plan on the same trace gives the same run: measure each distinct plan once
+    # (the oracle often adopts another scheduler's plan; two searches may agree)
+    done_goodput: Dict[tuple, dict] = {}
+    done_slo99: Dict[tuple, float] = {}
+    for name, recs in records.items():
+        t0 = _cpu()
+        key = _plan_key(recs['goodput'])
+        run = done_goodput.get(key)
+        if run is None:
+            m = measure_on_twin(twin, apps, _dispatcher_factory(recs['goodput'], ctx),
+                                duration_s=settings.duration_s, warmup_s=settings.warmup_s,
+                                seed=seed)
+            run = done_goodput[key] = {k: m[k] for k in _RUN_KEYS}
+        run = dict(run)
+        t1 = _cpu()
+        if slo99:
+            key = _plan_key(recs['slo99_throughput'])
+            if key not in done_slo99:
+                done_slo99[key] = twin_slo99_throughput(
+                    twin, apps, _dispatcher_factory(recs['slo99_throughput'], ctx), seed=seed,
+                    **_slo99_kwargs(settings))
+            run['slo99_throughput'] = done_slo99[key]
+        times[name] = {'goodput': t1 - t0, 'slo99': _cpu() - t1}
+        runs[name] = run
+    rank = None
+    if candidates:
+        from hetero_infer.core.schedulers.searched import router_factory
+        t0 = _cpu()
+        rank = [measure_on_twin(twin, apps, router_factory(pol, ctx.settings),
+                                duration_s=settings.duration_s, warmup_s=settings.warmup_s,
+                                seed=seed)['goodput'] for pol, _ in candidates]
+        times['_rank_candidates'] = {'goodput': _cpu() - t0, 'slo99': 0.0}
+    return {'scenario': scenario.name, 'plan_seed': plan_seed, 'replication': replication,
+            'runs': runs, 'rank': rank, 'time_s': times}
 
 
-def _scenario_worker(args):
-    scenario, platform_name, schedulers, settings, interference_model = args
-    from hetero_infer.core.platform import Platform
-    platform = Platform.load(platform_name)
-    return evaluate_scenario(scenario, platform, schedulers=schedulers, settings=settings,
-                             interference_model=interference_model)
+# -- the pipeline --------------------------------------------------------------------------
+
+def sweep_name(name: str, load: float) -> str:
+    return '%s@%.2f' % (name, load)
 
 
-def _baselines(scenarios: List[dict], proposed: str) -> List[str]:
-    out: List[str] = []
-    for s in scenarios:
-        for b in s['results']:
-            if b != proposed and b not in out:
-                out.append(b)
+@dataclass
+class _Unit:
+    """One scenario to plan and measure (a main scenario or a load-sweep variant)."""
+
+    scenario: object
+    slo99: bool
+    plan_seeds: List[int]
+    main: bool
+
+
+def _units(scenarios: Sequence, settings: EvalSettings) -> List[_Unit]:
+    units = [_Unit(s, settings.slo99, settings.plan_seed_list(), True) for s in scenarios]
+    if settings.load_sweep:
+        names = list(settings.sweep_scenarios) or [s.name for s in scenarios]
+        by_name = {s.name: s for s in scenarios}
+        for n in names:
+            if n not in by_name:
+                raise ConfigError('load sweep scenario %r is not among the evaluated ones (%s)'
+                                  % (n, ', '.join(by_name)))
+            s = by_name[n]
+            if s.applications[0].ratio is None:
+                raise ConfigError('load sweep scenario %r gives rates, not ratios: its load '
+                                  'cannot be changed' % n)
+            for load in settings.load_sweep:
+                units.append(_Unit(replace(s, name=sweep_name(n, load), load=float(load)),
+                                   False, settings.plan_seed_list()[:1], False))
+    return units
+
+
+def run_evaluation(scenarios: Sequence, platform_name: str, *,
+                   schedulers: Sequence[str] = EVALUATED,
+                   settings: Optional[EvalSettings] = None, workers: int = 2,
+                   interference_model=None, progress=None, cluster=None) -> dict:
+    """Plan and measure ``scenarios``; returns ``{'summary': ..., 'details': ...}``.
+
+    :param workers: local processes (ignored with ``cluster``).
+    :param cluster: a Dask scheduler address, ``local[:N]`` or a ``distributed.Client``
+        (:mod:`hetero_infer.core.jobs`); ``None``: the local process pool.
+    :param interference_model: passed to the interference-aware scheduler (default: the
+        committed model of the platform; a path or an object, see ``predictors``).
+    :param progress: called with each finished measurement job's result.
+    """
+    from hetero_infer.core.jobs import make_jobs
+
+    settings = settings or EvalSettings()
+    settings.check()
+    schedulers = list(schedulers)
+    for n in schedulers:
+        get_scheduler(n)
+    for n in settings.rank_scenarios:
+        if n not in {s.name for s in scenarios}:
+            raise ConfigError('rank scenario %r is not among the evaluated ones' % n)
+    for sc in scenarios:
+        if getattr(sc, 'faults', ()):
+            raise ConfigError('scenario %s injects faults (%s): the evaluation compares '
+                              'schedulers on healthy processors; serve it with hetero-infer '
+                              'simulate' % (sc.name, ', '.join(str(f) for f in sc.faults)))
+    units = _units(scenarios, settings)
+    by_unit = {u.scenario.name: u for u in units}
+    planned = [n for n in schedulers if n != 'oracle']
+    searched = [n for n in planned if n in GOAL_DEPENDENT]
+    t0 = time.perf_counter()
+    jobs = make_jobs(workers, cluster)
+    pending: Dict[object, tuple] = {}
+    plans: Dict[Tuple[str, int], Dict[str, Dict[str, dict]]] = {}
+    plan_times: List[dict] = []
+    measured: List[dict] = []
+
+    def rank_of(u: _Unit) -> bool:
+        return u.main and u.scenario.name in settings.rank_scenarios and PROPOSED in planned
+
+    def submit_measurements(u: _Unit, k: int) -> None:
+        recs = plans[(u.scenario.name, k)]
+        cands = None
+        if rank_of(u) and k == u.plan_seeds[0]:
+            cands = recs[PROPOSED]['goodput'].get('candidates')
+        ordered = {n: recs[n] for n in schedulers}
+        for r in range(settings.replications):
+            f = jobs.submit(_measure_job, u.scenario, platform_name, settings, k, r, ordered,
+                            u.slo99, cands)
+            pending[f] = ('measure', u.scenario.name, k)
+
+    def plans_ready(u: _Unit, k: int) -> None:
+        recs = plans[(u.scenario.name, k)]
+        if not all(n in recs for n in planned):
+            return
+        if 'oracle' in schedulers and 'oracle' not in recs:
+            refs = {n: recs[n] for n in planned}
+            f = jobs.submit(_oracle_job, u.scenario, platform_name, k, settings, refs, u.slo99)
+            pending[f] = ('oracle', u.scenario.name, k)
+            return
+        submit_measurements(u, k)
+
+    def take_plan(res: dict) -> None:
+        key = (res['scenario'], res['plan_seed'])
+        plans.setdefault(key, {})[res['scheduler']] = res['records']
+        plan_times.append({'scheduler': res['scheduler'], 'time_s': res['time_s']})
+
+    try:
+        # searched plans as jobs (heaviest first); rule-based ones here (they take microseconds)
+        for u in units:
+            for k in u.plan_seeds:
+                plans[(u.scenario.name, k)] = {}
+                for n in searched:
+                    f = jobs.submit(_plan_job, u.scenario, platform_name, n, k, settings,
+                                    interference_model, u.slo99, rank_of(u) and n == PROPOSED)
+                    pending[f] = ('plan', u.scenario.name, k)
+        for u in units:
+            for k in u.plan_seeds:
+                for n in planned:
+                    if n not in searched:
+                        take_plan(_plan_job(u.scenario, platform_name, n, k, settings,
+                                            interference_model, u.slo99, False))
+                plans_ready(u, k)
+        while pending:
+            for f in jobs.wait_any(list(pending)):
+                kind, name, k = pending.pop(f)
+                res = f.result()
+                if kind in ('plan', 'oracle'):
+                    take_plan(res)
+                    plans_ready(by_unit[name], k)
+                else:
+                    measured.append(res)
+                    if progress is not None:
+                        progress(res)
+    finally:
+        jobs.close()
+    wall = time.perf_counter() - t0
+    return _assemble(scenarios, units, schedulers, settings, plans, plan_times, measured,
+                     platform_name, wall, jobs)
+
+
+# -- results -------------------------------------------------------------------------------
+
+def _runs_of(measured: List[dict], name: str, k: int, n: int) -> List[dict]:
+    out: List[Optional[dict]] = [None] * n
+    for m in measured:
+        if m['scenario'] == name and m['plan_seed'] == k:
+            out[m['replication']] = m
+    if any(x is None for x in out):
+        raise RuntimeError('scenario %s, plan seed %d: a measurement job is missing' % (name, k))
+    return out  # type: ignore[return-value]
+
+
+def _results(runs: List[dict], schedulers: Sequence[str]) -> Dict[str, dict]:
+    """Per scheduler: each metric's replication mean and ``<metric>_runs`` in trace order."""
+    out = {}
+    for n in schedulers:
+        r = {}
+        for metric in METRICS:
+            vals = [float(m['runs'][n][metric]) for m in runs if metric in m['runs'][n]]
+            if len(vals) == len(runs):
+                r[metric] = eval_stats.mean(vals)
+                r[metric + '_runs'] = vals
+        out[n] = r
     return out
 
 
-def average_improvements(scenarios: List[dict], proposed: str = PROPOSED) -> Dict[str, dict]:
-    """Mean over scenarios of ``100 * (proposed / baseline - 1)`` per metric and baseline.
+def _assemble(scenarios, units, schedulers, settings, plans, plan_times, measured,
+              platform_name, wall, jobs) -> dict:
+    n = settings.replications
+    k0 = settings.plan_seed_list()[0]
+    entries, stats_rows, fidelity = [], [], []
+    for s in scenarios:
+        runs = _runs_of(measured, s.name, k0, n)
+        results = _results(runs, schedulers)
+        entries.append({'name': s.name, 'results': results})
+        ci = {}
+        for sched, r in results.items():
+            ci[sched] = {}
+            for metric in METRICS:
+                if metric + '_runs' in r:
+                    m, lo, hi = eval_stats.mean_ci95(r[metric + '_runs'])
+                    ci[sched][metric] = {'mean': m, 'ci95': None if lo is None else [lo, hi]}
+        recs = plans[(s.name, k0)]
+        plan_info = {sched: {g: dict(rec['plan'], predicted=rec['predicted'])
+                             for g, rec in recs[sched].items()} for sched in schedulers}
+        stats_rows.append({'name': s.name, 'stats': ci, 'plans': plan_info,
+                           'app_attainment': {
+                               sched: [eval_stats.mean(x) for x in zip(
+                                   *[m['runs'][sched]['app_attainment'] for m in runs])]
+                               for sched in schedulers}})
+        for sched in GOAL_DEPENDENT:
+            if sched not in recs:
+                continue
+            rec = recs[sched]['goodput']
+            if rec['predicted'] is None or rec['source'] != sched:
+                continue
+            fidelity.append({'scenario': s.name, 'scheduler': sched,
+                             'predicted_goodput': rec['predicted'].get('goodput'),
+                             'measured_goodput': results[sched]['goodput']})
+    paired, paired_extra, per_scenario_pairs = _paired(entries, schedulers)
+    summary = {'replications': n, 'scenarios': entries,
+               'average_improvement_pct': {
+                   metric: {b: v['talk_mean_pct'] for b, v in row.items()
+                            if v['talk_mean_pct'] is not None}
+                   for metric, row in paired.items()},
+               'paired': paired}
+    summary['average_improvement_pct'] = {m: r for m, r in
+                                          summary['average_improvement_pct'].items() if r}
+    details = {
+        'platform': platform_name, 'settings': settings.to_dict(),
+        'seeds': {'trace_seeds': settings.trace_seeds(), 'plan_seeds': settings.plan_seed_list(),
+                  'oracle_select_seeds_from': ORACLE_SELECT_SEED + 10 * k0},
+        'wall_time_s': round(wall, 1), 'engine': jobs.name, 'workers': jobs.workers,
+        'paired_counts': paired_extra, 'paired_per_scenario': per_scenario_pairs,
+        'oracle_check': _oracle_check(per_scenario_pairs),
+        'scenario_stats': stats_rows,
+        'plan_fidelity': _fidelity_summary(fidelity),
+        'rank_correlation': _rank(settings, plans, measured, k0),
+        'plan_variance': _plan_variance(scenarios, schedulers, settings, measured),
+        'load_sweep': _load_sweep(units, schedulers, settings, measured, k0),
+        'time_profile': _time_profile(plan_times, measured),
+    }
+    return {'summary': summary, 'details': details}
 
-    This is the talk's convention (the average of per-scenario normalised improvements).
-    Scenarios where the baseline's value is 0 are skipped (the ratio is undefined); a baseline
-    that nearly collapses in one scenario dominates this mean, so :func:`improvement_stats`
-    reports robust aggregates beside it.
-    """
+
+def _paired(entries: List[dict], schedulers: Sequence[str]):
+    paired: Dict[str, Dict[str, dict]] = {}
+    extra: Dict[str, Dict[str, dict]] = {}
+    per: Dict[str, Dict[str, List[dict]]] = {}
+    if PROPOSED not in schedulers:
+        return paired, extra, per
+    for metric in METRICS:
+        for b in schedulers:
+            if b == PROPOSED:
+                continue
+            rows = []
+            for e in entries:
+                a, c = e['results'][PROPOSED], e['results'][b]
+                if metric + '_runs' not in a or metric + '_runs' not in c:
+                    continue
+                p = eval_stats.paired_scenario(a[metric + '_runs'], c[metric + '_runs'])
+                p['scenario'] = e['name']
+                rows.append(p)
+            if not rows:
+                continue
+            agg = eval_stats.paired_summary(rows)
+            paired.setdefault(metric, {})[b] = agg['summary']
+            extra.setdefault(metric, {})[b] = agg['extra']
+            per.setdefault(metric, {})[b] = rows
+    return paired, extra, per
+
+
+def _oracle_check(per: Dict[str, Dict[str, List[dict]]]) -> Dict[str, dict]:
+    """Scenarios where interference_aware's mean beats the oracle's, and of those how many
+    with a paired interval that excludes zero (a real miss of the oracle, not noise)."""
+    out = {}
+    for metric in ('goodput', 'slo99_throughput'):
+        rows = per.get(metric, {}).get('oracle')
+        if not rows:
+            continue
+        beaten = [p for p in rows if p['diff'] > 0]
+        out[metric] = {'scenarios': len(rows), 'beaten': len(beaten),
+                       'beaten_ci_excludes_zero': sum(1 for p in beaten if p['outcome'] == 'win'),
+                       'beaten_names': [p['scenario'] for p in beaten if p['outcome'] == 'win']}
+    return out
+
+
+def _fidelity_summary(rows: List[dict]) -> dict:
+    by: Dict[str, List[dict]] = {}
+    for r in rows:
+        by.setdefault(r['scheduler'], []).append(r)
+    agg = {}
+    for sched, rs in by.items():
+        errs = [100.0 * (r['predicted_goodput'] / r['measured_goodput'] - 1.0)
+                for r in rs if r['measured_goodput'] > 0]
+        agg[sched] = {
+            'scenarios': len(rs),
+            'median_error_pct': statistics.median(errs) if errs else None,
+            'median_abs_error_pct': statistics.median([abs(e) for e in errs]) if errs else None,
+            'spearman_over_scenarios': eval_stats.spearman(
+                [r['predicted_goodput'] for r in rs], [r['measured_goodput'] for r in rs])}
+    return {'per_scenario': rows, 'summary': agg}
+
+
+def _rank(settings, plans, measured, k0) -> List[dict]:
+    out = []
+    for name in settings.rank_scenarios:
+        rec = plans.get((name, k0), {}).get(PROPOSED, {}).get('goodput')
+        if not rec or not rec.get('candidates'):
+            continue
+        rows = [m['rank'] for m in measured
+                if m['scenario'] == name and m['plan_seed'] == k0 and m['rank']]
+        meas = [eval_stats.mean(x) for x in zip(*rows)]
+        pred = [score for _, score in rec['candidates']]
+        out.append({'scenario': name, 'predicted_goodput': pred, 'measured_goodput': meas,
+                    'spearman': eval_stats.spearman(pred, meas),
+                    'chosen_rank_measured': 1 + sorted(meas, reverse=True).index(meas[0])
+                    if meas else None})
+    return out
+
+
+def _plan_variance(scenarios, schedulers, settings, measured) -> List[dict]:
+    if settings.plan_seeds < 2 or settings.replications < 2:
+        return []
+    out = []
+    for s in scenarios:
+        row = {'scenario': s.name}
+        for sched in schedulers:
+            for metric in ('goodput', 'slo99_throughput'):
+                vals = []
+                for k in settings.plan_seed_list():
+                    runs = _runs_of(measured, s.name, k, settings.replications)
+                    if metric not in runs[0]['runs'][sched]:
+                        break
+                    vals.append([m['runs'][sched][metric] for m in runs])
+                if len(vals) == settings.plan_seeds:
+                    split = eval_stats.variance_split(vals)
+                    split['values'] = vals  # [plan seed][replication]
+                    row.setdefault(sched, {})[metric] = split
+        out.append(row)
+    return out
+
+
+def _load_sweep(units, schedulers, settings, measured, k0) -> List[dict]:
+    out = []
+    for u in units:
+        if u.main:
+            continue
+        runs = _runs_of(measured, u.scenario.name, k0, settings.replications)
+        res = {}
+        for sched in schedulers:
+            res[sched] = {}
+            for metric in ('goodput', 'slo_attainment_min', 'fairness', 'throughput'):
+                m, lo, hi = eval_stats.mean_ci95([x['runs'][sched][metric] for x in runs])
+                res[sched][metric] = {'mean': m, 'ci95': None if lo is None else [lo, hi]}
+        base, _, load = u.scenario.name.rpartition('@')
+        out.append({'scenario': base, 'load': float(load), 'results': res})
+    return out
+
+
+def _time_profile(plan_times: List[dict], measured: List[dict]) -> dict:
+    """Where the time went: CPU seconds of the jobs summed by phase and scheduler (divide the
+    total by the workers for the wall time of a machine kept busy)."""
+    plan: Dict[str, float] = {}
+    for p in plan_times:
+        plan[p['scheduler']] = plan.get(p['scheduler'], 0.0) + sum(p['time_s'].values())
+    good: Dict[str, float] = {}
+    slo: Dict[str, float] = {}
+    for m in measured:
+        for sched, t in m['time_s'].items():
+            good[sched] = good.get(sched, 0.0) + t['goodput']
+            slo[sched] = slo.get(sched, 0.0) + t['slo99']
+    r3 = {k: round(v, 2) for k, v in plan.items()}
+    total = sum(plan.values()) + sum(good.values()) + sum(slo.values())
+    return {'plan_s': r3, 'measure_goodput_s': {k: round(v, 2) for k, v in good.items()},
+            'measure_slo99_s': {k: round(v, 2) for k, v in slo.items()},
+            'total_job_s': round(total, 1)}
+
+
+def write_outputs(result: dict, out_dir: str) -> List[str]:
+    """summary.json, details.json, summary.md and the PNG plots (:mod:`eval_report`)."""
+    from hetero_infer.core.eval_report import write_outputs as _write
+    return _write(result, out_dir)
+
+
+def average_improvements(scenarios: List[dict], proposed: str = PROPOSED) -> Dict[str, dict]:
+    """The talk's statistic from per-scenario means: per metric and baseline, the mean over
+    scenarios of ``100 * (proposed / baseline - 1)``, scenarios with a zero baseline skipped."""
     out: Dict[str, Dict[str, float]] = {}
     for metric in METRICS:
         per: Dict[str, float] = {}
-        for b in _baselines(scenarios, proposed):
+        bases = []
+        for s in scenarios:
+            for b in s['results']:
+                if b != proposed and b not in bases:
+                    bases.append(b)
+        for b in bases:
             vals = []
             for s in scenarios:
                 r = s['results']
@@ -245,245 +865,3 @@ def average_improvements(scenarios: List[dict], proposed: str = PROPOSED) -> Dic
         if per:
             out[metric] = per
     return out
-
-
-def improvement_stats(scenarios: List[dict], proposed: str = PROPOSED) -> Dict[str, dict]:
-    """Per metric and baseline: the mean of per-scenario improvements (the summary's value),
-    the geometric mean of the per-scenario ratios (scenarios where either value is 0 left out),
-    the improvement of the average (ratio of the metric summed over all scenarios), and counts
-    of scenarios won / lost / skipped."""
-    mean = average_improvements(scenarios, proposed)
-    out: Dict[str, Dict[str, dict]] = {}
-    for metric in METRICS:
-        per = {}
-        for b in _baselines(scenarios, proposed):
-            pairs = [(s['results'][proposed][metric], s['results'][b][metric])
-                     for s in scenarios if proposed in s['results'] and b in s['results']
-                     and metric in s['results'][b] and metric in s['results'][proposed]]
-            if not pairs:
-                continue
-            logs = [math.log(a / c) for a, c in pairs if a > 0 and c > 0]
-            total_a, total_c = sum(a for a, _ in pairs), sum(c for _, c in pairs)
-            per[b] = {
-                'mean_of_scenarios_pct': mean.get(metric, {}).get(b),
-                'geometric_mean_pct': round(100.0 * (math.exp(sum(logs) / len(logs)) - 1.0), 3)
-                if logs else None,
-                'of_average_pct': round(100.0 * (total_a / total_c - 1.0), 3)
-                if total_c > 0 else None,
-                'wins': sum(1 for a, c in pairs if a > c * 1.005),
-                'losses': sum(1 for a, c in pairs if a < c * 0.995),
-                'scenarios': len(pairs),
-                'skipped_zero_baseline': sum(1 for _, c in pairs if c <= 0),
-            }
-        if per:
-            out[metric] = per
-    return out
-
-
-def run_evaluation(scenarios: Sequence, platform_name: str, *,
-                   schedulers: Sequence[str] = EVALUATED,
-                   settings: Optional[EvalSettings] = None, workers: int = 2,
-                   interference_model=None, progress=None) -> dict:
-    """Evaluate ``scenarios`` over ``workers`` processes; returns summary + details.
-
-    :param interference_model: passed to the interference-aware scheduler (default: the
-        committed model of the platform; a path or an object, see ``predictors``).
-    """
-    settings = settings or EvalSettings()
-    jobs = [(s, platform_name, list(schedulers), settings, interference_model)
-            for s in scenarios]
-    t0 = time.perf_counter()
-    by_name: Dict[str, dict] = {}
-    pool = None
-    if workers > 1 and len(jobs) > 1:
-        try:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor, as_completed
-            ctx = multiprocessing.get_context('fork') \
-                if 'fork' in multiprocessing.get_all_start_methods() else None
-            pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
-        except (OSError, ValueError, ImportError, NotImplementedError):
-            pool = None
-    if pool is not None:
-        with pool:
-            futures = [pool.submit(_scenario_worker, j) for j in jobs]
-            for fut in as_completed(futures):
-                res = fut.result()
-                by_name[res['name']] = res
-                if progress is not None:
-                    progress(res)
-    else:
-        for j in jobs:
-            res = _scenario_worker(j)
-            by_name[res['name']] = res
-            if progress is not None:
-                progress(res)
-    ordered = [by_name[s.name] for s in scenarios]
-    summary = {
-        'scenarios': [{'name': r['name'], 'results': r['results']} for r in ordered],
-        'average_improvement_pct': average_improvements(ordered),
-    }
-    details = {'platform': platform_name, 'settings': settings.to_dict(),
-               'improvement_stats': improvement_stats(ordered),
-               'wall_time_s': round(time.perf_counter() - t0, 1), 'workers': workers,
-               'scenarios': ordered}
-    return {'summary': summary, 'details': details}
-
-
-def write_markdown(summary: dict, details: dict, path: str) -> None:
-    """A markdown table of every scenario and the average improvements."""
-    scheds = []
-    for s in summary['scenarios']:
-        for k in s['results']:
-            if k not in scheds:
-                scheds.append(k)
-    lines = ['# Evaluation on the %s twin' % details.get('platform', '?'), '',
-             'Wall time %.0f s on %d worker processes. Metrics: goodput / throughput in req/s, '
-             'slo99_throughput in req/s, fairness (Jain).' % (details.get('wall_time_s', 0),
-                                                             details.get('workers', 1)), '']
-    lines.append('## Average improvement of %s (%%)' % PROPOSED)
-    lines.append('')
-    imp = summary['average_improvement_pct']
-    lines.append('| metric | ' + ' | '.join(b for b in scheds if b != PROPOSED) + ' |')
-    lines.append('|---' * (len(scheds)) + '|')
-    for metric in METRICS:
-        row = imp.get(metric, {})
-        lines.append('| %s | ' % metric + ' | '.join(
-            ('%+.1f' % row[b]) if b in row else 'n/a' for b in scheds if b != PROPOSED) + ' |')
-    stats = details.get('improvement_stats') or {}
-    if stats:
-        lines += ['', 'Mean of per-scenario improvements (above, the summary.json value) / '
-                  'geometric mean of per-scenario ratios / improvement of the average over all '
-                  'scenarios; wins-losses out of scenarios:', '',
-                  '| metric | baseline | mean | geometric | of average | wins-losses |',
-                  '|---|---|---|---|---|---|']
-        for metric in METRICS:
-            for b, st in stats.get(metric, {}).items():
-                def fmt(v):
-                    return 'n/a' if v is None else '%+.1f%%' % v
-                lines.append('| %s | %s | %s | %s | %s | %d-%d of %d |' % (
-                    metric, b, fmt(st['mean_of_scenarios_pct']), fmt(st['geometric_mean_pct']),
-                    fmt(st['of_average_pct']), st['wins'], st['losses'], st['scenarios']))
-    for metric in METRICS:
-        lines += ['', '## %s' % metric, '',
-                  '| scenario | ' + ' | '.join(scheds) + ' |', '|---' * (len(scheds) + 1) + '|']
-        for s in summary['scenarios']:
-            r = s['results']
-            lines.append('| %s | ' % s['name'] + ' | '.join(
-                ('%.3f' % r[k][metric] if metric == 'fairness' else '%.1f' % r[k][metric])
-                if k in r and metric in r[k] else 'n/a' for k in scheds) + ' |')
-    with open(path, 'w') as f:
-        f.write('\n'.join(lines) + '\n')
-
-
-def write_plots(summary: dict, out_dir: str, stats: Optional[dict] = None) -> List[str]:
-    """PNG plots like the talk's: per-scenario goodput / SLO99 bars (normalised to the best
-    scheduler of each scenario) and the average improvements of interference_aware."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    paths = []
-    names = [s['name'] for s in summary['scenarios']]
-    scheds = []
-    for s in summary['scenarios']:
-        for k in s['results']:
-            if k not in scheds:
-                scheds.append(k)
-    for metric in ('goodput', 'slo99_throughput'):
-        if not any(metric in r for s in summary['scenarios'] for r in s['results'].values()):
-            continue
-        rows = max(1, int(math.ceil(len(names) / 20.0)))
-        fig, axes = plt.subplots(rows, 1, figsize=(16, 3.6 * rows), squeeze=False)
-        width = 0.8 / max(1, len(scheds))
-        for row in range(rows):
-            ax = axes[row][0]
-            part = summary['scenarios'][row * 20:(row + 1) * 20]
-            x = np.arange(len(part))
-            for k, sched in enumerate(scheds):
-                vals = []
-                for s in part:
-                    r = s['results']
-                    best = max((v.get(metric, 0.0) for v in r.values()), default=0.0)
-                    v = r.get(sched, {}).get(metric, math.nan)
-                    vals.append(v / best if best > 0 else math.nan)
-                ax.bar(x + (k - len(scheds) / 2 + 0.5) * width, vals, width, label=sched)
-            ax.set_xticks(x)
-            ax.set_xticklabels([s['name'] for s in part], rotation=45, fontsize=7, ha='right')
-            ax.set_ylim(0, 1.05)
-            ax.set_ylabel('%s / best' % metric, fontsize=8)
-            if row == 0:
-                ax.legend(fontsize=7, ncol=7, loc='lower center', bbox_to_anchor=(0.5, 1.0))
-        fig.suptitle('%s per scenario, normalised to the best scheduler of the scenario' % metric,
-                     fontsize=10, y=1.0)
-        fig.tight_layout()
-        path = os.path.join(out_dir, '%s_per_scenario.png' % metric)
-        fig.savefig(path, dpi=110, bbox_inches='tight')
-        plt.close(fig)
-        paths.append(path)
-    imp = summary['average_improvement_pct']
-    metrics = [m for m in ('goodput', 'slo99_throughput') if m in imp]
-    if metrics:
-        baselines = [b for b in scheds if b != PROPOSED]
-        fig, axes = plt.subplots(1, len(metrics), figsize=(7 * len(metrics), 4.2),
-                                 squeeze=False)
-        kinds = (('mean of scenarios', 'mean_of_scenarios_pct'),
-                 ('geometric mean', 'geometric_mean_pct'), ('of the average', 'of_average_pct'))
-        cap = 200.0
-        for col, metric in enumerate(metrics):
-            ax = axes[0][col]
-            x = np.arange(len(baselines))
-            width = 0.8 / len(kinds)
-            for k, (label, key) in enumerate(kinds):
-                vals = []
-                for b in baselines:
-                    if key == 'mean_of_scenarios_pct' or not stats:
-                        v = imp[metric].get(b)
-                    else:
-                        v = (stats.get(metric, {}).get(b) or {}).get(key)
-                    vals.append(math.nan if v is None else v)
-                pos = x + (k - len(kinds) / 2 + 0.5) * width
-                ax.bar(pos, [min(v, cap) for v in vals], width, label=label)
-                for px, v in zip(pos, vals):
-                    if v == v and v > cap:
-                        ax.text(px, cap, '%.0f' % v, ha='center', va='bottom', fontsize=6,
-                                rotation=90)
-                if not stats:
-                    break
-            ax.set_xticks(x)
-            ax.set_xticklabels(baselines, rotation=20, fontsize=8)
-            ax.axhline(0.0, color='k', linewidth=0.5)
-            ax.set_ylim(top=cap * 1.25)
-            ax.set_ylabel('improvement of %s (%%)' % PROPOSED, fontsize=8)
-            ax.set_title(metric, fontsize=10)
-            ax.legend(fontsize=7)
-        fig.suptitle('Average improvement of %s over each scheduler (40 scenarios, twin)'
-                     % PROPOSED, fontsize=10)
-        fig.tight_layout()
-        path = os.path.join(out_dir, 'average_improvement.png')
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        paths.append(path)
-    return paths
-
-
-def write_outputs(result: dict, out_dir: str) -> List[str]:
-    """summary.json (the issue's schema), details.json, summary.md and the PNG plots."""
-    os.makedirs(out_dir, exist_ok=True)
-    paths = []
-    p = os.path.join(out_dir, 'summary.json')
-    with open(p, 'w') as f:
-        json.dump(result['summary'], f, indent=1)
-        f.write('\n')
-    paths.append(p)
-    p = os.path.join(out_dir, 'details.json')
-    with open(p, 'w') as f:
-        json.dump(result['details'], f, indent=1, default=str)
-        f.write('\n')
-    paths.append(p)
-    p = os.path.join(out_dir, 'summary.md')
-    write_markdown(result['summary'], result['details'], p)
-    paths.append(p)
-    paths += write_plots(result['summary'], out_dir, result['details'].get('improvement_stats'))
-    return paths

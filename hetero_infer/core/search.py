@@ -76,6 +76,8 @@ class SearchResult:
     history: List[Tuple[str, float]] = field(default_factory=list)
     #: the best policy first, then the best distinct sampled ones (for re-ranking elsewhere)
     candidates: List[Policy] = field(default_factory=list)
+    #: the goal value the search predicted for each of ``candidates``
+    candidate_scores: List[float] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {
@@ -358,18 +360,21 @@ def search(problem: PlanProblem, *, n_samples: Optional[int] = None,
     finally:
         runner.close()
     candidates = [best_alloc]
+    scores = [float(best_value)]
     for i in order:
         if len(candidates) >= keep_top:
             break
         if results[i][2] or any(np.array_equal(allocs[i], c) for c in candidates):
             continue
         candidates.append(allocs[i])
+        scores.append(float(results[i][0]))
     return SearchResult(
         policy=Policy(names, procs, best_alloc, mask=problem.mask), score=float(best_value),
         metrics=best_metrics, goal=goal_name, predictor=predictor_name,
         search_time_s=time.perf_counter() - t0, n_samples=n, n_evaluated=evaluated,
         top_fraction=top_fraction, confidence=confidence, history=history,
-        candidates=[Policy(names, procs, c, mask=problem.mask) for c in candidates])
+        candidates=[Policy(names, procs, c, mask=problem.mask) for c in candidates],
+        candidate_scores=scores)
 
 
 def plan(platform, apps: Sequence, goal, predictor: Predictor, *,

@@ -29,10 +29,19 @@ class PlanContext:
     :param settings: the planner simulator's settings.
     :param top_fraction, confidence: the sampling guarantee (n = 459 for 1% / 99%).
     :param workers: processes a search may use (1 = serial).
+    :param keep_top: how many of a search's best policies its result keeps as candidates.
     :param oracle_top_fraction: the oracle's search guarantee (its search is longer through
         twice the refinement budget and the re-ranking on the twin).
-    :param oracle_rerank: how many of the oracle's best candidates are served on the twin.
-    :param oracle_serve_s: simulated seconds of each of those twin runs.
+    :param oracle_rerank: how many of the oracle's own best candidates join its selection.
+    :param oracle_serve_s: simulated seconds of each goodput-type selection run on the twin.
+    :param oracle_select_traces: twin traces each candidate is scored on (goals without SLO99);
+        ``oracle_slo99_traces`` the same for goals that need throughput at SLO99.
+    :param oracle_select_seed: first arrival seed of the oracle's selection traces; keep it
+        apart from any seed the plans are measured with (the evaluation checks that).
+    :param reference_plans: other schedulers' plans for this goal (name -> :class:`Plan`),
+        which the oracle adds to its candidates; ``None`` lets it plan them itself.
+    :param twin_slo99: keyword arguments of the twin's SLO99 bisection the oracle's selection
+        uses (``hetero_infer.core.evaluation.twin_slo99_throughput``); ``None``: its defaults.
     """
 
     platform: object
@@ -44,9 +53,15 @@ class PlanContext:
     confidence: float = 0.99
     workers: int = 1
     max_refine_evals: int = 120
+    keep_top: int = 4
     oracle_top_fraction: float = 0.01
     oracle_rerank: int = 4
     oracle_serve_s: float = 2.0
+    oracle_select_traces: int = 2
+    oracle_slo99_traces: int = 1
+    oracle_select_seed: int = 1000000
+    reference_plans: Optional[dict] = None
+    twin_slo99: Optional[dict] = None
     interference_model: object = None
     _twin: object = None
 
@@ -93,6 +108,8 @@ class Plan:
     search: Optional[SearchResult] = None
     plan_time_s: float = 0.0
     notes: str = ''
+    #: the scheduler whose plan this is (the oracle may adopt another scheduler's plan)
+    source: str = ''
 
     def to_dict(self) -> dict:
         d = {'scheduler': self.scheduler, 'plan_time_s': round(self.plan_time_s, 3)}
@@ -102,6 +119,8 @@ class Plan:
             d['search'] = self.search.to_dict()
         if self.notes:
             d['notes'] = self.notes
+        if self.source and self.source != self.scheduler:
+            d['source'] = self.source
         return d
 
 
@@ -117,6 +136,8 @@ class Scheduler:
         t0 = time.perf_counter()
         plan = self._plan(ctx)
         plan.plan_time_s = time.perf_counter() - t0
+        if not plan.source:
+            plan.source = self.name
         return plan
 
     def _plan(self, ctx: PlanContext) -> Plan:

@@ -1,16 +1,26 @@
-"""The oracle: a longer search scored with ground-truth latencies, finished on the twin itself.
+"""The oracle: an upper reference, the best plan found anywhere, chosen by the twin itself.
 
 1. Search as the other planners do, but with the :class:`TwinPredictor` (model-level co-run
    latencies measured on the digital twin, i.e. a perfect interference model) and twice the
    refinement budget (``oracle_top_fraction`` sets the samples; default the same 459).
-2. Serve the best ``oracle_rerank`` candidates on the layer-level twin itself for
-   ``oracle_serve_s`` simulated seconds (arrivals seeded apart from the evaluation's) and keep the
-   one the goal scores highest. Goals that need throughput at SLO99 skip this step (a bisection
-   on the layer-level twin per candidate costs too much); the search alone decides there.
+2. Candidates: its own best ``oracle_rerank`` policies plus **every other scheduler's plan** for
+   the same goal (``ctx.reference_plans``, or planned here when the context has none), so no
+   scheduler can hold a plan the oracle did not consider.
+3. Each distinct candidate is served on the layer-level twin on traces whose seeds start at
+   ``oracle_select_seed`` (disjoint from the evaluation's measurement traces, which the
+   evaluation checks), and the one the goal scores highest is kept: ``oracle_select_traces``
+   runs of ``oracle_serve_s`` for goals without SLO99; for ``slo99_throughput`` the largest load
+   scale that meets the SLO on all ``oracle_slo99_traces`` traces, found by bisection on the
+   twin with pruning (a candidate is first probed at the best scale so far and dropped if it
+   misses there, since attainment falls as load rises: one probe instead of a bisection).
 
-A full search scored by layer-level twin runs would cost hours per scenario; this keeps the
-oracle within the evaluation budget while every choice it makes is judged by the ground truth.
+What remains between the oracle and another scheduler in the evaluation is then selection
+noise (the chosen plan was best on other traces), which the paired confidence intervals show.
 """
+
+from typing import List, Tuple
+
+import numpy as np
 
 from hetero_infer.core.predictors import TwinPredictor
 from hetero_infer.core.schedulers.interface import Plan, PlanContext
@@ -18,10 +28,16 @@ from hetero_infer.core.schedulers.searched import SearchScheduler, router_factor
 from hetero_infer.core.search import build_problem, search
 
 
+def _same_plan(a: Plan, b: Plan) -> bool:
+    if a.policy is not None and b.policy is not None:
+        return bool(np.array_equal(a.policy.allocation, b.policy.allocation))
+    return a.policy is None and b.policy is None and a.source == b.source
+
+
 class OracleScheduler(SearchScheduler):
     name = 'oracle'
-    description = 'long search with ground-truth co-run latencies, best candidates re-ranked ' \
-                  'on the layer-level twin'
+    description = ('long search with ground-truth co-run latencies; its best candidates and '
+                   "every other scheduler's plan chosen between on held-out twin traces")
 
     def predictor(self, ctx):
         # kept on the context so the goodput and slo99 plans share the measured co-runs
@@ -31,9 +47,14 @@ class OracleScheduler(SearchScheduler):
             ctx._twin_predictor = pred
         return pred
 
+    def _references(self, ctx: PlanContext) -> List[Tuple[str, Plan]]:
+        if ctx.reference_plans is not None:
+            return list(ctx.reference_plans.items())
+        from hetero_infer.core.schedulers import EVALUATED, get_scheduler
+        return [(n, get_scheduler(n).plan(ctx)) for n in EVALUATED if n != self.name]
+
     def _plan(self, ctx: PlanContext) -> Plan:
-        from hetero_infer.core.evaluation import measure_on_twin
-        from hetero_infer.core.goals import get_goal
+        from hetero_infer.core.evaluation import select_on_twin
 
         pred = self.predictor(ctx)
         problem = build_problem(ctx.platform, ctx.apps, pred, ctx.goal, ctx.settings)
@@ -41,26 +62,19 @@ class OracleScheduler(SearchScheduler):
                         top_fraction=ctx.oracle_top_fraction, confidence=ctx.confidence,
                         max_refine_evals=2 * ctx.max_refine_evals,
                         keep_top=max(1, ctx.oracle_rerank))
-        goal = get_goal(ctx.goal)
-        need_slo99 = 'slo99_throughput' in goal.needs
-        # a bisection per candidate on the layer-level twin is too slow for slo99 goals:
-        # there the ground-truth-latency search alone decides
-        rerank = 1 if need_slo99 else max(1, ctx.oracle_rerank)
-        if rerank == 1:
-            return Plan(self.name, router_factory(result.policy, ctx.settings),
-                        policy=result.policy, search=result,
-                        notes='ground-truth-latency search only (no twin re-rank)')
-        best, best_value = None, None
-        for policy in result.candidates[:rerank]:
-            metrics = measure_on_twin(ctx.twin, ctx.apps, router_factory(policy, ctx.settings),
-                                      duration_s=ctx.oracle_serve_s, seed=ctx.seed + 4242,
-                                      slo99=need_slo99, slo99_iterations=4)
-            value = goal(metrics)
-            if best_value is None or value > best_value:
-                best, best_value = policy, value
-        return Plan(self.name, router_factory(best, ctx.settings), policy=best, search=result,
-                    notes='re-ranked %d candidates on the twin; chose value %.4g'
-                          % (min(len(result.candidates), ctx.oracle_rerank), best_value))
+        cands: List[Tuple[str, Plan]] = []
+        for k, policy in enumerate(result.candidates[:max(1, ctx.oracle_rerank)]):
+            cands.append(('oracle#%d' % k, Plan(self.name, router_factory(policy, ctx.settings),
+                                                 policy=policy, source=self.name)))
+        for name, plan in self._references(ctx):
+            if not any(_same_plan(plan, c) for _, c in cands):
+                cands.append((name, plan))
+        best, report = select_on_twin(ctx, cands)
+        label, chosen = cands[best]
+        return Plan(self.name, chosen.make_dispatcher, policy=chosen.policy, search=result,
+                    source=chosen.source or label,
+                    notes='chose %s of %d distinct candidates on held-out twin traces (%s)'
+                          % (label, len(cands), report))
 
 
 SCHEDULER = OracleScheduler()
