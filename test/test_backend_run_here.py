@@ -11,8 +11,8 @@ from hetero_infer.backends import create_backend
 from hetero_infer.backends.base import Backend, Executor, InferenceResult, TensorSpec
 from hetero_infer.core.policy import Policy
 from hetero_infer.errors import BackendError
-from hetero_infer.ros.engine import ServingEngine
-from hetero_infer.ros.null_backend import NullBackend
+from hetero_infer.serving.engine import ServingEngine
+from hetero_infer.backends.null import NullBackend
 
 
 class _ThreadExecutor(Executor):

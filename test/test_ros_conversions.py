@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from hetero_infer.ros import conversions as cv
+from hetero_infer.serving.preprocess import to_rgb
 
 sensor_msgs = pytest.importorskip('sensor_msgs.msg')
 std_msgs = pytest.importorskip('std_msgs.msg')
@@ -27,7 +28,7 @@ def test_image_round_trip_every_encoding(encoding):
     img, order = cv.image_to_array(_image(arr, encoding))
     assert img.dtype == dtype and img.shape == (7, 5, channels)
     np.testing.assert_array_equal(img, arr)
-    rgb = cv.to_rgb(img, order)
+    rgb = to_rgb(img, order)
     assert rgb.shape == (7, 5, 3)
     if encoding == 'bgr8':
         np.testing.assert_array_equal(rgb[..., 0], arr[..., 2])
@@ -82,42 +83,6 @@ def test_compressed_image_decodes_and_rejects_garbage():
     assert info.value.reason == 'empty'
 
 
-def test_preprocess_image_shape_and_normalisation():
-    img = np.full((480, 640, 3), 255, np.uint8)
-    x = cv.preprocess_image(img, 'rgb', (1, 3, 224, 224))
-    assert x.shape == (1, 3, 224, 224) and x.dtype == np.float32
-    expected = (1.0 - np.array(cv.IMAGENET_MEAN)) / np.array(cv.IMAGENET_STD)
-    np.testing.assert_allclose(x[0, :, 100, 100], expected, rtol=1e-5)
-    # BGR input must come out in RGB order.
-    bgr = np.zeros((10, 10, 3), np.uint8)
-    bgr[..., 0] = 255  # blue
-    y = cv.preprocess_image(bgr, 'bgr', (1, 3, 8, 8))
-    assert y[0, 2].mean() > y[0, 0].mean()
-
-
-def _reference(img, order, h, w):
-    """Bilinear resize, then (x / 255 - mean) / std in float64, RGB, NCHW."""
-    import cv2
-    rgb = {'rgb': img, 'bgr': img[:, :, ::-1], 'rgba': img[:, :, :3],
-           'bgra': img[:, :, 2::-1]}[order]
-    small = cv2.resize(np.ascontiguousarray(rgb), (w, h), interpolation=cv2.INTER_LINEAR)
-    x = (small / 255.0 - np.array(cv.IMAGENET_MEAN)) / np.array(cv.IMAGENET_STD)
-    return x.transpose(2, 0, 1)[None]
-
-
-@pytest.mark.parametrize('order,channels', [('rgb', 3), ('bgr', 3), ('rgba', 4), ('bgra', 4)])
-@pytest.mark.parametrize('opencv_params', [True, False])
-def test_preprocess_image_matches_reference(order, channels, opencv_params, monkeypatch):
-    if not opencv_params:  # OpenCV < 4.8 path: blobFromImage and the std applied after
-        monkeypatch.setattr(cv, '_blob_params', lambda *a: None)
-    rng = np.random.default_rng(3)
-    padded = rng.integers(0, 255, (50, 70 * channels + 6)).astype(np.uint8)
-    img = padded[:, :70 * channels].reshape(50, 70, channels)  # rows with a stride, as a view
-    x = cv.preprocess_image(img, order, (1, 3, 32, 40))
-    assert x.shape == (1, 3, 32, 40) and x.dtype == np.float32
-    np.testing.assert_allclose(x, _reference(img, order, 32, 40), atol=1e-5)
-
-
 def test_audio_conversions_and_checks():
     f = std_msgs.Float32MultiArray(data=[0.0, 0.5, -0.5])
     np.testing.assert_allclose(cv.audio_to_array(f, kind='audio_f32'), [0.0, 0.5, -0.5])
@@ -129,20 +94,3 @@ def test_audio_conversions_and_checks():
     with pytest.raises(cv.InputError) as info:
         cv.audio_to_array(std_msgs.Float32MultiArray(), kind='audio_f32')
     assert info.value.reason == 'empty'
-
-
-def test_preprocess_audio_shapes():
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal(16000).astype(np.float32) * 0.1
-    mel = cv.preprocess_audio(x, 16000, (1, 64, 128))
-    assert mel.shape == (1, 64, 128) and np.isfinite(mel).all()
-    # 1 s at a 10 ms hop is 98 frames; the rest is zero padding.
-    assert np.all(mel[0, :, 100:] == 0.0) and np.any(mel[0, :, :90] != 0.0)
-    wave = cv.preprocess_audio(x, 16000, (1, 8000))
-    np.testing.assert_array_equal(wave[0], x[:8000])
-
-
-def test_top_k_orders_and_labels():
-    out = cv.top_k(np.array([0.1, 3.0, 2.0, -1.0]), 2, labels=['a', 'b', 'c', 'd'])
-    assert [label for label, _ in out] == ['b', 'c']
-    assert out[0][1] > out[1][1] > 0.0

@@ -9,7 +9,7 @@ import numpy as np
 from hetero_infer.backends.base import InferenceResult
 from hetero_infer.core.faults import HealthSettings
 from hetero_infer.core.policy import Policy
-from hetero_infer.ros.engine import DROP_REASONS, ServingEngine
+from hetero_infer.serving.engine import DROP_REASONS, ServingEngine
 
 PROCS = ('gpu', 'dla0', 'dla1')
 

@@ -601,3 +601,4 @@ def create_backend(name: str, **options: Any) -> Backend:
 register_backend('onnxruntime', 'hetero_infer.backends.onnxruntime_backend:OnnxRuntimeBackend')
 register_backend('tensorrt', 'hetero_infer.backends.tensorrt_backend:TensorRTBackend')
 register_backend('emulated', 'hetero_infer.backends.emulated:EmulatedBackend')
+register_backend('null', 'hetero_infer.backends.null:NullBackend')

@@ -93,7 +93,7 @@ def run(args) -> int:
     values = load_overrides(args)
     import rclpy
 
-    from hetero_infer.ros.scheduler_node import spin_nodes
+    from hetero_infer.ros.lifecycle import spin_nodes
     rclpy.init(args=['--ros-args', '--log-level', args.log_level])
     nodes = []
     try:

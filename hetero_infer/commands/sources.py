@@ -75,7 +75,7 @@ def run(args) -> int:
     streams = build_streams(args)
     import rclpy
 
-    from hetero_infer.ros.scheduler_node import spin_nodes
+    from hetero_infer.ros.lifecycle import spin_nodes
     from hetero_infer.ros.sources_node import SourcesNode
     rclpy.init()
     node = None

@@ -1,7 +1,7 @@
 """Injected processor faults in the twin's serving simulation (``Twin.serve(faults=...)``).
 
 The twin is the ground truth of what the processors do, so the faults happen here; how serving
-reacts follows the serving engine (:mod:`hetero_infer.ros.engine`) and the same
+reacts follows the serving engine (:mod:`hetero_infer.serving.engine`) and the same
 :class:`~hetero_infer.core.faults.HealthTracker` rule:
 
 - an inference that starts on a processor with an ``error`` fault fails at once; one that starts

@@ -1,4 +1,5 @@
-"""The result message of the scheduler node: a versioned JSON document on ``std_msgs/String``.
+"""Result documents: one versioned JSON document per request (the node publishes it on
+``std_msgs/String``).
 
 Schema ``hetero_infer.result/1`` (one object per request, on the application's result topic)::
 
@@ -27,38 +28,9 @@ the field (unknown encoding, wrong step, ...), so a subscriber can account for e
 """
 
 import json
-from typing import Any, Dict, List, Optional, Sequence, Tuple
-
-import numpy as np
+from typing import Any, Dict, List, Optional, Tuple
 
 RESULT_SCHEMA = 'hetero_infer.result/1'
-
-#: QuartzNet / Jasper English vocabulary; the CTC blank is the index after the last symbol.
-SPEECH_VOCABULARY = tuple(" abcdefghijklmnopqrstuvwxyz'")
-
-
-def ctc_greedy_decode(logits: np.ndarray, vocabulary: Sequence[str] = SPEECH_VOCABULARY) -> str:
-    """Greedy CTC decoding of ``(1, V, T)`` or ``(T, V)`` logits (blank = index ``len(vocab)``).
-
-    Takes the best symbol per frame, merges repeats, removes blanks.
-    """
-    a = np.asarray(logits)
-    if a.ndim == 3:
-        a = a[0]
-        # (V, T) as QuartzNet's conv decoder emits it; (T, V) otherwise.
-        if a.shape[0] == len(vocabulary) + 1:
-            a = a.T
-    elif a.ndim != 2:
-        return ''
-    best = np.argmax(a, axis=-1)
-    out = []
-    prev = -1
-    for i in best.tolist():
-        if i != prev and i < len(vocabulary):
-            out.append(vocabulary[i])
-        prev = i
-    return ''.join(out).strip()
-
 
 def result_document(*, stamp: Tuple[int, int], frame_id: str, application: str, model: str,
                     processor: Optional[str], request_id: int, policy_version: int,

@@ -1,12 +1,12 @@
-"""Parameter rules of the scheduler node without ROS: validation reasons, the frozen config,
-live changes, and the parameter file reader used by ``hetero-infer serve``."""
+"""Settings of the serving core (the scheduler node's parameters): validation reasons, the
+frozen config, live changes, and the parameter file reader used by ``hetero-infer serve``."""
 
 import dataclasses
 
 import pytest
 
 from hetero_infer.errors import ConfigError
-from hetero_infer.ros import params
+from hetero_infer.serving import config as params
 from hetero_infer.ros.config_file import default_config_path, load_params_file
 
 BASE = {

@@ -1,9 +1,9 @@
 """A zero-time backend: every inference returns zeros at once.
 
-Selected with the node parameter ``backend: 'null'``. It measures what the node itself costs
-(conversion, routing, queueing, publishing) with nothing else in the way, which is how the
-benchmark finds the highest request rate the node sustains, and it lets the ROS tests run
-without a model runtime.
+Registered as ``null`` (node parameter ``backend: 'null'``). It measures what the node itself
+costs (conversion, routing, queueing, publishing) with nothing else in the way: the benchmark
+finds the highest request rate the node sustains with it, and the ROS tests run without a model
+runtime.
 """
 
 from typing import Any, Dict, Sequence, Tuple

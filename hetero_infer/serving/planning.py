@@ -1,13 +1,13 @@
-"""Planning for the node, in a separate process.
+"""The planner process of the serving core.
 
-The policy search is CPU-bound Python; run in the node's process it would hold the GIL for
-seconds and stall conversion, routing and publishing (latency spikes while re-planning). So the
-node keeps one worker process, ``python -m hetero_infer.ros.planning``, and talks to it with one
+The policy search is CPU-bound Python; run in the serving process it would hold the GIL for seconds
+and stall conversion, routing and publishing (latency spikes while re-planning). So the service
+keeps one worker process, ``python -m hetero_infer.serving.planning``, and talks to it with one
 JSON line per job on its stdin / stdout; the worker rebuilds platform, models, predictor and goal
 from plain data. A plain subprocess rather than multiprocessing: forking a process that runs DDS
-threads is unsafe, and ``spawn`` re-imports the caller's ``__main__`` (a user script without a
-main guard would start a second node). The worker exits when its stdin closes, so it never
-outlives the node.
+threads is unsafe, and ``spawn`` re-imports the caller's ``__main__`` (a user script without a main
+guard would start a second node). The worker exits when its stdin closes, so it never outlives the
+service.
 """
 
 import json
@@ -85,7 +85,7 @@ class Planner:
         with self._lock:
             if self._proc is None or self._proc.poll() is not None:
                 self._proc = subprocess.Popen(
-                    [sys.executable, '-m', 'hetero_infer.ros.planning'], stdin=subprocess.PIPE,
+                    [sys.executable, '-m', 'hetero_infer.serving.planning'], stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE, universal_newlines=True, bufsize=1)
             proc = self._proc
             try:

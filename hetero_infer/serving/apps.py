@@ -1,0 +1,177 @@
+"""An application of the serving core: a model, the processors that run it, its SLO, and how its
+inputs and outputs are made.
+
+One :class:`App` per configured application (``apps.<name>.*``). It turns decoded arrays into
+the function that computes the model inputs (:meth:`App.preprocessor`, run later on the
+processor's worker) and an outcome into the result document (:meth:`App.document`). The request
+path reads in one direction::
+
+    arrays --App.preprocessor--> Request --engine--> worker: preprocess, run --> Outcome
+      --App.document: post-process--> result document --> published by the caller
+"""
+
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from hetero_infer.backends.base import TensorSpec
+from hetero_infer.core.model import load_model
+from hetero_infer.core.platform import Platform
+from hetero_infer.errors import ConfigError, HeteroInferError
+from hetero_infer.serving import postprocess, preprocess, results
+from hetero_infer.serving.config import AppConfig, ServeConfig, app_param
+from hetero_infer.serving.engine import Outcome
+
+Log = Callable[[str], None]
+
+
+class App:
+    """Everything the service keeps per application (fixed after start-up, but ``cfg`` and
+    ``slo_ms``, which live parameter changes replace).
+
+    :param iso_ms: isolated latency (ms) per processor that can run the model.
+    """
+
+    def __init__(self, index: int, cfg: AppConfig, model: Any, input_spec: TensorSpec,
+                 labels: Optional[List[str]], iso_ms: Dict[str, float], slo_scale: float) -> None:
+        self.index = index
+        self.cfg = cfg
+        self.model = model
+        self.input_spec = input_spec
+        self.labels = labels
+        self.iso_ms = dict(iso_ms)
+        self.is_audio = cfg.input_type.startswith('audio')
+        self.slo_ms = self.slo_for(cfg, slo_scale)
+
+    @property
+    def name(self) -> str:
+        return self.cfg.name
+
+    def slo_for(self, cfg: AppConfig, slo_scale: float) -> float:
+        """``apps.<name>.slo_ms``, or ``slo_scale`` x the isolated latency on the fastest
+        processor the application may use."""
+        return cfg.slo_ms if cfg.slo_ms > 0 else slo_scale * min(self.iso_ms.values())
+
+    def reconfigure(self, cfg: AppConfig, slo_scale: float) -> None:
+        self.cfg = cfg
+        self.slo_ms = self.slo_for(cfg, slo_scale)
+
+    # -- in ---------------------------------------------------------------------------------
+    def preprocessor(self, data: Any, order: str = '') -> Callable[[], Dict[str, np.ndarray]]:
+        """The function that makes this application's model inputs from decoded ``data``: an
+        HxWxC image in channel ``order``, or float PCM samples (audio applications)."""
+        name, shape = self.input_spec.name, self.input_spec.shape
+        if self.is_audio:
+            rate = self.cfg.sample_rate_hz
+            return lambda: {name: preprocess.preprocess_audio(data, rate, shape)}
+        return lambda: {name: preprocess.preprocess_image(data, order, shape)}
+
+    def warm_up_inputs(self) -> Dict[str, np.ndarray]:
+        """Model inputs of a blank input, preprocessed as a real one (warm-up)."""
+        if self.is_audio:
+            return self.preprocessor(np.zeros(1600, np.float32))()
+        return self.preprocessor(np.zeros((48, 64, 3), np.uint8), 'rgb')()
+
+    # -- out --------------------------------------------------------------------------------
+    def document(self, o: Outcome, total_ms: float) -> Dict[str, Any]:
+        """The result document (schema ``hetero_infer.result/1``) of one outcome."""
+        req = o.request
+        top_k = transcript = None
+        if o.ok and o.outputs:
+            out = next(iter(o.outputs.values()))
+            if self.is_audio and self.labels is None:
+                transcript = postprocess.ctc_greedy_decode(out)
+            else:
+                top_k = postprocess.top_k(out, self.cfg.top_k, self.labels)
+        return results.result_document(
+            stamp=req.stamp, frame_id=req.frame_id, application=self.cfg.name,
+            model=self.model.name, processor=o.proc, request_id=req.request_id,
+            policy_version=req.policy_version, queue_ms=o.queue_ms, execute_ms=o.execute_ms,
+            total_ms=total_ms, slo_ms=self.slo_ms, outcome='result' if o.ok else 'dropped',
+            drop_reason=o.drop_reason, detail=o.detail, top_k=top_k, transcript=transcript)
+
+
+def load_app(index: int, a: AppConfig, cfg: ServeConfig, platform: Platform, backend: Any, *,
+             where: str, warn: Log, error: Log) -> Tuple[App, Dict[str, Any]]:
+    """Load application ``a`` on every processor it may use: ``(App, {processor: executor})``.
+
+    A processor that fails to load is reported through ``error`` and left out.
+
+    :param where: who is loading (``node /scheduler``), for the messages.
+    :raises ConfigError: unknown model or processor, a model no processor can run or load
+        (parameter and value named).
+    """
+    try:
+        model = load_model(a.model)
+    except HeteroInferError as exc:
+        raise ConfigError('%s: parameter %s=%r: %s'
+                          % (where, app_param(a.name, 'model'), a.model, exc)) from None
+    known = platform.processor_ids
+    wanted = a.processors or known
+    unknown = [p for p in wanted if p not in known]
+    if unknown:
+        raise ConfigError('%s: parameter %s: unknown processors %s (platform %s has %s)'
+                          % (where, app_param(a.name, 'processors'), unknown, platform.name,
+                             list(known)))
+    runnable = [p for p in wanted if platform.can_run(model, p)]
+    if not runnable:
+        raise ConfigError('%s: model %s of application %s can run on none of %s'
+                          % (where, model.name, a.name, list(wanted)))
+    iso = {p: platform.isolated_latency_ms(model, p) for p in runnable}
+    execs: Dict[str, Any] = {}
+    path = a.model_file_path or a.model
+    provided = set(backend.processor_ids)
+    for p in runnable:
+        if p not in provided:
+            warn('application %s: backend %s has no processor %s' % (a.name, cfg.backend, p))
+            continue
+        try:
+            execs[p] = _load_executor(backend, cfg, path, p, model, a)
+        except HeteroInferError as exc:
+            error('application %s: cannot load %s on %s: %s' % (a.name, path, p, exc))
+    if not execs:
+        raise ConfigError('%s: application %s: no processor could load %s'
+                          % (where, a.name, path))
+    first = next(iter(execs.values()))
+    input_spec = first.inputs[0] if getattr(first, 'inputs', None) else TensorSpec(
+        model.input_name, model.input_shape)
+    labels = _labels(a, model, where)
+    return App(index, a, model, input_spec, labels, iso, cfg.slo_scale), execs
+
+
+def _load_executor(backend: Any, cfg: ServeConfig, path: str, proc: str, model: Any,
+                   a: AppConfig) -> Any:
+    options: Dict[str, Any] = {}
+    from hetero_infer.backends.null import NullBackend
+    if isinstance(backend, NullBackend):
+        last = model.layers[-1]
+        options = {'input_spec': TensorSpec(model.input_name, model.input_shape),
+                   'output_spec': TensorSpec('output', tuple(last.out_shape))}
+    elif cfg.backend == 'emulated' and a.model_file_path:
+        # Time from the twin for the zoo model, real outputs from the ONNX file.
+        return backend.load(a.model, proc, onnx_path=a.model_file_path)
+    elif cfg.backend == 'tensorrt':
+        options = {'enable_fp16': cfg.enable_fp16,
+                   'force_engine_update': cfg.force_engine_update}
+        if a.engine_file_path:
+            options['engine_file_path'] = a.engine_file_path
+    try:
+        return backend.load(path, proc, **options)
+    except TypeError:
+        return backend.load(path, proc)
+
+
+def _labels(a: AppConfig, model: Any, where: str) -> Optional[List[str]]:
+    if a.labels_file:
+        try:
+            with open(a.labels_file) as f:
+                return [line.strip() for line in f if line.strip()]
+        except OSError as exc:
+            raise ConfigError('%s: parameter %s=%r: %s'
+                              % (where, app_param(a.name, 'labels_file'), a.labels_file, exc)
+                              ) from None
+    n_out = int(np.prod(model.layers[-1].out_shape))
+    # the configured input type says what the model hears, not a guess from the file
+    if a.input_type.startswith('audio') and n_out == len(postprocess.SPEECH_COMMANDS):
+        return list(postprocess.SPEECH_COMMANDS)
+    return None

@@ -1,0 +1,449 @@
+"""The serving core as one object: applications + engine + planner + drift check + status.
+
+:class:`Service` is what the scheduler node wraps (the node only adds subscriptions, publishers,
+parameters and diagnostics); it runs without ROS, which is how ``test/test_serving_*.py`` drive
+it. A request goes::
+
+    submit(app, preprocessor) -> engine: router -> processor worker (preprocess, run)
+      -> outcome -> statistics, App.document -> publish(app, document)
+
+Planning runs in a background thread, through the planner process
+(:mod:`hetero_infer.serving.planning`): at start-up, when the goal, the SLOs or the planned rates
+change (:meth:`Service.apply`), when the observed rates drift from the planned ones
+(:meth:`Service.check_drift`) and when a processor leaves or rejoins routing. The engine swaps
+the policy atomically; requests already queued keep their processor.
+"""
+
+import sys
+import threading
+import time
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+
+from hetero_infer.core.platform import Platform
+from hetero_infer.core.policy import Policy
+from hetero_infer.errors import BackendError, ConfigError, HeteroInferError
+from hetero_infer.serving import planning
+from hetero_infer.serving.apps import App, load_app
+from hetero_infer.serving.config import ServeConfig, apply_changes
+from hetero_infer.serving.engine import Outcome, ServingEngine
+from hetero_infer.serving.preprocess import InputError
+from hetero_infer.serving.status import STATUS_SCHEMA, Stats
+
+#: The interpreter's thread switch interval while serving (s); see :class:`Service`.
+SWITCH_INTERVAL_S = 0.0001
+
+#: Observed rates are compared with planned ones only over windows with at least this many
+#: requests, so that a few messages' jitter does not trigger a re-plan.
+MIN_DRIFT_REQUESTS = 20
+
+Publish = Callable[[App, Dict[str, Any]], None]
+
+
+class _Log:
+    """The logger interface the service uses (``info``, ``warning``, ``error`` of one text); an
+    rclpy logger or a :mod:`logging` logger fits."""
+
+    def info(self, text: str) -> None:
+        pass
+
+    warning = error = info
+
+
+class PlanResult:
+    """A planned policy and what the search reported about it."""
+
+    def __init__(self, policy: Policy, answer: Dict[str, Any]) -> None:
+        self.policy = policy
+        self.goal = answer['goal']
+        self.predictor = answer['predictor']
+        self.score = answer['score']
+        self.search_time_s = answer['search_time_s']
+
+
+class Service:
+    """Serve the applications of ``config`` (see the module docstring).
+
+    :param config: the frozen settings (:func:`hetero_infer.serving.config.build_config`).
+    :param publish: ``publish(app, document)`` once per request, from the thread that finished
+        it; not called any more once :meth:`close` has started without ``publish_drops``.
+    :param backend: an already-created backend to use instead of ``config.backend``'s (tests,
+        benchmarks); it is not closed with the service.
+    :param log: ``info`` / ``warning`` / ``error`` of one text.
+    :param name: who serves, for messages (``node /scheduler``).
+    :param plan_in_process: run the policy search in this process (default: the planner's worker
+        process, so that planning never holds this process's GIL).
+    :raises ConfigError: a bad setting, unknown model or processor (setting and value named).
+    """
+
+    def __init__(self, config: ServeConfig, *, publish: Publish, backend: Any = None,
+                 log: Any = None, name: str = 'service', plan_in_process: bool = False) -> None:
+        self.config = config
+        self.log = log if log is not None else _Log()
+        self.where = name
+        self._publish = publish
+        try:
+            self.platform = Platform.load(config.platform, power_mode=config.power_mode or None)
+        except HeteroInferError as exc:
+            raise ConfigError('%s: parameter platform=%r: %s'
+                              % (name, config.platform, exc)) from None
+        self._own_backend = backend is None
+        self.backend = backend if backend is not None else self._create_backend()
+        self.apps: List[App] = []
+        executors: List[Dict[str, Any]] = []
+        for i, a in enumerate(config.apps):
+            app, execs = load_app(i, a, config, self.platform, self.backend, where=name,
+                                  warn=self.log.warning, error=self.log.error)
+            self.apps.append(app)
+            executors.append(execs)
+        # A request crosses three threads (DDS, the intake, the processor's worker: the
+        # inference runs on the worker's own thread through Executor.run_here where the
+        # backend allows it), and every C call that lets the GIL go (OpenCV, DDS) has to win it
+        # back. With CPython's default 5 ms switch interval each of those waits can last that
+        # long behind a busy thread. 0.1 ms measured best (bench/bench_ros_node.py): at 2400
+        # requests/s 0.5 ms let the workers' queues run away, and at 30 Hz x 3 it gave p99
+        # 1.6 ms from source stamp to publish against 1.0 ms.
+        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
+        self._warm_up(executors)
+        self.stats = Stats(len(self.apps))
+        self.planned_rates = [a.cfg.rate_hz for a in self.apps]
+        self._plan_lock = threading.Lock()
+        self._plan_wanted = threading.Event()
+        self._plan_reason = 'start-up'
+        self.planning = False
+        self.last_plan: Dict[str, Any] = {}
+        self.last_drift: Optional[float] = None
+        self._plans_by_down: Dict[frozenset, Policy] = {}  # unhealthy processors -> last plan
+        self._warned_predictor = False
+        self._closing = False
+        self._silent = False
+        policy = self._initial_policy(executors)
+        self.engine = ServingEngine(
+            app_names=[a.name for a in self.apps], executors=executors,
+            expected_ms=[a.iso_ms for a in self.apps], slo_ms=[a.slo_ms for a in self.apps],
+            policy=policy, on_outcome=self._on_outcome, queue_limit=config.queue_limit,
+            admission_control=config.admission_control, log=self.log.error,
+            log_info=self.log.info, health=config.health_settings(), on_health=self._on_health)
+        self._last_busy = self.engine.utilisation()
+        self._last_status_s = time.perf_counter()
+        self._planner_proc = planning.Planner(in_process=plan_in_process)
+        self._planner = threading.Thread(target=self._plan_loop, name='hetero-infer-planner',
+                                         daemon=True)
+
+    def start(self) -> None:
+        """Arm the configured faults and start planning (serving has started already: requests
+        follow the initial policy until the first plan is done)."""
+        self._inject_faults()
+        self._planner.start()
+        self.request_replan('start-up')
+        self.log.info('serving %s on %s (%s backend), goal %s, policy %r'
+                      % (', '.join('%s:%s' % (a.name, a.model.name) for a in self.apps),
+                         self.platform.name, self.config.backend, self.config.goal,
+                         self.engine.policy))
+
+    # -- set-up -----------------------------------------------------------------------------
+    def _create_backend(self) -> Any:
+        cfg = self.config
+        if cfg.backend == 'null':
+            from hetero_infer.backends.null import NullBackend
+            return NullBackend(self.platform.processor_ids)
+        from hetero_infer.backends import backend_class
+        try:
+            cls = backend_class(cfg.backend)
+            if cfg.backend == 'emulated':
+                return cls(platform=self.platform, seed=cfg.seed)
+            return cls()
+        except HeteroInferError as exc:
+            raise ConfigError('%s: parameter backend=%r: %s'
+                              % (self.where, cfg.backend, exc)) from None
+
+    def _inject_faults(self) -> None:
+        """Arm the ``faults`` setting's faults now that serving starts (after the warm-up,
+        which they must not break)."""
+        faults = self.config.faults
+        if not faults:
+            return
+        from hetero_infer.core.faults import check_processors, parse_faults
+        inject = getattr(self.backend, 'inject_faults', None)
+        if inject is None:
+            raise ConfigError('%s: parameter faults=%s: fault injection needs the emulated '
+                              'backend, not %s' % (self.where, list(faults), self.config.backend))
+        parsed = parse_faults(faults)
+        check_processors(parsed, self.platform.processor_ids, '%s: parameter faults' % self.where)
+        inject(parsed)
+        self.log.warning('injecting faults: %s' % ', '.join(str(f) for f in parsed))
+
+    def _warm_up(self, executors: Sequence[Dict[str, Any]]) -> None:
+        """One preprocessing and one inference per executor before serving.
+
+        First calls pay for lazy imports (OpenCV), allocations and backend initialisation
+        (TensorRT contexts, onnxruntime arenas); without this the first requests would miss
+        their SLO.
+        """
+        import cv2
+        # One frame's preprocessing takes ~0.15 ms on one core; OpenCV's thread pool costs
+        # more in wake-ups than it saves at these sizes and competes with the workers.
+        cv2.setNumThreads(1)
+        for app, execs in zip(self.apps, executors):
+            x = app.warm_up_inputs()
+            for proc, ex in execs.items():
+                try:
+                    ex.run(x)
+                except Exception as exc:  # noqa: BLE001  reported again per request if it persists
+                    self.log.warning('warm-up of %s on %s failed: %s' % (app.name, proc, exc))
+
+    def _initial_policy(self, executors: Sequence[Dict[str, Any]]) -> Policy:
+        """Shares proportional to each processor's isolated throughput, until the planner is
+        done: serving starts at once with a reasonable split; the planned policy replaces it."""
+        procs = list(self.platform.processor_ids)
+        alloc = np.zeros((len(self.apps), len(procs)))
+        mask = np.zeros_like(alloc, dtype=bool)
+        for i, execs in enumerate(executors):
+            for j, p in enumerate(procs):
+                if p in execs:
+                    mask[i, j] = True
+                    alloc[i, j] = 1.0 / max(self.apps[i].iso_ms[p], 1e-6)
+            alloc[i] /= alloc[i].sum()
+        self._mask = mask
+        return Policy([a.name for a in self.apps], procs, alloc, mask=mask)
+
+    # -- requests ---------------------------------------------------------------------------
+    def submit(self, app: App, prepare: Callable[[], Dict[str, Any]], *, received_s: float,
+               stamp: Tuple[int, int] = (0, 0), frame_id: str = '') -> None:
+        """One request of ``app`` whose model inputs ``prepare()`` makes (on the worker)."""
+        req = self.engine.new_request(app.index, None, received_s=received_s, stamp=stamp,
+                                      frame_id=frame_id, prepare=prepare)
+        self.stats.received(app.index)
+        self.engine.submit(req)
+
+    def bad_input(self, app: App, exc: InputError, *, received_s: float,
+                  stamp: Tuple[int, int] = (0, 0), frame_id: str = '') -> None:
+        """A message of ``app`` that could not be decoded: answered at once (``bad_input``)."""
+        req = self.engine.new_request(app.index, None, received_s=received_s, stamp=stamp,
+                                      frame_id=frame_id)
+        self.stats.received(app.index)
+        self.stats.bad_input(exc.reason)
+        self.engine.reject(req, 'bad_input', '%s: %s' % (exc.reason, exc))
+
+    def _on_outcome(self, o: Outcome) -> None:
+        app = self.apps[o.request.app_index]
+        total_ms = (o.finished_s - o.request.received_s) * 1e3
+        self.stats.outcome(app.index, o.proc, o.drop_reason, o.detail, total_ms,
+                           o.ok and total_ms <= app.slo_ms)
+        if self._silent:
+            return
+        self._publish(app, app.document(o, total_ms))
+
+    # -- live changes -----------------------------------------------------------------------
+    def apply(self, changes: Mapping[str, Any]) -> ServeConfig:
+        """Apply live setting ``changes`` (validated as a whole): SLOs and limits at once, a new
+        goal, SLO or planned rate by re-planning. Returns the previous config.
+
+        :raises ConfigError: a bad value or a combination that cannot work (nothing applied).
+        """
+        old = self.config
+        new = apply_changes(old, changes, node_name=self.where)
+        self.config = new
+        old_slos = [app.slo_ms for app in self.apps]
+        for app, a in zip(self.apps, new.apps):
+            app.reconfigure(a, new.slo_scale)
+        slos_changed = [app.slo_ms for app in self.apps] != old_slos
+        if slos_changed:
+            self.engine.set_slos([app.slo_ms for app in self.apps])
+        if (old.queue_limit, old.admission_control) != (new.queue_limit, new.admission_control):
+            self.engine.set_limits(queue_limit=new.queue_limit,
+                                   admission_control=new.admission_control)
+        if old.health_settings() != new.health_settings():
+            self.engine.set_health(new.health_settings())
+        rates_changed = any(a.rate_hz != b.rate_hz for a, b in zip(new.apps, old.apps))
+        if rates_changed:
+            self.planned_rates = [a.rate_hz for a in new.apps]
+        if new.goal_spec() != old.goal_spec() or slos_changed or rates_changed:
+            self.request_replan('parameters ' + ', '.join(sorted(changes)))
+        return old
+
+    def check_drift(self) -> None:
+        """Re-plan when the observed rates drift from the planned ones.
+
+        drift = max over applications of |observed - planned| / max(planned, 1 Hz), over the
+        time since the last call; windows with fewer than MIN_DRIFT_REQUESTS requests are
+        ignored.
+        """
+        counts, elapsed = self.stats.take_drift_counts(time.perf_counter())
+        if elapsed <= 0 or sum(counts) < MIN_DRIFT_REQUESTS:
+            return
+        observed = [c / elapsed for c in counts]
+        drift = max(abs(o - p) / max(p, 1.0) for o, p in zip(observed, self.planned_rates))
+        self.last_drift = drift
+        if drift > self.config.drift_threshold and not self.planning:
+            self.log.info('request mix drifted by %.2f (> %.2f): observed %s Hz, planned %s Hz; '
+                          're-planning' % (drift, self.config.drift_threshold,
+                                           [round(o, 1) for o in observed],
+                                           [round(p, 1) for p in self.planned_rates]))
+            self.planned_rates = observed
+            self.request_replan('drift %.2f' % drift)
+
+    # -- faults -----------------------------------------------------------------------------
+    def _on_health(self, proc: str, healthy: bool, reason: str) -> None:
+        """A processor left (``healthy`` False) or rejoined routing: re-plan for the processors
+        that work."""
+        down = frozenset(self.engine.health.unhealthy())
+        known = self._plans_by_down.get(down)
+        if known is not None:
+            # A plan made earlier for these very processors serves until the re-plan is done
+            # (after a recovery the current plan gives the processor nothing).
+            version = self.engine.set_policy(known)
+            self.log.info('policy %d: the last plan for processors %s'
+                          % (version, ', '.join(p for p in self.engine.workers
+                                                if p not in down)))
+        if healthy:
+            self.log.info('processor %s is healthy again; re-planning with it' % proc)
+            self.request_replan('processor %s recovered' % proc)
+        else:
+            self.log.error('processor %s is unhealthy (%s); re-planning without it'
+                           % (proc, reason))
+            self.request_replan('processor %s unhealthy' % proc)
+
+    def _plan_mask(self, down) -> np.ndarray:
+        """The processors each application may use, without the unhealthy ones (``down``; an
+        application left with none keeps its own: routing still skips them, and the plan stays
+        valid)."""
+        mask = self._mask.copy()
+        for j, p in enumerate(self.platform.processor_ids):
+            if p in down:
+                for i in range(mask.shape[0]):
+                    if mask[i].sum() > 1 and mask[i, j]:
+                        mask[i, j] = False
+        return mask
+
+    # -- planning ---------------------------------------------------------------------------
+    def request_replan(self, reason: str) -> None:
+        """Ask the planner thread for a new policy (the latest request wins)."""
+        with self._plan_lock:
+            self._plan_reason = reason
+        self._plan_wanted.set()
+
+    def _plan_loop(self) -> None:
+        while not self._closing:
+            self._plan_wanted.wait(0.5)
+            if self._closing:
+                return
+            if not self._plan_wanted.is_set():
+                continue
+            self._plan_wanted.clear()
+            with self._plan_lock:
+                reason = self._plan_reason
+            cfg = self.config
+            rates = list(self.planned_rates)
+            down = frozenset(self.engine.health.unhealthy())
+            self.planning = True
+            try:
+                result = self.plan(cfg, rates, down)
+            except Exception as exc:  # noqa: BLE001  keep serving with the current policy
+                self.log.error('planning (%s) failed, keeping policy %d: %s'
+                               % (reason, self.engine.policy_version, exc))
+                continue
+            finally:
+                self.planning = False
+            if self._closing:
+                return
+            self._plans_by_down[down] = result.policy
+            if down != frozenset(self.engine.health.unhealthy()):
+                # health changed while planning: that change asked for the next plan
+                self.log.info('plan (%s) kept aside: made for other healthy processors than '
+                              'now' % reason)
+                continue
+            version = self.engine.set_policy(result.policy)
+            self.last_plan = {'reason': reason, 'goal': result.goal,
+                              'predictor': result.predictor, 'score': result.score,
+                              'search_time_s': round(result.search_time_s, 3),
+                              'rates_hz': [round(r, 3) for r in rates]}
+            self.log.info('policy %d (%s, goal %s, %s predictor, %.2f s): %r'
+                          % (version, reason, result.goal, result.predictor,
+                             result.search_time_s, result.policy))
+
+    def plan(self, cfg: ServeConfig, rates: Sequence[float], down=frozenset()) -> PlanResult:
+        """Search a policy for ``rates`` without the processors ``down`` (waits for it)."""
+        req = planning.plan_request(
+            platform=cfg.platform, power_mode=cfg.power_mode,
+            apps=planning.app_rows(self.apps, self.platform.processor_ids,
+                                   self._plan_mask(down).tolist(), rates),
+            goal=cfg.goal_spec(), n_samples=cfg.plan_samples, duration_s=cfg.plan_duration_s,
+            seed=cfg.seed, max_queue=cfg.queue_limit)
+        answer = self._planner_proc.plan(req)
+        if answer['predictor_note'] and not self._warned_predictor:
+            self._warned_predictor = True
+            self.log.warning('planning with isolated latencies: %s' % answer['predictor_note'])
+        return PlanResult(planning.policy_from_answer(answer), answer)
+
+    # -- status -----------------------------------------------------------------------------
+    def status(self) -> Dict[str, Any]:
+        """The ``hetero_infer.status/1`` document of the period since the last call."""
+        now = time.perf_counter()
+        period = max(now - self._last_status_s, 1e-6)
+        self._last_status_s = now
+        engine = self.engine
+        busy = engine.utilisation()
+        util = {p: round(min(1.0, (busy[p] - self._last_busy.get(p, 0.0)) / period), 4)
+                for p in busy}
+        self._last_busy = busy
+        window = self.stats.window(self.apps, period)
+        health = engine.health.snapshot()
+        return {
+            'schema': STATUS_SCHEMA,
+            'uptime_s': round(engine.elapsed_s(), 3),
+            'policy_version': engine.policy_version,
+            'policy': engine.policy.to_dict()['allocation'],
+            'goal': self.config.goal,
+            'planning': self.planning,
+            'last_plan': dict(self.last_plan),
+            'applications': window['applications'],
+            'processors': {p: {'utilisation': util[p], 'queue': w.depth,
+                               'results': engine.proc_results[p], 'health': health[p]}
+                           for p, w in engine.workers.items()},
+            'unhealthy': {p: h['reason'] for p, h in health.items() if not h['healthy']},
+            'redispatched': engine.redispatched,
+            'late_discarded': engine.late_discarded,
+            'drops': dict(engine.drops),
+            'bad_inputs': window['bad_inputs'],
+            'counts': dict(engine.counts),
+        }
+
+    def summary(self) -> Dict[str, Any]:
+        """Totals since start per application and per (application, processor)."""
+        engine = self.engine
+        out = self.stats.totals(self.apps, list(engine.workers))
+        out['busy_s'] = engine.utilisation()
+        out['health'] = engine.health.snapshot()
+        out['health_events'] = [
+            {'t_s': round(e.t_s, 3), 'processor': e.proc, 'healthy': e.healthy,
+             'reason': e.reason, 'results_before': e.results_before}
+            for e in engine.health_events()]
+        out['proc_results'] = dict(engine.proc_results)
+        out['redispatched'] = engine.redispatched
+        out['late_discarded'] = engine.late_discarded
+        return out
+
+    # -- shutdown ---------------------------------------------------------------------------
+    def close(self, *, publish_drops: bool = True) -> None:
+        """Stop planning, drop what is queued (reason shutdown), release the backend.
+
+        :param publish_drops: still publish the shutdown drops (every request gets its one
+            document); False when there is nothing left to publish to.
+        """
+        if self._closing:
+            return
+        self._silent = not publish_drops
+        self.engine.close()
+        self._silent = True
+        self._closing = True
+        self._plan_wanted.set()
+        if self._planner.is_alive():
+            self._planner.join(timeout=5.0)
+        self._planner_proc.close()
+        if self._own_backend:
+            try:
+                self.backend.close()
+            except BackendError as exc:
+                self.log.error('closing backend: %s' % exc)

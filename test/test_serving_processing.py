@@ -1,0 +1,61 @@
+"""The serving core's pre- and post-processing (no ROS): image tensors match a float64
+reference, audio tensors have the model's shape, top-k orders and labels."""
+
+import numpy as np
+import pytest
+
+from hetero_infer.serving import postprocess
+from hetero_infer.serving import preprocess as cv
+
+
+def test_preprocess_image_shape_and_normalisation():
+    img = np.full((480, 640, 3), 255, np.uint8)
+    x = cv.preprocess_image(img, 'rgb', (1, 3, 224, 224))
+    assert x.shape == (1, 3, 224, 224) and x.dtype == np.float32
+    expected = (1.0 - np.array(cv.IMAGENET_MEAN)) / np.array(cv.IMAGENET_STD)
+    np.testing.assert_allclose(x[0, :, 100, 100], expected, rtol=1e-5)
+    # BGR input must come out in RGB order.
+    bgr = np.zeros((10, 10, 3), np.uint8)
+    bgr[..., 0] = 255  # blue
+    y = cv.preprocess_image(bgr, 'bgr', (1, 3, 8, 8))
+    assert y[0, 2].mean() > y[0, 0].mean()
+
+
+def _reference(img, order, h, w):
+    """Bilinear resize, then (x / 255 - mean) / std in float64, RGB, NCHW."""
+    import cv2
+    rgb = {'rgb': img, 'bgr': img[:, :, ::-1], 'rgba': img[:, :, :3],
+           'bgra': img[:, :, 2::-1]}[order]
+    small = cv2.resize(np.ascontiguousarray(rgb), (w, h), interpolation=cv2.INTER_LINEAR)
+    x = (small / 255.0 - np.array(cv.IMAGENET_MEAN)) / np.array(cv.IMAGENET_STD)
+    return x.transpose(2, 0, 1)[None]
+
+
+@pytest.mark.parametrize('order,channels', [('rgb', 3), ('bgr', 3), ('rgba', 4), ('bgra', 4)])
+@pytest.mark.parametrize('opencv_params', [True, False])
+def test_preprocess_image_matches_reference(order, channels, opencv_params, monkeypatch):
+    if not opencv_params:  # OpenCV < 4.8 path: blobFromImage and the std applied after
+        monkeypatch.setattr(cv, '_blob_params', lambda *a: None)
+    rng = np.random.default_rng(3)
+    padded = rng.integers(0, 255, (50, 70 * channels + 6)).astype(np.uint8)
+    img = padded[:, :70 * channels].reshape(50, 70, channels)  # rows with a stride, as a view
+    x = cv.preprocess_image(img, order, (1, 3, 32, 40))
+    assert x.shape == (1, 3, 32, 40) and x.dtype == np.float32
+    np.testing.assert_allclose(x, _reference(img, order, 32, 40), atol=1e-5)
+
+
+def test_preprocess_audio_shapes():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(16000).astype(np.float32) * 0.1
+    mel = cv.preprocess_audio(x, 16000, (1, 64, 128))
+    assert mel.shape == (1, 64, 128) and np.isfinite(mel).all()
+    # 1 s at a 10 ms hop is 98 frames; the rest is zero padding.
+    assert np.all(mel[0, :, 100:] == 0.0) and np.any(mel[0, :, :90] != 0.0)
+    wave = cv.preprocess_audio(x, 16000, (1, 8000))
+    np.testing.assert_array_equal(wave[0], x[:8000])
+
+
+def test_top_k_orders_and_labels():
+    out = postprocess.top_k(np.array([0.1, 3.0, 2.0, -1.0]), 2, labels=['a', 'b', 'c', 'd'])
+    assert [label for label, _ in out] == ['b', 'c']
+    assert out[0][1] > out[1][1] > 0.0
