@@ -95,13 +95,9 @@ def run(args) -> int:
     serve.keep_dds_local()
     args.namespace = ''
     values = serve.load_overrides(args)
-    import rclpy
-
-    from hetero_infer.ros.lifecycle import spin_nodes
-    rclpy.init(args=['--ros-args', '--log-level', args.log_level])
-    nodes = []
-    try:
-        nodes = serve.start_nodes(args, values, sources=True)
+    from hetero_infer.ros.lifecycle import ros_session, spin_nodes
+    with ros_session(['--ros-args', '--log-level', args.log_level]) as nodes:
+        nodes.extend(serve.start_nodes(args, values, sources=True))
         scheduler, sources = nodes
         print('hetero-infer demo: %s on the %s %s for %.0f s (ROS_DOMAIN_ID=%s, localhost)'
               % (', '.join('%s=%s' % (a.cfg.name, a.model.name) for a in scheduler.apps),
@@ -120,8 +116,8 @@ def run(args) -> int:
         spin_nodes(nodes, duration_s=args.duration, on_tick=tick)
         serve_s = time.monotonic() - t0
         # Stop the sources, let the queues drain, then account for every request.
+        nodes.remove(sources)
         sources.destroy_node()
-        nodes = [scheduler]
         spin_nodes(nodes, duration_s=1.0)
         summary = scheduler.summary()
         print(summary_table(summary, serve_s))
@@ -143,7 +139,4 @@ def run(args) -> int:
             print('hetero-infer demo: no message reached the scheduler')
             return 1
         return 0 if done == received else 1
-    finally:
-        for n in reversed(nodes):
-            n.destroy_node()
-        rclpy.try_shutdown()
+    return 1  # stopped with Ctrl-C before the summary

@@ -68,16 +68,13 @@ def load_overrides(args) -> dict:
 
 def start_nodes(args, values, *, sources: bool):
     """Create the scheduler (and sources) nodes; rclpy must be initialised."""
-    from rclpy.exceptions import (InvalidParameterException, InvalidParameterTypeException,
-                                  InvalidParameterValueException)
-
     from hetero_infer.errors import ConfigError
+    from hetero_infer.ros.lifecycle import PARAMETER_EXCEPTIONS
     from hetero_infer.ros.scheduler_node import SchedulerNode
     from hetero_infer.ros.sources_node import SourcesNode, streams_from_params
     try:
         nodes = [SchedulerNode(namespace=args.namespace, overrides=values)]
-    except (InvalidParameterException, InvalidParameterTypeException,
-            InvalidParameterValueException) as exc:  # rclpy's check of a declared range
+    except PARAMETER_EXCEPTIONS as exc:  # rclpy's check of a declared range
         raise ConfigError('parameters (file %s, --set): %s'
                           % (args.config or 'config/serve.yaml', ' '.join(str(exc).split()))
                           ) from None
@@ -91,18 +88,8 @@ def run(args) -> int:
     if args.localhost:
         keep_dds_local()
     values = load_overrides(args)
-    import rclpy
-
-    from hetero_infer.ros.lifecycle import spin_nodes
-    rclpy.init(args=['--ros-args', '--log-level', args.log_level])
-    nodes = []
-    try:
-        nodes = start_nodes(args, values, sources=args.sources)
+    from hetero_infer.ros.lifecycle import ros_session, spin_nodes
+    with ros_session(['--ros-args', '--log-level', args.log_level]) as nodes:
+        nodes.extend(start_nodes(args, values, sources=args.sources))
         spin_nodes(nodes, duration_s=args.duration or None)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        for n in reversed(nodes):
-            n.destroy_node()
-        rclpy.try_shutdown()
     return 0

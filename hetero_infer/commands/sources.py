@@ -73,20 +73,11 @@ def run(args) -> int:
         from hetero_infer.commands.serve import keep_dds_local
         keep_dds_local()
     streams = build_streams(args)
-    import rclpy
-
-    from hetero_infer.ros.lifecycle import spin_nodes
+    from hetero_infer.ros.lifecycle import ros_session, spin_nodes
     from hetero_infer.ros.sources_node import SourcesNode
-    rclpy.init()
-    node = None
-    try:
+    with ros_session() as nodes:
         node = SourcesNode(streams, namespace=args.namespace)
-        spin_nodes([node], duration_s=args.duration or None)
+        nodes.append(node)
+        spin_nodes(nodes, duration_s=args.duration or None)
         print('published: %s' % ', '.join('%s=%d' % kv for kv in sorted(node.published.items())))
-    except KeyboardInterrupt:
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
     return 0

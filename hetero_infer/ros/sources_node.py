@@ -14,7 +14,6 @@ Every message carries ``header.stamp`` = the node clock at publication (images) 
 """
 
 import os
-import sys
 import threading
 import time
 import wave
@@ -22,14 +21,13 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
-import rclpy
-import rclpy.exceptions
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Float32MultiArray, Int16MultiArray, MultiArrayDimension
 
-from hetero_infer.errors import ConfigError, HeteroInferError
+from hetero_infer.errors import ConfigError
+from hetero_infer.ros.lifecycle import run_main
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.ppm', '.pgm', '.tif', '.tiff')
 
@@ -265,27 +263,7 @@ def wait_for_subscribers(node: Node, publishers, timeout_s: float = 5.0) -> bool
 
 def main(args=None) -> int:
     """``ros2 run hetero_infer sources_node --ros-args --params-file config/serve.yaml``."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = SourcesNode()
-        rclpy.spin(node)
-    except KeyboardInterrupt:
-        pass
-    except HeteroInferError as exc:
-        print('sources_node: error: %s' % ' '.join(str(exc).split()), file=sys.stderr)
-        return 1
-    except (rclpy.exceptions.InvalidParameterException,
-            rclpy.exceptions.InvalidParameterTypeException,
-            rclpy.exceptions.InvalidParameterValueException) as exc:
-        print('sources_node: error: parameter: %s' % ' '.join(str(exc).split()),
-              file=sys.stderr)
-        return 1
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_main('sources_node', lambda: [SourcesNode()], args)
 
 
 if __name__ == '__main__':
