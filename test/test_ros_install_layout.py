@@ -69,3 +69,6 @@ def test_colcon_build_install_layout(tmp_path):
     # The package itself must be importable from the install space, with its data.
     site = list(prefix.glob('lib/python3*/site-packages/hetero_infer/__init__.py'))
     assert site, 'hetero_infer not installed into site-packages'
+    pkg = site[0].parent
+    for sub in ('core', 'backends', 'serving', 'ros', 'commands'):
+        assert (pkg / sub / '__init__.py').is_file(), 'package hetero_infer.%s not installed' % sub
