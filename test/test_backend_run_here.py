@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from hetero_infer.backends import create_backend
-from hetero_infer.backends.base import Backend, Executor, InferenceResult, TensorSpec
+from hetero_infer.backends.base import (
+    Backend, Executor, InferenceResult, LoadRequest, TensorSpec)
 from hetero_infer.core.policy import Policy
 from hetero_infer.errors import BackendError
 from hetero_infer.serving.engine import ServingEngine
-from hetero_infer.backends.null import NullBackend
 
 
 class _ThreadExecutor(Executor):
@@ -49,9 +49,10 @@ class _FakeBackend(Backend):
     def _worker_teardown(self, processor):
         self.teardowns.append(threading.get_ident())
 
-    def _load(self, model_path, processor, worker, **options):
+    def _load(self, request, worker):
         spec = TensorSpec('x', (1,))
-        return _ThreadExecutor(processor=processor, model_path=model_path, worker=worker,
+        return _ThreadExecutor(processor=request.processor, model_path=request.model,
+                               worker=worker,
                                inputs=[spec], outputs=[TensorSpec('t', (1,))])
 
 
@@ -124,9 +125,12 @@ def test_onnxruntime_run_here_pins_caller_and_matches_reference():
 
 
 def test_engine_runs_inference_on_its_processor_thread():
-    with NullBackend(('gpu',)) as be:
-        ex = be.load('m', 'gpu', input_spec=TensorSpec('x', (1, 2)),
-                     output_spec=TensorSpec('y', (1, 3)))
+    with create_backend('null', platform='xavier') as be:
+        ex = be.load(LoadRequest('resnet18', 'gpu'))
+        assert be.processor_ids == ('gpu', 'dla0', 'dla1')
+        # the null backend's tensors are the model's
+        assert [(t.name, t.shape) for t in ex.inputs] == [('input', (1, 3, 224, 224))]
+        assert [(t.name, t.shape) for t in ex.outputs] == [('output', (1, 1000))]
         seen = []
         orig = ex._execute
 
@@ -148,10 +152,10 @@ def test_engine_runs_inference_on_its_processor_thread():
                             policy=Policy(['a'], ['gpu'], np.ones((1, 1))),
                             on_outcome=record, queue_limit=8, admission_control=False)
         for _ in range(5):
-            eng.submit(eng.new_request(0, {'x': np.zeros((1, 2), np.float32)}))
+            eng.submit(eng.new_request(0, {'input': np.zeros((1, 3, 224, 224), np.float32)}))
         assert done.wait(10.0)
         eng.close()
-        assert isinstance(ex.run_here({'x': np.zeros((1, 2))}), InferenceResult)
-    assert all(o.ok and isinstance(o.outputs['y'], np.ndarray) for o in outcomes), \
+        assert isinstance(ex.run_here({'input': np.zeros((1, 3, 224, 224))}), InferenceResult)
+    assert all(o.ok and o.outputs['output'].shape == (1, 1000) for o in outcomes), \
         [(o.drop_reason, o.detail) for o in outcomes]
     assert seen[:5] == ['hetero-infer-gpu'] * 5   # the engine's queue thread, no second hop

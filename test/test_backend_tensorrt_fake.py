@@ -329,3 +329,40 @@ def test_bad_model_files(fake, tmp_path):
             be.load(str(bad), 'gpu')
         with pytest.raises(ModelError, match='missing.onnx'):
             be.load(str(tmp_path / 'missing.onnx'), 'gpu')
+
+
+def test_the_serving_load_request_reaches_tensorrt(fake, model, tmp_path):
+    # The serving core asks every backend the same LoadRequest; TensorRT takes the model file,
+    # engine file, precision and rebuild from it.
+    from hetero_infer.backends import LoadRequest
+    from hetero_infer.serving.apps import load_request
+    from hetero_infer.serving.config import build_config
+    engine = str(tmp_path / 'mine.engine')
+    cfg = build_config({'applications': ['cam'], 'apps.cam.input_topic': 'cam',
+                        'apps.cam.model': 'resnet18', 'apps.cam.model_file_path': model,
+                        'apps.cam.engine_file_path': engine, 'enable_fp16': False,
+                        'backend': 'tensorrt'})
+    req = load_request(cfg, cfg.apps[0], 'gpu')
+    assert (req.source, req.engine_file, req.precision, req.rebuild) == (
+        model, engine, 'fp32', False)
+    with _backend(tmp_path) as be:
+        ex = be.load(req)
+        assert ex.info['engine_file_path'] == engine and ex.info['precision'] == 'fp32'
+        assert ('build', [], 'GPU', -1) in fake.log
+        assert be.load(req).info['cache'] == 'hit'
+        rebuilt = be.load(LoadRequest('resnet18', 'gpu', model_file=model, engine_file=engine,
+                                      precision='fp32', rebuild=True))
+        assert rebuilt.info['cache_reason'] == 'force_engine_update'
+        with pytest.raises(ConfigError, match="unknown load options \\['dla_core'\\]"):
+            be.load(LoadRequest(model, 'gpu', options={'dla_core': 1}))
+
+
+def test_load_request_spellings_and_bad_precision():
+    from hetero_infer.backends import LoadRequest
+    req = LoadRequest.of('m', 'gpu', onnx_path='m.onnx', engine_file_path='m.engine',
+                         enable_fp16=False, force_engine_update=True, gpu_fallback=False)
+    assert req == LoadRequest('m', 'gpu', model_file='m.onnx', engine_file='m.engine',
+                              precision='fp32', rebuild=True, options={'gpu_fallback': False})
+    assert LoadRequest.of('m', 'gpu', enable_fp16=False, precision='int8').precision == 'int8'
+    with pytest.raises(ConfigError, match="precision='fp8'"):
+        LoadRequest('m', 'gpu', precision='fp8')

@@ -2,11 +2,11 @@
 
 Usage (the scheduler node and the interference profiler both go through this)::
 
-    from hetero_infer.backends import create_backend
+    from hetero_infer.backends import LoadRequest, create_backend
 
-    backend = create_backend('onnxruntime')            # or 'tensorrt', 'emulated'
+    backend = create_backend('onnxruntime', platform=None, seed=0)  # 'tensorrt', 'emulated'...
     print(backend.processor_ids)                       # ('cpu0', 'cpu1')
-    ex = backend.load('model.onnx', 'cpu0')            # an Executor bound to one processor
+    ex = backend.load(LoadRequest('model.onnx', 'cpu0'))  # an Executor bound to one processor
     res = ex.run({'input': x})                         # InferenceResult
     res.outputs['logits'], res.queue_ms, res.execute_ms
     fut = ex.submit({'input': x})                      # concurrent.futures.Future[InferenceResult]
@@ -15,9 +15,12 @@ Usage (the scheduler node and the interference profiler both go through this)::
 Concepts:
 
 - A :class:`Backend` is a factory for one execution library on this machine. ``processor_ids``
-  lists the processors it can provide; ``load(model_path, processor, **options)`` returns an
-  :class:`Executor`; asking for a processor it does not have raises :class:`BackendError` naming
-  the processor and listing the ones it has.
+  lists the processors it can provide; ``load(LoadRequest)`` returns an :class:`Executor`;
+  asking for a processor it does not have raises :class:`BackendError` naming the processor and
+  listing the ones it has. A :class:`LoadRequest` carries everything a caller may ask of any
+  backend (model, model file, engine file, precision, rebuild); each backend uses the fields
+  that apply to it (see the class), so no caller needs to know which backend it talks to.
+  ``load(model, processor, **options)`` is a shorter spelling of the same request.
 - Each processor has exactly one :class:`ProcessorWorker`: a thread that runs that processor's
   work (loading and inference) one item at a time, in FIFO order, under the processor's
   ``exclusive`` lock. So a processor never runs two inferences at once, whatever thread calls
@@ -42,9 +45,12 @@ Concepts:
   interference profiler needs to keep co-runners busy while it times a target layer elsewhere.
 
 Registry: backends are registered by the name a user types (``register_backend``), duplicates are
-refused, ``create_backend(name, **options)`` fails with a :class:`ConfigError` listing the known
-names. The built-in backends are registered as ``'module:Class'`` strings, so TensorRT and
-onnxruntime are imported only when their backend is created.
+refused, ``create_backend(name, *, platform, seed, **options)`` creates one through the class's
+:meth:`Backend.create` (each backend takes from the platform and seed what it needs: the emulated
+backend emulates that platform, the null backend provides its processors) and fails with a
+:class:`ConfigError` listing the known names. The built-in backends are registered as
+``'module:Class'`` strings, so TensorRT and onnxruntime are imported only when their backend is
+created.
 """
 
 import concurrent.futures
@@ -357,6 +363,71 @@ class Executor:
                                start_s=start, end_s=end, info=info)
 
 
+PRECISIONS = ('fp32', 'fp16', 'int8')
+
+#: The short keywords of ``Backend.load(model, processor, **options)`` -> LoadRequest fields.
+_LOAD_ALIASES = {'onnx_path': 'model_file', 'model_file_path': 'model_file',
+                 'engine_file_path': 'engine_file', 'force_engine_update': 'rebuild'}
+
+
+@dataclass(frozen=True)
+class LoadRequest:
+    """What to load on which processor: the one argument of :meth:`Backend.load`.
+
+    :param model: what the model is: a zoo name, a layer-table or ONNX path, or an in-memory
+        ONNX model (``onnx.ModelProto`` or bytes). The emulated backend times it with the twin;
+        the null backend takes its input and output shapes from it.
+    :param processor: processor id (``gpu``, ``dla0``, ``cpu0``...).
+    :param model_file: ONNX file with the weights: what onnxruntime and TensorRT run (``model``
+        when empty), and what the emulated backend computes real outputs from (zeros when
+        empty; timing stays the twin's for ``model``).
+    :param engine_file: prebuilt TensorRT engine (tensorrt; empty = build and cache).
+    :param precision: ``fp32``, ``fp16`` or ``int8`` (tensorrt; empty = its default, fp16).
+        The other backends compute in fp32 whatever is asked (the emulated backend's timing is
+        the platform description's).
+    :param rebuild: rebuild a cached engine even when it is up to date (tensorrt).
+    :param options: backend-specific extras (tensorrt: ``gpu_fallback``, ``calibration_cache``);
+        a backend refuses extras it does not know.
+    """
+
+    model: Any
+    processor: str
+    model_file: str = ''
+    engine_file: str = ''
+    precision: str = ''
+    rebuild: bool = False
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.precision and self.precision not in PRECISIONS:
+            raise ConfigError('precision=%r: choose %s' % (self.precision, ', '.join(PRECISIONS)))
+
+    @property
+    def source(self) -> Any:
+        """What a backend that runs the ONNX file loads: ``model_file``, else ``model``."""
+        return self.model_file or self.model
+
+    @classmethod
+    def of(cls, model: Any, processor: str, **options: Any) -> 'LoadRequest':
+        """The request ``load(model, processor, **options)`` stands for: field names, their
+        older spellings (``onnx_path``, ``engine_file_path``, ``force_engine_update``,
+        ``enable_fp16``) and backend-specific extras."""
+        fields: Dict[str, Any] = {}
+        extra: Dict[str, Any] = {}
+        fp16 = options.pop('enable_fp16', None)
+        for key, value in options.items():
+            name = _LOAD_ALIASES.get(key, key)
+            if name in ('model_file', 'engine_file', 'precision'):
+                fields[name] = '' if value is None else str(value)
+            elif name == 'rebuild':
+                fields[name] = bool(value)
+            else:
+                extra[key] = value
+        if fp16 is not None and not fields.get('precision'):
+            fields['precision'] = 'fp16' if fp16 else 'fp32'
+        return cls(model, processor, options=extra, **fields)
+
+
 class Backend:
     """An execution library on this machine, providing executors for its processors.
 
@@ -379,9 +450,15 @@ class Backend:
     def _provided(self) -> Tuple[str, ...]:
         raise NotImplementedError
 
-    def _load(self, model_path: str, processor: str, worker: ProcessorWorker,
-              **options: Any) -> Executor:
+    def _load(self, request: LoadRequest, worker: ProcessorWorker) -> Executor:
         raise NotImplementedError
+
+    @classmethod
+    def create(cls, *, platform: Any = None, seed: int = 0, **options: Any) -> 'Backend':
+        """The backend for ``platform`` (a :class:`~hetero_infer.core.platform.Platform`, or
+        None) with ``options``; what :func:`create_backend` calls. Backends that neither
+        emulate a platform nor draw random numbers ignore both."""
+        return cls(**options)
 
     def _worker_setup(self, processor: str) -> None:
         """Runs on a processor's worker thread before anything else."""
@@ -417,14 +494,22 @@ class Backend:
                 self._workers[processor] = w
             return w
 
-    def load(self, model_path: str, processor: str, **options: Any) -> Executor:
-        """Load ``model_path`` on ``processor``; backend-specific ``options``.
+    def load(self, request: Any, processor: Optional[str] = None, **options: Any) -> Executor:
+        """Load what ``request`` (a :class:`LoadRequest`) asks; ``load(model, processor,
+        **options)`` is the same as ``load(LoadRequest.of(model, processor, **options))``.
 
         :raises BackendError: unknown processor, closed backend, library failure.
         :raises ModelError: missing or unreadable model file (the path is in the message).
+        :raises ConfigError: an option this backend does not know, or a bad precision.
         """
-        worker = self.worker(processor)
-        ex = self._load(model_path, processor, worker, **options)
+        if not isinstance(request, LoadRequest):
+            if processor is None:
+                raise ConfigError('load(%r): no processor given' % (request,))
+            request = LoadRequest.of(request, processor, **options)
+        elif processor is not None or options:
+            raise ConfigError('load(LoadRequest) takes no other arguments')
+        worker = self.worker(request.processor)
+        ex = self._load(request, worker)
         with self._lock:
             self._executors.append(ex)
         return ex
@@ -589,13 +674,20 @@ def backend_class(name: str) -> Callable[..., Backend]:
     return factory
 
 
-def create_backend(name: str, **options: Any) -> Backend:
-    """Create the backend registered as ``name`` with its ``options``.
+def create_backend(name: str, *, platform: Any = None, seed: int = 0,
+                   **options: Any) -> Backend:
+    """Create the backend registered as ``name`` for ``platform`` (a
+    :class:`~hetero_infer.core.platform.Platform`, a platform name, or None) and ``seed``, with
+    its own ``options`` (:meth:`Backend.create`).
 
     :raises ConfigError: unknown name (the message lists the known ones) or bad option.
     :raises BackendError: the backend's library is missing or cannot start.
     """
-    return backend_class(name)(**options)
+    factory = backend_class(name)
+    create = getattr(factory, 'create', None)
+    if create is None:  # a plain factory function registered by a user
+        return factory(platform=platform, seed=seed, **options)
+    return create(platform=platform, seed=seed, **options)
 
 
 register_backend('onnxruntime', 'hetero_infer.backends.onnxruntime_backend:OnnxRuntimeBackend')

@@ -49,7 +49,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from hetero_infer.backends.base import Backend, Executor, ProcessorWorker, TensorSpec
+from hetero_infer.backends.base import (
+    Backend, Executor, LoadRequest, ProcessorWorker, TensorSpec)
 from hetero_infer.core.faults import Fault, FaultSchedule, check_processors, parse_faults
 from hetero_infer.core.model import ModelSpec, load_model
 from hetero_infer.core.platform import Platform
@@ -430,11 +431,20 @@ class EmulatedBackend(Backend):
     def _provided(self) -> Tuple[str, ...]:
         return tuple(self.platform.processor_ids)
 
-    def _load(self, model: Any, processor: str, worker: ProcessorWorker, *,
-              onnx_path: Optional[str] = None, **options: Any) -> Executor:
-        if options:
-            raise ConfigError('emulated backend: unknown load options %s' % sorted(options))
-        spec, label, onnx_file = _resolve_model(model, onnx_path)
+    @classmethod
+    def create(cls, *, platform: Any = None, seed: int = 0, **options: Any) -> 'EmulatedBackend':
+        """The registry's factory: emulate ``platform`` (default xavier) seeded with ``seed``."""
+        if platform is not None:
+            options['platform'] = platform
+        return cls(seed=seed, **options)
+
+    def _load(self, request: LoadRequest, worker: ProcessorWorker) -> Executor:
+        # engine_file, precision and rebuild do not apply: the timing is the platform's
+        if request.options:
+            raise ConfigError('emulated backend: unknown load options %s'
+                              % sorted(request.options))
+        processor = request.processor
+        spec, label, onnx_file = _resolve_model(request.model, request.model_file or None)
         if not self.platform.can_run(spec, processor):
             raise BackendError('model %s cannot run on %s of platform %s'
                                % (label, processor, self.platform.name))

@@ -10,7 +10,9 @@ from typing import Any, Dict, Sequence, Tuple
 
 import numpy as np
 
-from hetero_infer.backends.base import Backend, Executor, ProcessorWorker, TensorSpec
+from hetero_infer.backends.base import (
+    Backend, Executor, LoadRequest, ProcessorWorker, TensorSpec)
+from hetero_infer.errors import ConfigError
 
 
 class NullExecutor(Executor):
@@ -25,7 +27,8 @@ class NullExecutor(Executor):
 class NullBackend(Backend):
     """Processors ``processor_ids`` that run any model in zero time.
 
-    ``load(model_path, proc, input_spec=TensorSpec, output_spec=TensorSpec)``.
+    ``load(LoadRequest(model, processor))``: the executor's input and output shapes are the
+    model's (a zoo name or a layer-table / ONNX path); the other fields do not apply.
     """
 
     name = 'null'
@@ -34,12 +37,25 @@ class NullBackend(Backend):
         super().__init__()
         self._procs = tuple(processor_ids)
 
+    @classmethod
+    def create(cls, *, platform: Any = None, seed: int = 0, **options: Any) -> 'NullBackend':
+        """The registry's factory: the processors of ``platform`` (a Platform or a name)."""
+        if platform is not None and 'processor_ids' not in options:
+            if isinstance(platform, str):
+                from hetero_infer.core.platform import Platform
+                platform = Platform.load(platform)
+            options['processor_ids'] = platform.processor_ids
+        return cls(**options)
+
     def _provided(self) -> Tuple[str, ...]:
         return self._procs
 
-    def _load(self, model_path: str, processor: str, worker: ProcessorWorker,
-              **options: Any) -> Executor:
-        inp = options.get('input_spec') or TensorSpec('input', (1, 3, 224, 224))
-        out = options.get('output_spec') or TensorSpec('output', (1, 1000))
-        return NullExecutor(processor=processor, model_path=model_path, worker=worker,
+    def _load(self, request: LoadRequest, worker: ProcessorWorker) -> Executor:
+        if request.options:
+            raise ConfigError('null backend: unknown load options %s' % sorted(request.options))
+        from hetero_infer.core.model import load_model
+        model = load_model(request.model)
+        inp = TensorSpec(model.input_name or 'input', tuple(model.input_shape))
+        out = TensorSpec('output', tuple(model.layers[-1].out_shape))
+        return NullExecutor(processor=request.processor, model_path=model.name, worker=worker,
                             inputs=[inp], outputs=[out], info={'backend': 'null'})

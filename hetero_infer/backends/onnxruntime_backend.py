@@ -24,7 +24,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 import onnxruntime as ort
 
-from hetero_infer.backends.base import Backend, Executor, ProcessorWorker, TensorSpec
+from hetero_infer.backends.base import (
+    Backend, Executor, LoadRequest, ProcessorWorker, TensorSpec)
 from hetero_infer.errors import ConfigError, ModelError
 
 _ORT_TYPES = {
@@ -166,11 +167,13 @@ class OnnxRuntimeBackend(Backend):
             so.add_session_config_entry('session.intra_op.allow_spinning', '0')
         return so
 
-    def _load(self, model_path: Any, processor: str, worker: ProcessorWorker,
-              **options: Any) -> Executor:
-        if options:
-            raise ConfigError('onnxruntime backend: unknown load options %s' % sorted(options))
-        source, label = _model_source(model_path)
+    def _load(self, request: LoadRequest, worker: ProcessorWorker) -> Executor:
+        # engine_file, precision and rebuild do not apply: the CPU runs the ONNX file in fp32
+        if request.options:
+            raise ConfigError('onnxruntime backend: unknown load options %s'
+                              % sorted(request.options))
+        processor = request.processor
+        source, label = _model_source(request.source)
 
         def create() -> 'ort.InferenceSession':
             try:

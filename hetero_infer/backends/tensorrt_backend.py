@@ -38,7 +38,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from hetero_infer.backends.base import Backend, Executor, ProcessorWorker, TensorSpec
+from hetero_infer.backends.base import (
+    Backend, Executor, LoadRequest, ProcessorWorker, TensorSpec)
 from hetero_infer.backends.engine_cache import (
     EngineCache, EngineKey, bytes_sha256, file_sha256, get_or_build)
 from hetero_infer.errors import BackendError, ConfigError, ModelError
@@ -330,15 +331,17 @@ class TensorRTBackend(Backend):
         return engine
 
     # -- loading --------------------------------------------------------------------------------
-    def _load(self, model_path: str, processor: str, worker: ProcessorWorker, *,
-              engine_file_path: Optional[str] = None, enable_fp16: Optional[bool] = None,
-              precision: Optional[str] = None, force_engine_update: bool = False,
-              gpu_fallback: bool = True, calibration_cache: Optional[str] = None,
-              **options: Any) -> Executor:
+    def _load(self, request: LoadRequest, worker: ProcessorWorker) -> Executor:
+        options = dict(request.options)
+        gpu_fallback = bool(options.pop('gpu_fallback', True))
+        calibration_cache = options.pop('calibration_cache', None)
         if options:
             raise ConfigError('tensorrt backend: unknown load options %s' % sorted(options))
-        model_path = os.fspath(model_path)
-        prec = resolve_precision(precision, enable_fp16)
+        processor = request.processor
+        model_path = os.fspath(request.source)
+        engine_file_path = request.engine_file or None
+        force_engine_update = request.rebuild
+        prec = resolve_precision(request.precision or None, None)
         if dla_core_of(processor) >= 0 and prec == 'fp32':
             raise ConfigError('processor %s: DLA runs FP16 or INT8 only; precision fp32 '
                               'requested (set enable_fp16 true)' % processor)

@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from hetero_infer.backends.base import TensorSpec
+from hetero_infer.backends.base import LoadRequest, TensorSpec
 from hetero_infer.core.model import load_model
 from hetero_infer.core.platform import Platform
 from hetero_infer.errors import ConfigError, HeteroInferError
@@ -126,7 +126,7 @@ def load_app(index: int, a: AppConfig, cfg: ServeConfig, platform: Platform, bac
             warn('application %s: backend %s has no processor %s' % (a.name, cfg.backend, p))
             continue
         try:
-            execs[p] = _load_executor(backend, cfg, path, p, model, a)
+            execs[p] = backend.load(load_request(cfg, a, p))
         except HeteroInferError as exc:
             error('application %s: cannot load %s on %s: %s' % (a.name, path, p, exc))
     if not execs:
@@ -139,26 +139,13 @@ def load_app(index: int, a: AppConfig, cfg: ServeConfig, platform: Platform, bac
     return App(index, a, model, input_spec, labels, iso, cfg.slo_scale), execs
 
 
-def _load_executor(backend: Any, cfg: ServeConfig, path: str, proc: str, model: Any,
-                   a: AppConfig) -> Any:
-    options: Dict[str, Any] = {}
-    from hetero_infer.backends.null import NullBackend
-    if isinstance(backend, NullBackend):
-        last = model.layers[-1]
-        options = {'input_spec': TensorSpec(model.input_name, model.input_shape),
-                   'output_spec': TensorSpec('output', tuple(last.out_shape))}
-    elif cfg.backend == 'emulated' and a.model_file_path:
-        # Time from the twin for the zoo model, real outputs from the ONNX file.
-        return backend.load(a.model, proc, onnx_path=a.model_file_path)
-    elif cfg.backend == 'tensorrt':
-        options = {'enable_fp16': cfg.enable_fp16,
-                   'force_engine_update': cfg.force_engine_update}
-        if a.engine_file_path:
-            options['engine_file_path'] = a.engine_file_path
-    try:
-        return backend.load(path, proc, **options)
-    except TypeError:
-        return backend.load(path, proc)
+def load_request(cfg: ServeConfig, a: AppConfig, proc: str) -> LoadRequest:
+    """What every backend is asked to load for application ``a`` on ``proc`` (each uses the
+    fields that apply to it: :class:`~hetero_infer.backends.base.LoadRequest`)."""
+    return LoadRequest(a.model, proc, model_file=a.model_file_path,
+                       engine_file=a.engine_file_path,
+                       precision='fp16' if cfg.enable_fp16 else 'fp32',
+                       rebuild=cfg.force_engine_update)
 
 
 def _labels(a: AppConfig, model: Any, where: str) -> Optional[List[str]]:

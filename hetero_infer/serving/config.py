@@ -16,9 +16,10 @@ import math
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from hetero_infer.backends.base import backend_names
 from hetero_infer.errors import ConfigError
 
-BACKENDS = ('emulated', 'onnxruntime', 'tensorrt', 'null')
+BACKENDS = backend_names()  # the backend registry's names (hetero_infer.backends)
 RESULT_TYPES = ('json', 'vision_msgs')
 INTAKES = ('thread', 'executor')
 GOALS = ('goodput', 'slo99_throughput', 'throughput', 'fairness', 'weighted')

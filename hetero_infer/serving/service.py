@@ -145,15 +145,9 @@ class Service:
     # -- set-up -----------------------------------------------------------------------------
     def _create_backend(self) -> Any:
         cfg = self.config
-        if cfg.backend == 'null':
-            from hetero_infer.backends.null import NullBackend
-            return NullBackend(self.platform.processor_ids)
-        from hetero_infer.backends import backend_class
+        from hetero_infer.backends import create_backend
         try:
-            cls = backend_class(cfg.backend)
-            if cfg.backend == 'emulated':
-                return cls(platform=self.platform, seed=cfg.seed)
-            return cls()
+            return create_backend(cfg.backend, platform=self.platform, seed=cfg.seed)
         except HeteroInferError as exc:
             raise ConfigError('%s: parameter backend=%r: %s'
                               % (self.where, cfg.backend, exc)) from None
