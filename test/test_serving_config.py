@@ -71,9 +71,9 @@ def test_every_parameter_has_a_description_and_sane_range():
         if spec.low is not None:
             assert spec.low <= spec.default <= spec.high, spec.name
             assert spec.high <= params.INT32_MAX
-        if spec.choices:
-            assert spec.default in spec.choices
-            assert all(c in spec.full_description() for c in spec.choices)
+        if spec.all_choices():
+            assert spec.default in spec.all_choices()
+            assert all(c in spec.full_description() for c in spec.all_choices())
 
 
 def test_shipped_serve_yaml_is_a_valid_config(tmp_path):

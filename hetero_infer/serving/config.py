@@ -14,7 +14,7 @@ names (ROS parameters cannot hold a list of mappings). See ``config/serve.yaml``
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from hetero_infer.backends.base import backend_names
 from hetero_infer.errors import ConfigError
@@ -22,8 +22,17 @@ from hetero_infer.errors import ConfigError
 BACKENDS = backend_names()  # the backend registry's names (hetero_infer.backends)
 RESULT_TYPES = ('json', 'vision_msgs')
 INTAKES = ('thread', 'executor')
-GOALS = ('goodput', 'slo99_throughput', 'throughput', 'fairness', 'weighted')
 GOAL_METRICS = ('goodput', 'slo99_throughput', 'throughput', 'fairness')
+
+
+def goal_choices() -> Tuple[str, ...]:
+    """What the ``goal`` parameter may be set to at any time: the goal registry's names (built-in
+    goals and those installed packages register as ``hetero_infer.goals`` entry points) and
+    ``weighted`` (the sum of ``goal_weights.*``). A ``module:function`` goal is accepted only at
+    start-up (:func:`build_config`): a parameter any DDS participant can set must not import
+    code."""
+    from hetero_infer.core.goals import goal_names
+    return tuple(goal_names()) + ('weighted',)
 INPUT_TYPES = ('image', 'compressed_image', 'audio_f32', 'audio_i16', 'audio_data')
 INT32_MAX = 2 ** 31 - 1
 
@@ -39,11 +48,17 @@ class ParamSpec:
     high: Optional[float] = None
     choices: Tuple[str, ...] = ()
     read_only: bool = False
+    #: when set, the choices as they are now (they change as goals are installed)
+    choices_fn: Optional[Callable[[], Tuple[str, ...]]] = None
+
+    def all_choices(self) -> Tuple[str, ...]:
+        return self.choices_fn() if self.choices_fn is not None else self.choices
 
     def full_description(self) -> str:
         text = self.description
-        if self.choices:
-            text += ' Choices: ' + ' | '.join(self.choices) + '.'
+        choices = self.all_choices()
+        if choices:
+            text += ' Choices: ' + ' | '.join(choices) + '.'
         if self.read_only:
             text += ' Read-only: set it at start-up (parameter file or launch argument).'
         return text
@@ -73,7 +88,7 @@ NODE_PARAMS = (
               choices=INTAKES, read_only=True),
     ParamSpec('goal', 'goodput', 'What the planner maximises; changing it re-plans in the '
               'background and swaps the policy atomically. weighted = sum of goal_weights.*.',
-              choices=GOALS),
+              choices_fn=goal_choices),
     ParamSpec('goal_weights.goodput', 1.0, 'Weight of goodput when goal is weighted.', 0.0, 10.0),
     ParamSpec('goal_weights.slo99_throughput', 0.0,
               'Weight of throughput at 99%% SLO when goal is weighted.', 0.0, 10.0),
@@ -217,8 +232,8 @@ def app_param(app: str, key: str) -> str:
     return 'apps.%s.%s' % (app, key)
 
 
-def _check_value(spec: ParamSpec, name: str, value: Any) -> Optional[str]:
-    """A reason the value is not acceptable, or None."""
+def _check_value(spec: ParamSpec, name: str, value: Any, live: bool = True) -> Optional[str]:
+    """A reason the value is not acceptable, or None (``live``: a change while serving)."""
     d = spec.default
     if isinstance(d, bool):
         if not isinstance(value, bool):
@@ -238,12 +253,31 @@ def _check_value(spec: ParamSpec, name: str, value: Any) -> Optional[str]:
     if isinstance(d, str):
         if not isinstance(value, str):
             return '%s must be a string, got %r' % (name, value)
-        if spec.choices and value not in spec.choices:
-            return '%s = %r is not one of: %s' % (name, value, ', '.join(spec.choices))
+        choices = spec.all_choices()
+        if name == 'goal' and ':' in value and value not in choices:
+            return _check_code_goal(value, live)
+        if choices and value not in choices:
+            return '%s = %r is not one of: %s' % (name, value, ', '.join(choices))
         return None
     if isinstance(d, list):
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
             return '%s must be a list of strings, got %r' % (name, value)
+    return None
+
+
+def _check_code_goal(value: str, live: bool) -> Optional[str]:
+    """A ``module:function`` goal: refused live, imported (and checked) at start-up."""
+    if live:
+        return ('goal = %r: a module:function goal is accepted only at start-up (parameter '
+                'file, --set), never from a live parameter change, which any DDS participant '
+                'can make and which must not import code; register it as a hetero_infer.goals '
+                'entry point to choose it live (choices: %s)'
+                % (value, ', '.join(goal_choices())))
+    from hetero_infer.core.goals import get_goal
+    try:
+        get_goal(value)
+    except ConfigError as exc:
+        return 'goal = %r: %s' % (value, exc)
     return None
 
 
@@ -259,12 +293,13 @@ def spec_for(name: str) -> Optional[ParamSpec]:
     return None
 
 
-def validate(name: str, value: Any) -> Optional[str]:
-    """Why ``value`` cannot be given to parameter ``name`` (None if it can)."""
+def validate(name: str, value: Any, *, live: bool = True) -> Optional[str]:
+    """Why ``value`` cannot be given to parameter ``name`` (None if it can); ``live``: as a
+    change while serving (the default), else at start-up."""
     spec = spec_for(name)
     if spec is None:
         return None
-    return _check_value(spec, name, value)
+    return _check_value(spec, name, value, live)
 
 
 def _clean_list(values: Sequence[str]) -> Tuple[str, ...]:
@@ -280,7 +315,7 @@ def build_config(values: Mapping[str, Any], *, node_name: str = 'scheduler') -> 
     def get(name):
         spec = spec_for(name)
         value = values.get(name, spec.default if spec else None)
-        reason = validate(name, value)
+        reason = validate(name, value, live=False)
         if reason:
             raise ConfigError('node %s: %s' % (node_name, reason))
         return value

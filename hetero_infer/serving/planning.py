@@ -29,38 +29,63 @@ def plan_request(*, platform: str, power_mode: str, apps: Sequence[Tuple[str, st
             'seed': int(seed), 'max_queue': int(max_queue)}
 
 
-def run_plan(req: Dict[str, Any]) -> Dict[str, Any]:
-    """Search a policy for ``req``; returns the policy as a dict and what the search found.
+#: The scheduler the service plans with, as ``hetero-infer plan`` does by default; the one it
+#: falls back to when the platform has no trained interference model; the one that gives the
+#: policy serving starts with, before the first plan is done.
+PLANNING_SCHEDULER = 'interference_aware'
+FALLBACK_SCHEDULER = 'no_interference'
+INITIAL_SCHEDULER = 'base'
 
-    Uses the committed interference model of the platform when there is one, else isolated
-    latencies (``predictor`` in the answer says which).
-    """
+
+def plan_context(req: Dict[str, Any]):
+    """The :class:`~hetero_infer.core.schedulers.PlanContext` of a job: what ``hetero-infer
+    plan`` builds from a scenario, built from the service's applications."""
     from hetero_infer.core import search
     from hetero_infer.core.model import load_model
     from hetero_infer.core.platform import Platform
-    from hetero_infer.core.predictors import InterferencePredictor, IsolatedPredictor
+    from hetero_infer.core.schedulers import PlanContext
     from hetero_infer.core.workload import App
-    from hetero_infer.errors import HeteroInferError
 
     platform = Platform.load(req['platform'], power_mode=req['power_mode'] or None)
     apps = [App(name, load_model(model), max(float(rate), 0.1), float(slo), tuple(procs))
             for name, model, rate, slo, procs in req['apps']]
-    note = ''
-    try:
-        predictor = InterferencePredictor(platform)
-    except HeteroInferError as exc:
-        predictor = IsolatedPredictor(platform)
-        note = str(exc)
     settings = search.SimSettings(duration_s=req['duration_s'],
                                   warmup_s=min(0.3, req['duration_s'] / 10.0), seed=req['seed'],
                                   max_queue=req['max_queue'])
-    result = search.plan(platform, apps, req['goal'], predictor, settings=settings,
-                         n_samples=req['n_samples'], seed=req['seed'], workers=1,
-                         max_refine_evals=max(10, req['n_samples'] // 4))
-    return {'policy': result.policy.to_dict(), 'mask': result.policy.mask.tolist(),
-            'goal': result.goal, 'predictor': result.predictor, 'score': result.score,
-            'search_time_s': result.search_time_s, 'metrics': dict(result.metrics),
-            'predictor_note': note}
+    return PlanContext(platform=platform, apps=apps, goal=req['goal'], seed=req['seed'],
+                       settings=settings, n_samples=req['n_samples'], workers=1,
+                       max_refine_evals=max(10, req['n_samples'] // 4))
+
+
+def initial_policy(req: Dict[str, Any]):
+    """The policy serving starts with: the scheduler registry's ``base`` plan (shares in
+    proportion to each processor's isolated throughput), made in the calling process (it
+    searches nothing)."""
+    from hetero_infer.core.schedulers import get_scheduler
+    return get_scheduler(INITIAL_SCHEDULER).plan(plan_context(req)).policy
+
+
+def run_plan(req: Dict[str, Any]) -> Dict[str, Any]:
+    """Plan ``req`` through the scheduler registry, as ``hetero-infer plan`` does: the
+    interference-aware scheduler, or the no-interference one when the platform has no trained
+    interference model (``predictor_note`` says why). Returns the policy as a dict and what the
+    search found."""
+    from hetero_infer.core.predictors import load_interference_model
+    from hetero_infer.core.schedulers import get_scheduler
+    from hetero_infer.errors import HeteroInferError
+
+    ctx = plan_context(req)
+    scheduler, note = PLANNING_SCHEDULER, ''
+    try:
+        load_interference_model(ctx.platform)  # as `hetero-infer plan` checks it first
+    except HeteroInferError as exc:
+        scheduler, note = FALLBACK_SCHEDULER, str(exc)
+    plan = get_scheduler(scheduler).plan(ctx)
+    result = plan.search
+    return {'policy': plan.policy.to_dict(), 'mask': plan.policy.mask.tolist(),
+            'scheduler': scheduler, 'goal': result.goal, 'predictor': result.predictor,
+            'score': result.score, 'search_time_s': plan.plan_time_s,
+            'metrics': dict(result.metrics), 'predictor_note': note}
 
 
 class Planner:

@@ -7,8 +7,9 @@ it. A request goes::
     submit(app, preprocessor) -> engine: router -> processor worker (preprocess, run)
       -> outcome -> statistics, App.document -> publish(app, document)
 
-Planning runs in a background thread, through the planner process
-(:mod:`hetero_infer.serving.planning`): at start-up, when the goal, the SLOs or the planned rates
+Serving starts with the scheduler registry's ``base`` policy; planning then runs in a background
+thread, through the planner process (:mod:`hetero_infer.serving.planning`) and the same scheduler
+entry point as ``hetero-infer plan``: at start-up, when the goal, the SLOs or the planned rates
 change (:meth:`Service.apply`), when the observed rates drift from the planned ones
 (:meth:`Service.check_drift`) and when a processor leaves or rejoins routing. The engine swaps
 the policy atomically; requests already queued keep their processor.
@@ -60,6 +61,7 @@ class PlanResult:
         self.predictor = answer['predictor']
         self.score = answer['score']
         self.search_time_s = answer['search_time_s']
+        self.scheduler = answer['scheduler']
 
 
 class Service:
@@ -118,7 +120,10 @@ class Service:
         self._warned_predictor = False
         self._closing = False
         self._silent = False
-        policy = self._initial_policy(executors)
+        procs = self.platform.processor_ids
+        # the processors each application may use: those its executors loaded on
+        self._mask = np.array([[p in execs for p in procs] for execs in executors], dtype=bool)
+        policy = planning.initial_policy(self._plan_request(config, self.planned_rates))
         self.engine = ServingEngine(
             app_names=[a.name for a in self.apps], executors=executors,
             expected_ms=[a.iso_ms for a in self.apps], slo_ms=[a.slo_ms for a in self.apps],
@@ -187,20 +192,15 @@ class Service:
                 except Exception as exc:  # noqa: BLE001  reported again per request if it persists
                     self.log.warning('warm-up of %s on %s failed: %s' % (app.name, proc, exc))
 
-    def _initial_policy(self, executors: Sequence[Dict[str, Any]]) -> Policy:
-        """Shares proportional to each processor's isolated throughput, until the planner is
-        done: serving starts at once with a reasonable split; the planned policy replaces it."""
-        procs = list(self.platform.processor_ids)
-        alloc = np.zeros((len(self.apps), len(procs)))
-        mask = np.zeros_like(alloc, dtype=bool)
-        for i, execs in enumerate(executors):
-            for j, p in enumerate(procs):
-                if p in execs:
-                    mask[i, j] = True
-                    alloc[i, j] = 1.0 / max(self.apps[i].iso_ms[p], 1e-6)
-            alloc[i] /= alloc[i].sum()
-        self._mask = mask
-        return Policy([a.name for a in self.apps], procs, alloc, mask=mask)
+    def _plan_request(self, cfg: ServeConfig, rates: Sequence[float], down=frozenset()
+                      ) -> Dict[str, Any]:
+        """The planning job for ``rates`` without the processors ``down``."""
+        return planning.plan_request(
+            platform=cfg.platform, power_mode=cfg.power_mode,
+            apps=planning.app_rows(self.apps, self.platform.processor_ids,
+                                   self._plan_mask(down).tolist(), rates),
+            goal=cfg.goal_spec(), n_samples=cfg.plan_samples, duration_s=cfg.plan_duration_s,
+            seed=cfg.seed, max_queue=cfg.queue_limit)
 
     # -- requests ---------------------------------------------------------------------------
     def submit(self, app: App, prepare: Callable[[], Dict[str, Any]], *, received_s: float,
@@ -349,7 +349,7 @@ class Service:
                               'now' % reason)
                 continue
             version = self.engine.set_policy(result.policy)
-            self.last_plan = {'reason': reason, 'goal': result.goal,
+            self.last_plan = {'reason': reason, 'scheduler': result.scheduler, 'goal': result.goal,
                               'predictor': result.predictor, 'score': result.score,
                               'search_time_s': round(result.search_time_s, 3),
                               'rates_hz': [round(r, 3) for r in rates]}
@@ -359,13 +359,7 @@ class Service:
 
     def plan(self, cfg: ServeConfig, rates: Sequence[float], down=frozenset()) -> PlanResult:
         """Search a policy for ``rates`` without the processors ``down`` (waits for it)."""
-        req = planning.plan_request(
-            platform=cfg.platform, power_mode=cfg.power_mode,
-            apps=planning.app_rows(self.apps, self.platform.processor_ids,
-                                   self._plan_mask(down).tolist(), rates),
-            goal=cfg.goal_spec(), n_samples=cfg.plan_samples, duration_s=cfg.plan_duration_s,
-            seed=cfg.seed, max_queue=cfg.queue_limit)
-        answer = self._planner_proc.plan(req)
+        answer = self._planner_proc.plan(self._plan_request(cfg, rates, down))
         if answer['predictor_note'] and not self._warned_predictor:
             self._warned_predictor = True
             self.log.warning('planning with isolated latencies: %s' % answer['predictor_note'])

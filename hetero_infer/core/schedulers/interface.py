@@ -28,6 +28,8 @@ class PlanContext:
     :param seed: seeds sampling and simulated arrivals.
     :param settings: the planner simulator's settings.
     :param top_fraction, confidence: the sampling guarantee (n = 459 for 1% / 99%).
+    :param n_samples: sample exactly this many policies instead (the serving node's
+        ``plan_samples``); None = from the guarantee.
     :param workers: processes a search may use (1 = serial).
     :param keep_top: how many of a search's best policies its result keeps as candidates.
     :param oracle_top_fraction: the oracle's search guarantee (its search is longer through
@@ -51,6 +53,7 @@ class PlanContext:
     settings: SimSettings = field(default_factory=SimSettings)
     top_fraction: float = 0.01
     confidence: float = 0.99
+    n_samples: Optional[int] = None
     workers: int = 1
     max_refine_evals: int = 120
     keep_top: int = 4

@@ -21,7 +21,8 @@ class SearchScheduler(Scheduler):
 
     def search_args(self, ctx: PlanContext) -> dict:
         return {'top_fraction': ctx.top_fraction, 'confidence': ctx.confidence,
-                'max_refine_evals': ctx.max_refine_evals, 'keep_top': max(1, ctx.keep_top)}
+                'n_samples': ctx.n_samples, 'max_refine_evals': ctx.max_refine_evals,
+                'keep_top': max(1, ctx.keep_top)}
 
     def _plan(self, ctx: PlanContext) -> Plan:
         pred = self.predictor(ctx)
