@@ -72,3 +72,45 @@ def test_colcon_build_install_layout(tmp_path):
     pkg = site[0].parent
     for sub in ('core', 'backends', 'serving', 'ros', 'commands'):
         assert (pkg / sub / '__init__.py').is_file(), 'package hetero_infer.%s not installed' % sub
+
+
+#: import name -> rosdep key in package.xml (the key, or a name a package.xml comment gives
+#: for an import without a key).
+IMPORT_KEYS = {
+    'numpy': 'python3-numpy', 'scipy': 'python3-scipy', 'sklearn': 'python3-sklearn',
+    'cv2': 'python3-opencv', 'yaml': 'python3-yaml', 'jsonschema': 'python3-jsonschema',
+    'tqdm': 'python3-tqdm', 'matplotlib': 'python3-matplotlib', 'onnx': 'onnx',
+    'onnxruntime': 'python3-onnxruntime-pip', 'distributed': 'dask.distributed',
+    'tensorrt': 'TensorRT', 'pycuda': 'pycuda', 'setuptools': 'python3-setuptools',
+}
+
+
+def test_package_xml_declares_every_import():
+    import ast
+    import re
+    stdlib = set(getattr(sys, 'stdlib_module_names', ())) or None
+    if stdlib is None:
+        pytest.skip('needs Python >= 3.10 (sys.stdlib_module_names)')
+    with open(os.path.join(REPO, 'package.xml')) as f:
+        xml = f.read()
+    declared = set(re.findall(r'<exec_depend>([^<]+)</exec_depend>', xml))
+    comments = ' '.join(re.findall(r'<!--(.*?)-->', xml, re.S))
+    imported = set()
+    for root in ('hetero_infer', 'launch'):
+        for dirpath, _, files in os.walk(os.path.join(REPO, root)):
+            for name in files:
+                if not name.endswith('.py'):
+                    continue
+                with open(os.path.join(dirpath, name)) as f:
+                    tree = ast.parse(f.read())
+                for node in ast.walk(tree):
+                    if isinstance(node, ast.Import):
+                        imported.update(a.name.split('.')[0] for a in node.names)
+                    elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                        imported.add(node.module.split('.')[0])
+    missing = []
+    for name in sorted(imported - stdlib - {'hetero_infer'}):
+        key = IMPORT_KEYS.get(name, name)
+        if key not in declared and key not in comments:
+            missing.append('%s (key %s)' % (name, key))
+    assert not missing, 'package.xml does not declare: %s' % ', '.join(missing)

@@ -7,7 +7,6 @@ import pytest
 
 from hetero_infer.errors import ConfigError
 from hetero_infer.serving import config as params
-from hetero_infer.ros.config_file import default_config_path, load_params_file
 
 BASE = {
     'applications': ['cam', 'mic'],
@@ -76,21 +75,6 @@ def test_every_parameter_has_a_description_and_sane_range():
             assert all(c in spec.full_description() for c in spec.all_choices())
 
 
-def test_shipped_serve_yaml_is_a_valid_config(tmp_path):
-    values = load_params_file(default_config_path(), 'scheduler')
-    cfg = params.build_config(values)
-    assert len(cfg.apps) == 3 and cfg.backend == 'emulated'
-    bad = tmp_path / 'bad.yaml'
-    bad.write_text('other_node:\n  ros__parameters: {goal: goodput}\n')
-    with pytest.raises(ConfigError, match='no section for node'):
-        load_params_file(str(bad), 'scheduler')
-    specific = tmp_path / 'specific.yaml'
-    specific.write_text('/**:\n  ros__parameters: {goal: goodput, queue_limit: 2}\n'
-                        '/ns/scheduler:\n  ros__parameters: {goal: fairness}\n')
-    assert load_params_file(str(specific), 'scheduler') == {'goal': 'fairness',
-                                                            'queue_limit': 2}
-
-
 def test_fault_and_health_parameters():
     cfg = params.build_config(dict(BASE, faults=['dla1:error@10+10', ''], failure_threshold=5,
                                    probe_period_s=0.5))
@@ -109,13 +93,24 @@ def test_fault_and_health_parameters():
     assert new.health_settings().recovery_successes == 2
 
 
-def test_serve_fault_option_is_checked_and_added(tmp_path):
+def test_serve_options_are_ros_arguments(tmp_path):
     import argparse
 
     from hetero_infer.commands import serve
     parser = argparse.ArgumentParser()
     serve.add_arguments(parser)
-    args = parser.parse_args(['--fault', 'dla1:error@10+10', '--fault', 'dla0:hang@12'])
-    assert serve.load_overrides(args)['faults'] == ['dla1:error@10+10', 'dla0:hang@12']
+    cfg = tmp_path / 'serve.yaml'
+    cfg.write_text('/**:\n  ros__parameters: {goal: goodput}\n')
+    args = parser.parse_args(['--config', str(cfg), '--set', 'goal=fairness', '--set',
+                              'apps.cam.processors=[gpu, dla0]', '--fault', 'dla1:error@10+10',
+                              '--fault', 'dla0:hang@12', '--backend', 'null'])
+    assert serve.ros_arguments(args) == [
+        '--ros-args', '--log-level', 'info', '--params-file', str(cfg),
+        '-p', 'goal:=fairness', '-p', 'apps.cam.processors:=[gpu, dla0]',
+        '-p', 'faults:=["dla1:error@10+10", "dla0:hang@12"]', '-p', 'backend:=null']
     with pytest.raises(ConfigError, match="fault 'dla1:error@x'"):
-        serve.load_overrides(parser.parse_args(['--fault', 'dla1:error@x']))
+        serve.ros_arguments(parser.parse_args(['--fault', 'dla1:error@x']))
+    with pytest.raises(ConfigError, match="--set 'goal': expected NAME=VALUE"):
+        serve.ros_arguments(parser.parse_args(['--set', 'goal']))
+    with pytest.raises(ConfigError, match='no such file'):
+        serve.ros_arguments(parser.parse_args(['--config', str(tmp_path / 'nope.yaml')]))

@@ -94,10 +94,10 @@ def run(args) -> int:
     from hetero_infer.commands import serve
     serve.keep_dds_local()
     args.namespace = ''
-    values = serve.load_overrides(args)
+    ros_args = serve.ros_arguments(args)
     from hetero_infer.ros.lifecycle import ros_session, spin_nodes
-    with ros_session(['--ros-args', '--log-level', args.log_level]) as nodes:
-        nodes.extend(serve.start_nodes(args, values, sources=True))
+    with ros_session(['hetero-infer'] + ros_args) as nodes:
+        nodes.extend(serve.start_nodes(args, sources=True))
         scheduler, sources = nodes
         print('hetero-infer demo: %s on the %s %s for %.0f s (ROS_DOMAIN_ID=%s, localhost)'
               % (', '.join('%s=%s' % (a.cfg.name, a.model.name) for a in scheduler.apps),

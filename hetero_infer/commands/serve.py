@@ -1,5 +1,6 @@
 """``hetero-infer serve --config FILE``: the scheduler node (and optionally the sources) in one
-process, for machines without ``ros2 launch`` (the same parameter file works with both)."""
+process, for machines without ``ros2 launch`` (the same parameter file works with both: rcl reads
+it, see :func:`ros_arguments`)."""
 
 import os
 import random
@@ -20,7 +21,8 @@ def add_arguments(parser):
     parser.add_argument('--sources', action='store_true',
                         help='also publish synthetic camera frames and audio chunks')
     parser.add_argument('--set', action='append', default=[], metavar='NAME=VALUE',
-                        help='override one parameter (YAML value), e.g. --set goal=fairness')
+                        help='override one parameter (YAML value), e.g. --set goal=fairness; '
+                        'the same as --ros-args -p NAME:=VALUE')
     add_fault_argument(parser)
     parser.add_argument('--duration', type=argtypes.nonneg_float, default=0.0, metavar='S',
                         help='stop after S seconds (default: run until Ctrl-C)')
@@ -44,42 +46,56 @@ def keep_dds_local() -> None:
         os.environ['ROS_DOMAIN_ID'] = str(random.SystemRandom().randint(1, 100))
 
 
-def load_overrides(args) -> dict:
-    from hetero_infer.core.yaml_file import parse_yaml
+def ros_arguments(args) -> list:
+    """The ``--ros-args`` these options stand for: rcl reads the parameter file and each
+    override as ``ros2 run ... --ros-args --params-file F -p name:=value`` would (sections,
+    namespaces and wildcards as ROS defines them; values in YAML).
+
+    ``--set NAME=VALUE`` is ``-p NAME:=VALUE``; ``--backend``, ``--platform`` and ``--fault``
+    set those parameters (``--fault`` replaces the file's ``faults``).
+
+    :raises ConfigError: no such parameter file, a malformed ``--set`` or ``--fault``.
+    """
+    import json
+
     from hetero_infer.errors import ConfigError
-    from hetero_infer.ros.config_file import default_config_path, load_params_file
-    path = args.config or default_config_path()
-    values = load_params_file(path, 'scheduler')
+    from hetero_infer.resources import find_resource
+    path = args.config or find_resource('config', 'serve.yaml')
+    if not os.path.isfile(path):
+        raise ConfigError('--config %s: no such file' % path)
+    ros = ['--ros-args', '--log-level', args.log_level, '--params-file', path]
     for item in args.set:
         name, sep, text = item.partition('=')
-        if not sep or not name:
+        if not sep or not name.strip():
             raise ConfigError('--set %r: expected NAME=VALUE' % item)
-        values[name.strip()] = parse_yaml(text, '--set %s' % item)
+        ros += ['-p', '%s:=%s' % (name.strip(), text)]
     if getattr(args, 'fault', None):
         from hetero_infer.core.faults import parse_faults
         parse_faults(args.fault)  # a malformed --fault fails here, naming itself
-        values['faults'] = [f for f in values.get('faults') or [] if f] + list(args.fault)
+        ros += ['-p', 'faults:=%s' % json.dumps(list(args.fault))]
     if args.backend:
-        values['backend'] = args.backend
+        ros += ['-p', 'backend:=%s' % args.backend]
     if args.platform:
-        values['platform'] = args.platform
-    return values
+        ros += ['-p', 'platform:=%s' % args.platform]
+    return ros
 
 
-def start_nodes(args, values, *, sources: bool):
-    """Create the scheduler (and sources) nodes; rclpy must be initialised."""
+def start_nodes(args, *, sources: bool):
+    """Create the scheduler (and sources) nodes; rclpy must be initialised with
+    :func:`ros_arguments`."""
     from hetero_infer.errors import ConfigError
     from hetero_infer.ros.lifecycle import PARAMETER_EXCEPTIONS
+    from hetero_infer.ros.params import node_parameters
     from hetero_infer.ros.scheduler_node import SchedulerNode
     from hetero_infer.ros.sources_node import SourcesNode, streams_from_params
     try:
-        nodes = [SchedulerNode(namespace=args.namespace, overrides=values)]
+        nodes = [SchedulerNode(namespace=args.namespace)]
     except PARAMETER_EXCEPTIONS as exc:  # rclpy's check of a declared range
         raise ConfigError('parameters (file %s, --set): %s'
                           % (args.config or 'config/serve.yaml', ' '.join(str(exc).split()))
                           ) from None
     if sources:
-        streams = streams_from_params(values)
+        streams = streams_from_params(node_parameters(nodes[0]))
         nodes.append(SourcesNode(streams, namespace=args.namespace))
     return nodes
 
@@ -87,9 +103,9 @@ def start_nodes(args, values, *, sources: bool):
 def run(args) -> int:
     if args.localhost:
         keep_dds_local()
-    values = load_overrides(args)
+    ros_args = ros_arguments(args)
     from hetero_infer.ros.lifecycle import ros_session, spin_nodes
-    with ros_session(['--ros-args', '--log-level', args.log_level]) as nodes:
-        nodes.extend(start_nodes(args, values, sources=args.sources))
+    with ros_session(['hetero-infer'] + ros_args) as nodes:
+        nodes.extend(start_nodes(args, sources=args.sources))
         spin_nodes(nodes, duration_s=args.duration or None)
     return 0

@@ -57,8 +57,11 @@ def build_streams(args):
                 wav=args.wav if kind.startswith('audio') else '',
                 sample_rate_hz=args.sample_rate, chunk_s=1.0 / rate, frame_id=topic))
         return out
-    from hetero_infer.ros.config_file import default_config_path, load_params_file
-    values = load_params_file(args.config or default_config_path(), 'scheduler')
+    from hetero_infer.resources import find_resource
+    from hetero_infer.ros.params import file_parameters
+    # what rcl gives the scheduler node from that file (sections, namespaces as ROS reads them)
+    values = file_parameters(args.config or find_resource('config', 'serve.yaml'),
+                             node_name='scheduler', namespace=args.namespace)
     streams = streams_from_params(values, width=args.width, height=args.height,
                                   video=args.video, wav=args.wav)
     if args.rate:

@@ -35,19 +35,10 @@ PROCESSOR_KINDS = ('gpu', 'dla', 'cpu')
 
 
 def _platform_dirs() -> List[str]:
-    """Where named platforms are looked up: the source tree, then the ROS share directory."""
-    dirs = [PLATFORM_DIR]
-    try:  # installed with colcon: share/hetero_infer/config/platforms
-        from importlib import util
-        if util.find_spec('ament_index_python') is not None:
-            from ament_index_python.packages import get_package_share_directory
-            dirs.append(os.path.join(get_package_share_directory('hetero_infer'),
-                                     'config', 'platforms'))
-    except Exception:  # noqa: BLE001 - ament index absent or package not installed
-        pass
-    import sys
-    dirs.append(os.path.join(sys.prefix, 'share', 'hetero_infer', 'config', 'platforms'))
-    return dirs
+    """Where named platforms are looked up (:mod:`hetero_infer.resources`: source tree, pip
+    install, colcon install)."""
+    from hetero_infer.resources import resource_dirs
+    return resource_dirs('config', 'platforms') or [PLATFORM_DIR]
 
 
 def available_platforms() -> List[str]:

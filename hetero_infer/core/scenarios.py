@@ -51,19 +51,12 @@ DEFAULT_LOAD = 0.85
 
 
 def default_scenarios_path() -> str:
-    """``config/scenarios.yaml`` of the source tree or of the installed ROS share directory."""
-    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    candidates = [os.path.join(here, 'config', 'scenarios.yaml')]
+    """``config/scenarios.yaml`` of the package (:mod:`hetero_infer.resources`)."""
+    from hetero_infer.resources import SOURCE_ROOT, find_resource
     try:
-        from ament_index_python.packages import get_package_share_directory  # noqa: F401
-        candidates.append(os.path.join(get_package_share_directory('hetero_infer'), 'config',
-                                       'scenarios.yaml'))
-    except Exception:  # not installed as a ROS package
-        pass
-    for path in candidates:
-        if os.path.exists(path):
-            return path
-    return candidates[0]
+        return find_resource('config', 'scenarios.yaml')
+    except ConfigError:
+        return os.path.join(SOURCE_ROOT, 'config', 'scenarios.yaml')  # named by the reader
 
 
 @dataclass

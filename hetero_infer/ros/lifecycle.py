@@ -17,9 +17,13 @@ import rclpy
 import rclpy.exceptions
 from rclpy.executors import (ExternalShutdownException, MultiThreadedExecutor,
                              ShutdownException, SingleThreadedExecutor)
+from rclpy.impl.implementation_singleton import rclpy_implementation
 from rclpy.node import Node
 
-from hetero_infer.errors import HeteroInferError
+from hetero_infer.errors import ConfigError, HeteroInferError
+
+#: What rcl raises for arguments it cannot parse (a bad ``-p`` value, a broken parameter file).
+RCLError = rclpy_implementation.RCLError
 
 #: What ends a node on purpose: Ctrl-C, or rclpy shut down from elsewhere (a signal handler).
 SHUTDOWN_EXCEPTIONS = (KeyboardInterrupt, ExternalShutdownException, ShutdownException)
@@ -30,12 +34,28 @@ PARAMETER_EXCEPTIONS = (rclpy.exceptions.InvalidParameterException,
                         rclpy.exceptions.InvalidParameterValueException)
 
 
+def init(args: Optional[Sequence[str]] = None, *, context=None) -> None:
+    """``rclpy.init``: rcl parses ``args`` (``--ros-args --params-file F -p name:=value``...).
+
+    :raises ConfigError: rcl cannot parse them (its message, on one line).
+    """
+    try:
+        rclpy.init(args=list(args) if args is not None else None, context=context)
+    except RCLError as exc:
+        text = ' '.join(str(exc).split('[ERROR]')[0].split())
+        raise ConfigError('ROS arguments %s: %s' % (' '.join(args or ()), text)) from None
+
+
 @contextlib.contextmanager
 def ros_session(args: Optional[Sequence[str]] = None) -> Iterator[List[Node]]:
     """``with ros_session(argv) as nodes:`` -- rclpy initialised with ``argv`` (``--ros-args``
-    and the rest), the nodes appended to ``nodes`` destroyed at the end (last first), rclpy shut
-    down. Ctrl-C and external shutdowns end the block quietly; anything else propagates."""
-    rclpy.init(args=list(args) if args is not None else None)
+    and the rest, parsed by rcl), the nodes appended to ``nodes`` destroyed at the end (last
+    first), rclpy shut down. Ctrl-C and external shutdowns end the block quietly; anything else
+    propagates.
+
+    :raises ConfigError: rcl cannot parse ``argv``.
+    """
+    init(args)
     nodes: List[Node] = []
     try:
         yield nodes
@@ -100,15 +120,16 @@ def run_main(prog: str, make_nodes: Callable[[], Sequence[Node]],
 
     :returns: 0, or 1 after printing ``<prog>: error: ...`` for a bad configuration.
     """
-    with ros_session(args) as nodes:
-        try:
-            nodes.extend(make_nodes())
-        except HeteroInferError as exc:
-            print('%s: error: %s' % (prog, ' '.join(str(exc).split())), file=sys.stderr)
-            return 1
-        except PARAMETER_EXCEPTIONS as exc:
-            print('%s: error: parameter: %s' % (prog, ' '.join(str(exc).split())),
-                  file=sys.stderr)
-            return 1
-        spin_nodes(nodes)
+    try:
+        with ros_session(args) as nodes:
+            try:
+                nodes.extend(make_nodes())
+            except PARAMETER_EXCEPTIONS as exc:
+                print('%s: error: parameter: %s' % (prog, ' '.join(str(exc).split())),
+                      file=sys.stderr)
+                return 1
+            spin_nodes(nodes)
+    except HeteroInferError as exc:
+        print('%s: error: %s' % (prog, ' '.join(str(exc).split())), file=sys.stderr)
+        return 1
     return 0

@@ -8,7 +8,7 @@ values get rejected) and ``read_only`` for what needs an engine rebuild or a new
 The node's on-set callback validates with :func:`validate`.
 """
 
-from typing import Any, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 from rclpy.exceptions import InvalidParameterTypeException
@@ -68,3 +68,48 @@ def declare_all(node, *, overrides: Optional[Mapping[str, Any]] = None) -> Serve
         for spec in APP_PARAMS:
             declare(spec, app_param(app, spec.name))
     return build_config(values, node_name=node.get_fully_qualified_name())
+
+
+def node_parameters(node) -> Dict[str, Any]:
+    """Every parameter of ``node`` as ``name -> value``."""
+    return {name: p.value for name, p in node.get_parameters_by_prefix('').items()}
+
+
+def file_parameters(path: str, *, node_name: str = 'scheduler', namespace: str = '',
+                    ros_args: Sequence[str] = ()) -> Dict[str, Any]:
+    """The parameters rcl gives node ``namespace/node_name`` from the parameter file ``path``
+    (and ``-p`` overrides in ``ros_args``): sections, namespaces and wildcards as ROS reads them
+    (``/**``, ``/ns/scheduler``, ``/*/scheduler``...). Reads them through a throw-away context,
+    so what another command reads is what the node would be given.
+
+    :raises ConfigError: the file is missing or rcl cannot parse it.
+    """
+    import rclpy
+    from rclpy.context import Context
+
+    from hetero_infer.ros.lifecycle import init
+    check_params_file(path)
+    ctx = Context()
+    init(['hetero-infer', '--ros-args', '--params-file', path] + list(ros_args), context=ctx)
+    try:
+        node = rclpy.create_node(node_name, namespace=namespace or None, context=ctx,
+                                 automatically_declare_parameters_from_overrides=True,
+                                 start_parameter_services=False)
+        try:
+            return node_parameters(node)
+        finally:
+            node.destroy_node()
+    finally:
+        rclpy.try_shutdown(context=ctx)
+
+
+def check_params_file(path: str) -> None:
+    """:raises ConfigError: ``path`` is not a readable file (rcl's own message is less clear)."""
+    import os
+    if not os.path.isfile(path):
+        raise ConfigError('parameter file %s does not exist' % path)
+    try:
+        with open(path):
+            pass
+    except OSError as exc:
+        raise ConfigError('parameter file %s: %s' % (path, exc)) from None

@@ -17,6 +17,7 @@ application and processor, ERROR while a processor is unhealthy) are published e
 """
 
 import json
+import sys
 import time
 from typing import Any, Dict, Optional
 
@@ -256,21 +257,19 @@ class SchedulerNode(Node):
 
 
 def main(args=None) -> int:
-    """``ros2 run hetero_infer scheduler_node [--ros-args --params-file FILE]``.
+    """``ros2 run hetero_infer scheduler_node [--ros-args --params-file FILE -p NAME:=VALUE]``.
 
-    The package's ``config/serve.yaml`` gives the defaults, so the node also starts without a
-    parameter file; values from ``--params-file`` / ``-p`` override it.
+    The package's ``config/serve.yaml`` is read first, so the node also starts without a
+    parameter file; rcl lets later ``--params-file`` / ``-p`` values override it.
     """
-    from hetero_infer.errors import HeteroInferError
-    from hetero_infer.ros.config_file import default_config_path, load_params_file
-
-    def make():
-        try:
-            defaults = load_params_file(default_config_path(), 'scheduler')
-        except HeteroInferError:
-            defaults = {}
-        return [SchedulerNode(overrides=defaults)]
-    return run_main('scheduler_node', make, args)
+    from hetero_infer.errors import ConfigError
+    from hetero_infer.resources import find_resource
+    argv = list(sys.argv if args is None else args) or ['scheduler_node']
+    try:
+        argv[1:1] = ['--ros-args', '--params-file', find_resource('config', 'serve.yaml'), '--']
+    except ConfigError:  # not installed with its config: the declared defaults apply
+        pass
+    return run_main('scheduler_node', lambda: [SchedulerNode()], argv)
 
 
 if __name__ == '__main__':

@@ -145,7 +145,15 @@ class Planner:
 
 
 def _worker_main() -> int:
-    """Serve JSON-line jobs on stdin until it closes."""
+    """Serve JSON-line jobs on stdin until it closes (or Ctrl-C, which reaches the whole
+    process group: the service closes the worker itself)."""
+    try:
+        return _serve_jobs()
+    except KeyboardInterrupt:
+        return 0
+
+
+def _serve_jobs() -> int:
     for line in sys.stdin:
         if not line.strip():
             continue
