@@ -16,6 +16,7 @@ Prints JSON, then a table.
 """
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -71,23 +72,24 @@ def main():
                 ctx.goal = 'slo99_throughput'
                 slo_plan = sched.plan(ctx)
             row = {'scenario': name, 'scheduler': sched_name}
-            for rep in range(args.repeats):
+            for _rep in range(args.repeats):
                 for label, (twin_mod, eval_mod) in versions.items():
                     twin = twin_mod.Twin(plat, seed=st.seed + 1000)
-                    dt, m = _timed(lambda: eval_mod.measure_on_twin(
-                        twin, apps, plan.make_dispatcher, duration_s=st.duration_s,
-                        warmup_s=st.warmup_s, seed=st.seed))
-                    dt_slo, slo = _timed(lambda: eval_mod.twin_slo99_throughput(
-                        twin, apps, slo_plan.make_dispatcher, seed=st.seed,
-                        hi_scale=st.slo99_hi_scale, iterations=st.slo99_iterations,
-                        requests=REQUESTS))
+                    dt, m = _timed(functools.partial(
+                        eval_mod.measure_on_twin, twin, apps, plan.make_dispatcher,
+                        duration_s=st.duration_s, warmup_s=st.warmup_s, seed=st.seed))
+                    dt_slo, slo = _timed(functools.partial(
+                        eval_mod.twin_slo99_throughput, twin, apps, slo_plan.make_dispatcher,
+                        seed=st.seed, hi_scale=st.slo99_hi_scale,
+                        iterations=st.slo99_iterations, requests=REQUESTS))
                     for key, value in (('goodput_s_' + label, dt), ('slo99_s_' + label, dt_slo)):
                         row[key] = min(row.get(key, value), value)
                     row['goodput_' + label], row['slo99_' + label] = m['goodput'], slo
-                dt_all, slo_all = _timed(lambda: eval_now.twin_slo99_throughput(
-                    twin_now.Twin(plat, seed=st.seed + 1000), apps, slo_plan.make_dispatcher,
-                    seed=st.seed, hi_scale=st.slo99_hi_scale, iterations=st.slo99_iterations,
-                    requests=REQUESTS, stop_failed_probes=False))
+                dt_all, slo_all = _timed(functools.partial(
+                    eval_now.twin_slo99_throughput, twin_now.Twin(plat, seed=st.seed + 1000),
+                    apps, slo_plan.make_dispatcher, seed=st.seed, hi_scale=st.slo99_hi_scale,
+                    iterations=st.slo99_iterations, requests=REQUESTS,
+                    stop_failed_probes=False))
                 row['slo99_s_all_probes'] = min(row.get('slo99_s_all_probes', dt_all), dt_all)
                 if slo_all != row['slo99_now']:
                     raise SystemExit('%s/%s: SLO99 %r with probes stopped early, %r without'

@@ -220,7 +220,7 @@ def test_evaluation_writes_the_issue_schema(evaluated, tmp_path):
                 assert r[m] == pytest.approx(sum(r[m + '_runs']) / 3)
             assert r['throughput'] >= r['goodput'] >= 0
             assert 0 <= r['slo_attainment_min'] <= 1
-    for metric, row in summary['paired'].items():
+    for row in summary['paired'].values():
         assert set(row) == set(ALL) - {'interference_aware'}
         for st in row.values():
             assert set(st) == {'geomean_pct', 'ci95_pct', 'talk_mean_pct', 'wins', 'ties',
@@ -306,7 +306,7 @@ def test_oracle_picks_the_best_candidate_on_its_own_traces(platform, tiny_scenar
 def test_oracle_beats_or_ties_where_the_paired_ci_says_so(evaluated):
     check = evaluated['details']['oracle_check']
     assert set(check) == {'goodput', 'slo99_throughput'}
-    for metric, c in check.items():
+    for c in check.values():
         assert c['beaten_ci_excludes_zero'] <= c['beaten'] <= c['scenarios'] == 2
 
 

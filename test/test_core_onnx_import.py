@@ -57,7 +57,7 @@ def test_mobilenet_import_and_model_index():
     assert all(layer.dla for layer in spec.layers[:-1])
     with open(_path('models.json')) as f:
         index = json.load(f)
-    for name, entry in index.items():
+    for entry in index.values():
         imported = model_from_onnx(_path(entry['file']))
         assert imported.input_name == entry['input_name']
         assert list(imported.input_shape) == entry['input_shape']

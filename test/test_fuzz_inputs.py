@@ -163,7 +163,7 @@ def test_interference_models_load_or_are_refused(data, resign):
             pass
     pred = _own_error_or_result(InterferencePredictor.from_dict, doc, where='fuzz')
     if pred is not None:
-        for name, model in pred.models.items():
+        for model in pred.models.values():
             x = np.zeros((1, model.n_features_in_))
             y = _own_error_or_result(model.predict, x)
             assert y is None or np.all(np.isfinite(y))

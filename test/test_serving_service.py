@@ -134,3 +134,22 @@ def test_an_unhealthy_processor_is_reported_and_planned_around():
     docs = [d for _, d in out.docs]
     assert len(docs) == n
     assert not any(d['processor'] == 'dla0' and d['outcome'] == 'result' for d in docs)
+
+
+def test_live_p99_is_the_simulations_p99():
+    from types import SimpleNamespace
+
+    from hetero_infer.core.metrics import percentile
+    from hetero_infer.serving.status import Stats
+    rng = np.random.default_rng(5)
+    lat = rng.lognormal(2.0, 0.6, 333).tolist()
+    st = Stats(1)
+    for x in lat:
+        st.outcome(0, 'gpu', None, '', x, True)
+    app = SimpleNamespace(index=0, name='a', slo_ms=50.0, model=SimpleNamespace(name='m'))
+    window = st.window([app], 1.0)['applications']['a']
+    # one definition: numpy's linear interpolation, which an index into the sorted list is not
+    assert window['p99_ms'] == round(float(np.percentile(lat, 99)), 3)
+    assert window['p99_ms'] == round(percentile(lat, 99), 3)
+    assert window['p99_ms'] != round(sorted(lat)[int(0.99 * len(lat))], 3)
+    assert st.totals([app], ['gpu'])['processors']['a@gpu']['p99_ms'] == percentile(lat, 99)

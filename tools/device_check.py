@@ -38,7 +38,7 @@ def _step(report, name, fn):
     try:
         value = fn()
         report['steps'][name] = {'ok': True, 'value': value}
-    except Exception as exc:  # recorded, the check goes on
+    except Exception as exc:  # noqa: BLE001 - recorded, the check goes on
         report['steps'][name] = {'ok': False, 'error': '%s: %s' % (type(exc).__name__, exc),
                                  'traceback': traceback.format_exc(limit=6)}
     report['steps'][name]['seconds'] = round(time.perf_counter() - t0, 3)
@@ -59,7 +59,7 @@ def environment():
         try:
             m = __import__(mod)
             env[mod] = getattr(m, '__version__', getattr(m, 'VERSION_TEXT', 'present'))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - recorded, the check goes on
             env[mod] = None
             env[mod + '_error'] = str(exc)
     return env
@@ -175,7 +175,7 @@ def check_dla(backend, model_path):
     except BackendError as exc:
         msg = str(exc)
         if 'DLA' not in msg or 'dla0' not in msg:
-            raise AssertionError('unclear DLA error: %s' % msg)
+            raise AssertionError('unclear DLA error: %s' % msg) from None
         return {'num_dla_cores': 0, 'error_message': msg}
     raise AssertionError('dla0 load succeeded on a machine with 0 DLA cores')
 

@@ -462,7 +462,7 @@ def trace(model: nn.Module, input_shape: Tuple[int, ...]) -> Tuple[List[_Rec], D
     tracer = _Tracer()
     handles = []
     for mname, module in model.named_modules():
-        def pre(mod, inp, _n=mname, _leaf=not any(True for _ in module.children())):
+        def pre(mod, inp, _n=mname, _leaf=not any(True for _ in module.children())):  # noqa: B008
             tracer.scope.append((_n, _leaf))
 
         def post(mod, inp, outp):

@@ -149,7 +149,7 @@ class ProcessorWorker:
         if self._setup is not None:
             try:
                 self._setup()
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - the backend's set-up: any failure is reported as it
                 raise BackendError('processor %s: set-up on thread %s failed: %s'
                                    % (self.processor, threading.current_thread().name, exc)) \
                     from None
@@ -602,7 +602,7 @@ class BackgroundLoop:
                     return
                 i = (i + 1) % n
                 res = self.executors[i].run(self._feeds[i])
-        except BaseException as exc:  # reported to the caller by stop()
+        except BaseException as exc:  # noqa: BLE001 - reported to the caller by stop()
             self.error = exc
             self._started.set()
 

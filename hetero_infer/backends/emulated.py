@@ -484,7 +484,7 @@ class EmulatedBackend(Backend):
         so.add_session_config_entry('session.intra_op.allow_spinning', '0')
         try:
             return ort.InferenceSession(onnx_file, so, providers=['CPUExecutionProvider'])
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own error types
             raise ModelError('cannot load ONNX model %s: %s' % (onnx_file, exc)) from None
 
     def isolated_ms(self, model: Any, processor: str) -> float:

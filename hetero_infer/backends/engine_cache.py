@@ -251,7 +251,7 @@ def get_or_build(cache: EngineCache, key: EngineKey, path: str, *,
         if found.status == 'hit':
             try:
                 engine = deserialize(found.engine)
-            except Exception as exc:  # library-specific errors: the file is unusable
+            except Exception as exc:  # noqa: BLE001 - library-specific errors: the file is unusable
                 engine, err = None, str(exc)
             else:
                 err = 'deserialize returned None'
@@ -269,7 +269,7 @@ def get_or_build(cache: EngineCache, key: EngineKey, path: str, *,
     cache.store(key, path, data, info)
     try:
         engine = deserialize(data)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the library's own errors: unusable engine
         raise BackendError('engine built for %s (%s) does not deserialize: %s'
                            % (key.processor, path, exc)) from None
     if engine is None:

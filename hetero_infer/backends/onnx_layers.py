@@ -137,7 +137,7 @@ def layer_to_onnx(layer: 'Layer', *, seed: int = 0) -> 'onnx.ModelProto':  # noq
         return _layer_to_onnx(layer, seed)
     except ModelError:
         raise
-    except Exception as exc:  # onnx.checker / shape errors: name the layer
+    except Exception as exc:  # noqa: BLE001 - onnx.checker / shape errors: name the layer
         raise ModelError('cannot build an ONNX graph for layer %r (%s %s -> %s): %s'
                          % (layer.name, layer.kind, layer.in_shape, layer.out_shape,
                             exc)) from None

@@ -179,7 +179,7 @@ class OnnxRuntimeBackend(Backend):
             try:
                 return ort.InferenceSession(source, self.session_options(processor),
                                             providers=['CPUExecutionProvider'])
-            except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/...
+            except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own Fail/InvalidProtobuf/...
                 raise ModelError('cannot load ONNX model %s: %s' % (label, exc)) from None
 
         session = worker.call(create)

@@ -55,7 +55,7 @@ class _LayerLoop:
                     if self._stop.is_set():
                         break
                 self.iterations += 1
-        except BaseException as exc:  # reported by stop()
+        except BaseException as exc:  # noqa: BLE001 - reported by stop()
             self.error = exc
             self._started.set()
 

@@ -38,17 +38,9 @@ def _check(name: str, simulated: float, reference, low: float, high: float,
 
 
 def spearman(xs: List[float], ys: List[float]) -> float:
-    """Spearman rank correlation (no ties expected in latencies)."""
-    def ranks(v):
-        order = sorted(range(len(v)), key=lambda i: v[i])
-        r = [0.0] * len(v)
-        for rank, i in enumerate(order):
-            r[i] = float(rank)
-        return r
-    rx, ry = ranks(xs), ranks(ys)
-    n = len(xs)
-    d2 = sum((a - b) ** 2 for a, b in zip(rx, ry))
-    return 1.0 - 6.0 * d2 / (n * (n * n - 1))
+    """Spearman rank correlation (``scipy.stats.spearmanr``: ties get their average rank)."""
+    from scipy.stats import spearmanr
+    return float(spearmanr(xs, ys)[0])
 
 
 def calibration_checks(platform: Platform, *, seed: int = 0, iterations: int = 5

@@ -32,7 +32,7 @@ class SerialJobs:
         fut: Future = Future()
         try:
             fut.set_result(fn(*args))
-        except BaseException as exc:  # delivered through future.result(), like a pool's
+        except BaseException as exc:  # noqa: BLE001 - delivered through future.result(), like a pool's
             fut.set_exception(exc)
         return fut
 

@@ -17,20 +17,20 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Sequence
 
+import numpy as np
+
 from hetero_infer.core.workload import App, RequestRecord
 
 SLO_TARGET = 0.99
 
 
 def percentile(values: Sequence[float], q: float) -> float:
-    """Linear-interpolated percentile (``q`` in 0..100); NaN for no values."""
-    if not values:
+    """The project's one percentile: numpy's default (linear interpolation between the closest
+    ranks), ``q`` in 0..100; NaN for no values. Live statistics (the node's status), simulated
+    runs and the evaluation all use it, so their p99s compare."""
+    if len(values) == 0:
         return math.nan
-    xs = sorted(values)
-    pos = (len(xs) - 1) * q / 100.0
-    lo = int(math.floor(pos))
-    hi = min(lo + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+    return float(np.percentile(np.asarray(values, dtype=np.float64), q))
 
 
 def jain_index(xs: Sequence[float]) -> float:

@@ -546,7 +546,7 @@ def _fold_shape_arithmetic(model):
             try:
                 outs = ReferenceEvaluator(node).run(
                     None, {i: values[i] for i in node.input if i})
-            except Exception:  # leave it to the normal path (which names the node)
+            except Exception:  # noqa: BLE001 - leave it to the normal path (which names the node)
                 continue
             for name, val in zip(node.output, outs):
                 values[name] = np.asarray(val)
@@ -588,7 +588,7 @@ def model_from_onnx(path: str, *, name: Optional[str] = None,
         raise ModelError('ONNX file not found: %s' % path)
     try:
         model = onnx.load(path)
-    except Exception as exc:  # protobuf raises its own DecodeError and friends
+    except Exception as exc:  # noqa: BLE001 - protobuf raises its own DecodeError and friends
         raise ModelError('cannot read ONNX file %s: %s' % (path, exc)) from None
     graph = model.graph
     if not graph.node:
@@ -598,7 +598,7 @@ def model_from_onnx(path: str, *, name: Optional[str] = None,
     try:
         model = onnx.shape_inference.infer_shapes(model, data_prop=True)
         model = _fold_shape_arithmetic(model)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - onnx raises its own error types
         raise ModelError('shape inference failed for ONNX file %s: %s' % (path, exc)) from None
     graph = model.graph
     builder = _Builder(path, graph, numpy_helper)

@@ -19,7 +19,7 @@ import math
 import random
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from hetero_infer.core.metrics import SLO_TARGET, jain_index
+from hetero_infer.core.metrics import SLO_TARGET, jain_index, percentile
 from hetero_infer.core.predictors import LatencyTable
 from hetero_infer.errors import ConfigError
 
@@ -87,7 +87,7 @@ class SimResult:
         lat = sorted(x for xs in self.latencies for x in xs)
         if lat:
             out['mean_latency_ms'] = sum(lat) / len(lat)
-            out['p99_latency_ms'] = lat[min(len(lat) - 1, int(0.99 * len(lat)))]
+            out['p99_latency_ms'] = percentile(lat, 99)
         return out
 
 

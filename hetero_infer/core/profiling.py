@@ -154,7 +154,8 @@ class Observation:
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, HeteroInferError):
                 raise
-            raise ModelError('%s: malformed row: %s: %s' % (where, type(exc).__name__, exc))
+            raise ModelError('%s: malformed row: %s: %s'
+                             % (where, type(exc).__name__, exc)) from None
         if not (obs.iso_ms > 0 and obs.corun_ms > 0):
             raise ModelError('%s: non-positive time in row (iso_ms=%r, corun_ms=%r)'
                              % (where, obs.iso_ms, obs.corun_ms))

@@ -87,7 +87,7 @@ class PriorityRouter:
                 for p in self._procs:
                     try:
                         ok = platform.can_run(a.model, p)
-                    except Exception:  # unknown processor on this platform
+                    except Exception:  # noqa: BLE001 - unknown processor on this platform
                         ok = False
                     row.append(platform.isolated_latency_ms(a.model, p) if ok else _INF)
                 service.append(row)

@@ -256,7 +256,7 @@ class _Runner:
         if self.pool is not None:
             try:
                 return list(self.pool.map(_work, [(c, floor_score) for c in chunks]))
-            except Exception:  # a broken pool (e.g. no /dev/shm): fall back to serial
+            except Exception:  # noqa: BLE001 - a broken pool (e.g. no /dev/shm): fall back to serial
                 self.pool.shutdown(wait=False)
                 self.pool = None
         scorer = self._scorer()

@@ -145,7 +145,7 @@ class Intake:
             try:
                 with i.handle:
                     taken = i.handle.take_message(i.msg_type, False)
-            except Exception as exc:  # a message that cannot be deserialised: skip it
+            except Exception as exc:  # noqa: BLE001 - a message that cannot be deserialised: skip it
                 self._on_error('%s: cannot take a message: %s' % (i.topic, exc))
                 return
             if taken is None:
@@ -153,7 +153,7 @@ class Intake:
             self.taken += 1
             try:
                 i.handler(taken[0])
-            except Exception as exc:  # the handler accounts for its own errors; be safe
+            except Exception as exc:  # noqa: BLE001 - the handler accounts for its own errors; be safe
                 self._on_error('%s: input handler failed: %s' % (i.topic, exc))
 
     def close(self, timeout_s: float = 2.0) -> None:
@@ -161,17 +161,17 @@ class Intake:
         self._stop = True
         try:
             self._wake.trigger()
-        except Exception:  # context already gone: the wait ends on its own
+        except Exception:  # noqa: BLE001 - context already gone: the wait ends on its own
             pass
         if self._thread is not None:
             self._thread.join(timeout_s)
         for i in self._inputs:
             try:
                 i.handle.destroy_when_not_in_use()
-            except Exception:  # already destroyed with the node
+            except Exception:  # noqa: BLE001 - already destroyed with the node
                 pass
         self._inputs = []
         try:
             self._wake.destroy()
-        except Exception:
+        except Exception:  # noqa: BLE001 - context already gone
             pass

@@ -363,7 +363,7 @@ class ServingEngine:
         try:
             if req.inputs is None and req.prepare is not None:
                 req.inputs = req.prepare()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - preprocessing failures drop the request
             reason = getattr(exc, 'reason', None)
             if reason is None:
                 self._log('application %s: preprocessing failed: %s'
@@ -379,7 +379,7 @@ class ServingEngine:
         worker.run_started_s = time.perf_counter()
         try:
             return None, None, run(req.inputs), start
-        except Exception as exc:  # a failing inference must not stop the worker
+        except Exception as exc:  # noqa: BLE001 - a failing inference must not stop the worker
             return None, exc, None, start
 
     def _settle(self, worker: ProcessorQueue, req: Request, dropped: Optional[Outcome],
@@ -499,7 +499,7 @@ class ServingEngine:
                 return
             now = time.perf_counter()
             settings = self.health.settings
-            for proc, w in list(self.workers.items()):
+            for w in list(self.workers.values()):
                 started, item = w.run_started_s, w.running
                 if started is None or item is None:
                     continue
@@ -578,7 +578,7 @@ class ServingEngine:
         worker.run_started_s = time.perf_counter()
         try:
             run(probe.inputs)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a failed probe, whatever the error
             return False, str(exc)
         return True, ''
 
@@ -615,7 +615,7 @@ class ServingEngine:
             seen.add(id(worker))
             try:
                 worker.detach()
-            except Exception as exc:  # the thread is ending anyway
+            except Exception as exc:  # noqa: BLE001 - the thread is ending anyway
                 self._log('processor %s: releasing the worker thread failed: %s' % (proc, exc))
 
     def _finish(self, outcome: Outcome) -> None:

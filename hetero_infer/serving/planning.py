@@ -159,7 +159,7 @@ def _serve_jobs() -> int:
             continue
         try:
             answer = run_plan(json.loads(line))
-        except Exception as exc:  # reported to the node, which keeps its current policy
+        except Exception as exc:  # noqa: BLE001 - reported to the node, which keeps its current policy
             answer = {'error': '%s: %s' % (type(exc).__name__, exc)}
         sys.stdout.write(json.dumps(answer) + '\n')
         sys.stdout.flush()

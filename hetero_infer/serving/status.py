@@ -7,6 +7,8 @@ import threading
 import time
 from typing import Any, Dict, List, Sequence
 
+from hetero_infer.core.metrics import percentile
+
 STATUS_SCHEMA = 'hetero_infer.status/1'
 
 #: Latencies kept per (application, processor) for the summary's percentiles.
@@ -14,10 +16,11 @@ MAX_SAMPLES = 100000
 
 
 def _p50_p99(lat: List[float]):
-    """(median, 99th percentile) of sorted latencies, or (None, None) when there are none."""
+    """(median, 99th percentile) of latencies (:func:`hetero_infer.core.metrics.percentile`,
+    as the simulations compute them), or (None, None) when there are none."""
     if not lat:
         return None, None
-    return lat[len(lat) // 2], lat[min(len(lat) - 1, int(0.99 * len(lat)))]
+    return percentile(lat, 50), percentile(lat, 99)
 
 
 class Stats:
@@ -97,7 +100,7 @@ class Stats:
                 i = app.index
                 done = self.win_results[i] + self.win_dropped[i]
                 total_done = self.total_results[i] + sum(self.total_dropped[i].values())
-                p50, p99 = _p50_p99(sorted(self.win_latency[i]))
+                p50, p99 = _p50_p99(self.win_latency[i])
                 out[app.name] = {
                     'rate_hz': round(self.win_received[i] / period_s, 3),
                     'results': self.total_results[i],
@@ -128,7 +131,7 @@ class Stats:
                     'slo_ms': app.slo_ms,
                     'slo_attainment': self.total_met[i] / done if done else nan}
                 for p in procs:
-                    p50, p99 = _p50_p99(sorted(self.per_proc_latency.get((i, p), [])))
+                    p50, p99 = _p50_p99(self.per_proc_latency.get((i, p), []))
                     out['processors']['%s@%s' % (app.name, p)] = {
                         'results': self.per_proc_results.get((i, p), 0),
                         'p50_ms': nan if p50 is None else p50,
