@@ -97,12 +97,13 @@ def test_search_is_deterministic_per_seed_and_valid(platform, apps):
     a = search(problem, n_samples=40, seed=5, workers=1, max_refine_evals=30)
     b = search(problem, n_samples=40, seed=5, workers=2, max_refine_evals=30)
     assert a.policy == b.policy and a.score == b.score
-    assert np.allclose(a.policy.allocation.sum(axis=1), 1.0)
+    assert np.array_equal(a.policy.mask, problem.mask)  # the problem's allowed processors
     assert a.n_samples == 40 and a.n_evaluated >= 40
     assert a.score == pytest.approx(a.metrics['goodput'])
-    assert a.search_time_s > 0
-    c = search(problem, n_samples=40, seed=6, workers=1, refine=False)
+    c = search(problem, n_samples=40, seed=5, workers=1, refine=False)
     assert c.n_evaluated == 40
+    # refining starts from the same samples' best and keeps only improvements
+    assert a.score >= c.score
 
 
 def test_default_sample_count_is_459(platform, apps):
@@ -173,7 +174,7 @@ def test_plan_command_prints_and_saves_a_policy(tmp_path, capsys):
     assert 'policy' in text and '11 samples' in text
     doc = json.loads(out.read_text())
     pol = Policy.from_dict(doc['policy'])
-    assert np.allclose(pol.allocation.sum(axis=1), 1.0)
+    assert list(pol.app_names) == [a['name'] for a in doc['applications']]
     assert doc['search']['n_samples'] == 11
     assert main(['plan', '--scenario', 'mix_r1', '--goal', 'latency', '--scheduler',
                  'no_interference', '--out', str(out)]) == 1

