@@ -67,6 +67,8 @@ setup(
             'pytest',
             'ruff',
             'hypothesis',
+            # the independent reference of the speech features (test_serving_processing.py)
+            'librosa',
             'vermin',
             'colcon-core',
             'colcon-ros',

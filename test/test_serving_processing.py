@@ -59,3 +59,51 @@ def test_top_k_orders_and_labels():
     out = postprocess.top_k(np.array([0.1, 3.0, 2.0, -1.0]), 2, labels=['a', 'b', 'c', 'd'])
     assert [label for label, _ in out] == ['b', 'c']
     assert out[0][1] > out[1][1] > 0.0
+
+
+def _nemo_quartznet_reference(y):
+    """NeMo's AudioToMelSpectrogramPreprocessor at inference, built from librosa (which NeMo
+    itself uses for the filters) with QuartzNet 15x5's config written out: 16 kHz, 20 ms hann
+    window (symmetric), 10 ms stride, n_fft 512, 64 slaney mels, pre-emphasis 0.97, no dither,
+    log(x + 2**-24), per-feature normalisation (std with n - 1, + 1e-5), frames from
+    len // hop on zero."""
+    librosa = pytest.importorskip('librosa')
+    from scipy.signal import windows
+    y = np.asarray(y, dtype=np.float64)
+    y = np.concatenate([y[:1], y[1:] - 0.97 * y[:-1]])
+    spec = librosa.stft(y, n_fft=512, hop_length=160, win_length=320,
+                        window=windows.hann(320, sym=True), center=True, pad_mode='constant')
+    fb = librosa.filters.mel(sr=16000, n_fft=512, n_mels=64, fmin=0.0, fmax=8000.0,
+                             norm='slaney')
+    x = np.log(fb @ (np.abs(spec) ** 2) + 2.0 ** -24)
+    seq = len(y) // 160
+    v = x[:, :seq]
+    out = np.zeros_like(x)
+    out[:, :seq] = (v - v.mean(axis=1, keepdims=True)) / (v.std(axis=1, ddof=1, keepdims=True)
+                                                          + 1e-5)
+    return out
+
+
+def test_mel_filters_are_librosas_slaney_filters():
+    librosa = pytest.importorskip('librosa')
+    want = librosa.filters.mel(sr=16000, n_fft=512, n_mels=64, fmin=0.0, fmax=8000.0,
+                               norm='slaney')
+    np.testing.assert_allclose(cv.mel_filterbank(64, 512, 16000), want, rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize('seconds', [1.0, 1.37, 2.0])
+def test_speech_features_follow_nemos_quartznet_preprocessing(seconds):
+    rng = np.random.default_rng(7)
+    t = np.arange(int(16000 * seconds)) / 16000.0
+    # a voiced-like chunk: harmonics with a moving pitch, noise, silence at the start
+    y = sum(0.3 / k * np.sin(2 * np.pi * k * (120 + 40 * t) * t) for k in range(1, 8))
+    y = (y + 0.02 * rng.standard_normal(t.size)).astype(np.float32)
+    y[:1600] = 0.0
+    want = _nemo_quartznet_reference(y)
+    feats = cv.preprocess_audio(y, 16000, (1, 64, 256))[0]
+    n = want.shape[1] - 1  # the last centred frame is beyond NeMo's seq_len: zero in both
+    assert np.all(feats[:, n:] == 0.0) and np.all(want[:, n:] == 0.0)
+    np.testing.assert_allclose(feats[:, :n], want[:, :n], atol=2e-3, rtol=1e-3)
+    # QuartzNet's 128-frame input takes the first 128 frames of the same features
+    np.testing.assert_array_equal(cv.preprocess_audio(y, 16000, (1, 64, 128))[0],
+                                  feats[:, :128])

@@ -8,6 +8,7 @@ status counts) and a message naming the offending value.
 
 import functools
 import math
+from dataclasses import dataclass
 from typing import Dict, Sequence, Tuple
 
 import numpy as np
@@ -113,48 +114,95 @@ def preprocess_image(img: np.ndarray, order: str, input_shape: Sequence[int], *,
     return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
 
 
-def _mel_filterbank(n_mels: int, n_fft: int, sample_rate_hz: float) -> np.ndarray:
-    def hz_to_mel(f):
-        return 2595.0 * np.log10(1.0 + f / 700.0)
+@dataclass(frozen=True)
+class MelSettings:
+    """Log-mel features as NeMo's ``AudioToMelSpectrogramPreprocessor`` computes them at
+    inference, with the values of QuartzNet 15x5's published config
+    (``examples/asr/conf/quartznet/quartznet_15x5.yaml``: sample_rate 16000, window_size 0.02,
+    window_stride 0.01, window hann, features 64, n_fft 512, normalize per_feature) and the
+    preprocessor's defaults for the rest (preemph 0.97, log with 2**-24 added, power spectrum,
+    slaney mel filters from 0 Hz to Nyquist, a symmetric window, a centred STFT padded with
+    zeros). Dither (1e-5 in the config) is off: NeMo adds it only while training.
+    """
 
-    def mel_to_hz(m):
-        return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
+    window_s: float = 0.02
+    stride_s: float = 0.01
+    n_fft: int = 512
+    preemph: float = 0.97
+    log_guard: float = 2.0 ** -24
+    #: NeMo's CONSTANT, added to every band's standard deviation
+    std_guard: float = 1e-5
 
-    n_bins = n_fft // 2 + 1
-    mels = np.linspace(hz_to_mel(0.0), hz_to_mel(sample_rate_hz / 2.0), n_mels + 2)
-    bins = np.floor((n_fft + 1) * mel_to_hz(mels) / sample_rate_hz).astype(int)
-    fb = np.zeros((n_mels, n_bins), dtype=np.float32)
-    for m in range(1, n_mels + 1):
-        lo, mid, hi = bins[m - 1], bins[m], bins[m + 1]
-        mid = max(mid, lo + 1)
-        hi = max(hi, mid + 1)
-        for k in range(lo, min(mid, n_bins)):
-            fb[m - 1, k] = (k - lo) / float(mid - lo)
-        for k in range(mid, min(hi, n_bins)):
-            fb[m - 1, k] = (hi - k) / float(hi - mid)
-    return fb
+
+QUARTZNET = MelSettings()
+
+
+def _hz_to_mel(f: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale (librosa's default, ``htk=False``): linear below 1 kHz, log above."""
+    f = np.asarray(f, dtype=np.float64)
+    mel = f / (200.0 / 3)
+    log_part = f >= 1000.0
+    return np.where(log_part, 15.0 + np.log(np.maximum(f, 1e-12) / 1000.0) / (np.log(6.4) / 27.0),
+                    mel)
+
+
+def _mel_to_hz(m: np.ndarray) -> np.ndarray:
+    m = np.asarray(m, dtype=np.float64)
+    return np.where(m >= 15.0, 1000.0 * np.exp((np.log(6.4) / 27.0) * (m - 15.0)),
+                    (200.0 / 3) * m)
+
+
+def mel_filterbank(n_mels: int, n_fft: int, sample_rate_hz: float) -> np.ndarray:
+    """``(n_mels, n_fft // 2 + 1)`` triangular filters on Slaney's mel scale from 0 Hz to
+    Nyquist, each scaled to unit area (``norm='slaney'``), as ``librosa.filters.mel`` makes
+    them for NeMo."""
+    fft_hz = np.linspace(0.0, sample_rate_hz / 2.0, n_fft // 2 + 1)
+    mel_hz = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(sample_rate_hz / 2.0),
+                                    n_mels + 2))
+    gaps = np.diff(mel_hz)
+    ramps = mel_hz[:, None] - fft_hz[None, :]
+    lower = -ramps[:-2] / gaps[:-1, None]
+    upper = ramps[2:] / gaps[1:, None]
+    weights = np.maximum(0.0, np.minimum(lower, upper))
+    weights *= (2.0 / (mel_hz[2:] - mel_hz[:-2]))[:, None]
+    return weights.astype(np.float32)
 
 
 _FB_CACHE: Dict[Tuple[int, int, float], np.ndarray] = {}
 
 
 def log_mel(samples: np.ndarray, sample_rate_hz: float, *, n_mels: int = 64,
-            window_ms: float = 25.0, hop_ms: float = 10.0) -> np.ndarray:
-    """Log-mel spectrogram ``(n_mels, frames)`` float32 of a mono float chunk (numpy only)."""
-    win = max(16, int(round(sample_rate_hz * window_ms / 1e3)))
-    hop = max(1, int(round(sample_rate_hz * hop_ms / 1e3)))
-    n_fft = 1 << int(math.ceil(math.log2(win)))
-    if samples.size < win:
-        samples = np.pad(samples, (0, win - samples.size))
-    frames = 1 + (samples.size - win) // hop
-    idx = np.arange(win)[None, :] + hop * np.arange(frames)[:, None]
-    windowed = samples[idx] * np.hanning(win).astype(np.float32)
-    power = np.abs(np.fft.rfft(windowed, n=n_fft, axis=1)) ** 2
+            settings: MelSettings = QUARTZNET) -> Tuple[np.ndarray, int]:
+    """Per-band normalised log-mel features ``(n_mels, frames)`` float32 of a mono float chunk
+    (see :class:`MelSettings`), and how many frames are valid (NeMo's ``seq_len``,
+    ``samples // hop``: the rest are zero, as NeMo masks them)."""
+    win = int(settings.window_s * sample_rate_hz)
+    hop = int(settings.stride_s * sample_rate_hz)
+    n_fft = max(settings.n_fft, 1 << int(math.ceil(math.log2(max(win, 2)))))
+    x = np.asarray(samples, dtype=np.float32).reshape(-1)
+    if settings.preemph:
+        x = np.concatenate([x[:1], x[1:] - np.float32(settings.preemph) * x[:-1]])
+    half = n_fft // 2
+    x = np.pad(x, (half, half))  # centred frames, zero padding (NeMo's pad_mode='constant')
+    frames = 1 + (x.size - n_fft) // hop
+    window = np.zeros(n_fft, dtype=np.float32)
+    left = (n_fft - win) // 2  # torch.stft centres a shorter window in the frame
+    window[left:left + win] = np.hanning(win)  # symmetric (periodic=False)
+    idx = np.arange(n_fft)[None, :] + hop * np.arange(frames)[:, None]
+    power = np.abs(np.fft.rfft(x[idx] * window, n=n_fft, axis=1)) ** 2
     key = (n_mels, n_fft, float(sample_rate_hz))
     fb = _FB_CACHE.get(key)
     if fb is None:
-        fb = _FB_CACHE[key] = _mel_filterbank(n_mels, n_fft, sample_rate_hz)
-    return np.log(power.astype(np.float32) @ fb.T + 1e-6).T.astype(np.float32)
+        fb = _FB_CACHE[key] = mel_filterbank(n_mels, n_fft, sample_rate_hz)
+    feats = np.log(fb @ power.T.astype(np.float32) + np.float32(settings.log_guard))
+    valid = min(frames, int(samples.size) // hop)
+    out = np.zeros_like(feats)
+    if valid > 0:
+        v = feats[:, :valid].astype(np.float64)
+        mean = v.mean(axis=1, keepdims=True)
+        std = v.std(axis=1, ddof=1, keepdims=True) if valid > 1 else np.zeros_like(mean)
+        out[:, :valid] = (v - mean) / (std + settings.std_guard)
+    return out, valid
 
 
 def preprocess_audio(samples: np.ndarray, sample_rate_hz: float,
@@ -163,7 +211,9 @@ def preprocess_audio(samples: np.ndarray, sample_rate_hz: float,
 
     A 3-D input ``(N, F, T)`` takes an F-band log-mel spectrogram cropped or zero-padded to T
     frames (QuartzNet / keyword-spotting style); 2-D ``(N, T)`` takes the waveform itself; 4-D
-    ``(N, 1, F, T)`` takes the spectrogram as a one-channel image.
+    ``(N, 1, F, T)`` takes the spectrogram as a one-channel image. The features are NeMo's
+    (:class:`MelSettings`, QuartzNet 15x5's config), so a user's trained QuartzNet ONNX reads
+    what it was trained on.
     """
     shape = tuple(int(d) for d in input_shape)
     if len(shape) == 2:
@@ -176,12 +226,8 @@ def preprocess_audio(samples: np.ndarray, sample_rate_hz: float,
         raise InputError('bad_audio', 'model input shape %s is not (N, T), (N, F, T) or '
                          '(N, 1, F, T)' % (shape,))
     f, t = shape[-2], shape[-1]
-    spec = log_mel(samples, sample_rate_hz, n_mels=f)
+    spec, valid = log_mel(samples, sample_rate_hz, n_mels=f)
     out = np.zeros((f, t), dtype=np.float32)
-    n = min(t, spec.shape[1])
+    n = min(t, valid)  # normalised over the whole chunk, then cropped or zero-padded to T
     out[:, :n] = spec[:, :n]
-    # Per-band normalisation, as NeMo's QuartzNet preprocessor does.
-    mu = out[:, :n].mean(axis=1, keepdims=True) if n else 0.0
-    sd = out[:, :n].std(axis=1, keepdims=True) + 1e-5 if n else 1.0
-    out[:, :n] = (out[:, :n] - mu) / sd
     return out.reshape(shape)
