@@ -260,8 +260,14 @@ def test_gpu_build_run_and_cache(fake, model, tmp_path):
         assert ('create_network', 1) in fake.log  # EXPLICIT_BATCH on TensorRT 8
         x = np.arange(4, dtype=np.float32).reshape(1, 4)
         r = ex.run({'input': x})
-        np.testing.assert_array_equal(r.outputs['output'], 2 * x)
         assert ex.info['execute_api'] == 'execute_async_v3' and fake.log[-1] == 'v3'
+        # the executor's host buffers are reused per inference: a result must own its outputs
+        # (a view of the pinned buffer would change under the next request)
+        first = r.outputs['output']
+        second = ex.run({'input': -x}).outputs['output']
+        np.testing.assert_array_equal(first, 2 * x)
+        np.testing.assert_array_equal(second, -2 * x)
+        assert not np.shares_memory(first, second)
         assert be.load(model, 'gpu').info['cache'] == 'hit'
         assert be.load(model, 'gpu', enable_fp16=False).info['cache'] == 'built'  # new key
         assert be.load(model, 'gpu', force_engine_update=True).info['cache_reason'] == \
