@@ -88,3 +88,55 @@ def test_the_ros_guard_refuses_the_ros_layer():
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
     assert 'forbidden import in hetero_infer.ros: rclpy' in proc.stderr
+
+
+def _import_graph():
+    """Module -> modules of hetero_infer it imports anywhere in its file (lazy imports too)."""
+    import ast
+    import os
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    mods = {}
+    for dirpath, _, files in os.walk(os.path.join(root, 'hetero_infer')):
+        for name in files:
+            if name.endswith('.py'):
+                path = os.path.join(dirpath, name)
+                mod = os.path.relpath(path, root)[:-3].replace(os.sep, '.')
+                mods[mod[:-len('.__init__')] if mod.endswith('.__init__') else mod] = path
+    graph = {}
+    for mod, path in mods.items():
+        deps = set()
+        with open(path) as f:
+            tree = ast.parse(f.read())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names = [node.module] + ['%s.%s' % (node.module, a.name) for a in node.names]
+            deps.update(n for n in names if n in mods and n != mod)
+        graph[mod] = deps
+    return graph
+
+
+def _reaches(graph, start, goal):
+    seen, todo = set(), [start]
+    while todo:
+        mod = todo.pop()
+        if mod == goal:
+            return True
+        if mod not in seen:
+            seen.add(mod)
+            todo.extend(graph[mod])
+    return False
+
+
+@pytest.mark.parametrize('a,b', [
+    ('hetero_infer.core.schedulers.oracle', 'hetero_infer.core.evaluation'),
+    ('hetero_infer.core.model', 'hetero_infer.core.onnx_import'),
+])
+def test_no_import_circle(a, b):
+    graph = _import_graph()
+    # the graph is real: one of the two imports the other...
+    assert _reaches(graph, b, a) or _reaches(graph, a, b)
+    # ...and never both ways, not even through a lazy import
+    assert not (_reaches(graph, a, b) and _reaches(graph, b, a)), (a, b)

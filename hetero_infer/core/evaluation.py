@@ -24,14 +24,15 @@ import math
 import statistics
 import time
 from dataclasses import asdict, dataclass, field, replace
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from hetero_infer.core import eval_stats
-from hetero_infer.core.metrics import SLO_TARGET, compute_metrics
 from hetero_infer.core.schedulers import EVALUATED, PlanContext, get_scheduler
 from hetero_infer.core.schedulers.interface import Plan
 from hetero_infer.core.search import SimSettings
-from hetero_infer.core.workload import poisson_arrivals
+from hetero_infer.core.twin_measure import (  # noqa: F401  (part of this module's API)
+    RACE_MARGIN, SloWatch, measure_on_twin, probe_duration_s, select_on_twin, slo99_scale,
+    twin_slo99_throughput)
 from hetero_infer.errors import ConfigError
 
 #: per-scenario metrics in summary.json (each with ``<metric>_runs``)
@@ -42,9 +43,6 @@ GOAL_DEPENDENT = ('interference_aware', 'no_interference', 'oracle')
 GOALS = ('goodput', 'slo99_throughput')
 #: first seed of the oracle's selection traces; measurement trace seeds must stay below it
 ORACLE_SELECT_SEED = 1000000
-#: the oracle's goodput-type selection drops candidates this far (relative) behind the best on
-#: its first trace before the others
-RACE_MARGIN = 0.2
 
 
 @dataclass
@@ -116,171 +114,6 @@ class EvalSettings:
 
     def plan_seed_list(self) -> List[int]:
         return [self.plan_seed + k for k in range(self.plan_seeds)]
-
-
-# -- measurement on the twin ---------------------------------------------------------------
-
-def measure_on_twin(twin, apps: Sequence, make_dispatcher: Callable[[], object], *,
-                    duration_s: float, seed: int, warmup_s: Optional[float] = None,
-                    slo99: bool = False, **slo99_kwargs) -> Dict[str, float]:
-    """Serve ``apps`` on the twin with a fresh dispatcher; return the metrics.
-
-    Keys: goodput, throughput, fairness, slo_attainment_min (the least SLO attainment of any
-    application), slo_attainment (the same, the goals' name), per-application attainment
-    ``app_attainment``; ``slo99_throughput`` too when ``slo99`` is set (``slo99_kwargs`` go to
-    :func:`twin_slo99_throughput`).
-    """
-    warmup_s = 0.125 * duration_s if warmup_s is None else warmup_s
-    records = twin.serve(apps, make_dispatcher(), duration_s=duration_s, seed=seed)
-    m = compute_metrics(records, apps, warmup_s=warmup_s, duration_s=duration_s)
-    out = {'goodput': m.goodput, 'throughput': m.throughput, 'fairness': m.fairness,
-           'slo_attainment_min': m.slo_attainment_min, 'slo_attainment': m.slo_attainment_min,
-           'app_attainment': [a.slo_attainment for a in m.apps]}
-    if slo99:
-        out['slo99_throughput'] = twin_slo99_throughput(twin, apps, make_dispatcher, seed=seed,
-                                                        **slo99_kwargs)
-    return out
-
-
-def probe_duration_s(apps: Sequence, scale: float, requests: int,
-                     min_app_requests: int = 0, warmup_fraction: float = 0.1) -> float:
-    """Simulated seconds for a probe at ``scale`` whose window (after ``warmup_fraction``)
-    expects ``requests`` arrivals in all and ``min_app_requests`` of the rarest application."""
-    rates = [a.rate_hz * scale for a in apps if a.rate_hz > 0]
-    if not rates:
-        raise ConfigError('probe: no application has a positive rate')
-    window = max(requests / sum(rates), min_app_requests / min(rates))
-    return window / (1.0 - warmup_fraction)
-
-
-def slo99_scale(twin, apps: Sequence, make_dispatcher, *, seeds: Sequence[int],
-                hi_scale: float = 1.2, iterations: int = 5, requests: int = 2000,
-                min_app_requests: int = 300, floor_scale: float = 0.0,
-                stop_failed_probes: bool = True) -> dict:
-    """The largest load scale on the grid ``k * hi_scale / 2**iterations`` (below
-    ``hi_scale``) at which every application meets its SLO for 99% of its requests on every
-    trace of ``seeds``; bisection, one probe per step and trace.
-
-    With ``floor_scale`` > 0 the probe there comes first and a miss ends the search
-    (``pruned``): attainment falls as load rises, so nothing above can pass.
-    With ``stop_failed_probes`` a probe ends as soon as one application has missed its SLO on
-    more window requests than 99% attainment allows (:class:`SloWatch`): the verdict, and so
-    the scale and throughput, are those of the whole probe, in less time; only the attainment
-    of a failed probe (reported when ``pruned``) then counts the requests cut off as missed.
-    Returns ``scale``, ``throughput`` (mean over the traces at that scale, 0 when none passes),
-    ``attainment`` (least over traces there), ``probes``, ``pruned``.
-    """
-    step = hi_scale / (2 ** iterations)
-    n_probes = [0]
-
-    def probe(scale: float):
-        dur = probe_duration_s(apps, scale, requests, min_app_requests)
-        thr, att = [], []
-        scaled = [a.scaled(scale) for a in apps]
-        for s in seeds:
-            n_probes[0] += 1
-            arrivals = poisson_arrivals(scaled, dur, s)
-            watch = SloWatch(scaled, arrivals, warmup_s=0.1 * dur, duration_s=dur) \
-                if stop_failed_probes else None
-            recs = twin.serve(scaled, make_dispatcher(), duration_s=dur, seed=s,
-                              arrivals=arrivals, give_up=watch)
-            m = compute_metrics(recs, scaled, warmup_s=0.1 * dur, duration_s=dur)
-            thr.append(m.throughput)
-            att.append(m.slo_attainment_min)
-            if m.slo_attainment_min < SLO_TARGET:
-                return False, 0.0, min(att)
-        return True, sum(thr) / len(thr), min(att)
-
-    lo, best_thr, best_att = 0.0, 0.0, 0.0
-    if floor_scale > 0:
-        ok, thr, att = probe(floor_scale)
-        if not ok:
-            return {'scale': 0.0, 'throughput': 0.0, 'attainment': att,
-                    'probes': n_probes[0], 'pruned': True}
-        lo, best_thr, best_att = floor_scale, thr, att
-    hi = hi_scale
-    while hi - lo > step * 1.01:
-        mid = round(0.5 * (lo + hi) / step) * step
-        if mid <= lo or mid >= hi:
-            break
-        ok, thr, att = probe(mid)
-        if ok:
-            lo, best_thr, best_att = mid, thr, att
-        else:
-            hi = mid
-    return {'scale': lo, 'throughput': best_thr, 'attainment': best_att,
-            'probes': n_probes[0], 'pruned': False}
-
-
-def twin_slo99_throughput(twin, apps: Sequence, make_dispatcher, *, seed: int,
-                          hi_scale: float = 1.2, iterations: int = 5, requests: int = 2000,
-                          min_app_requests: int = 300, stop_failed_probes: bool = True
-                          ) -> float:
-    """Throughput at SLO99 on the twin (definition of :mod:`hetero_infer.core.metrics`).
-
-    Bisection of the load scale over ``(0, hi_scale)``, ``iterations`` steps on the grid
-    ``k * hi_scale / 2**iterations``; ``hi_scale`` itself is not probed (choose it above any
-    load the SoC can serve at 99%). The probe at scale ``s`` serves the arrivals of trace
-    ``seed`` at ``s`` for :func:`probe_duration_s` (``requests`` in its window, at least
-    ``min_app_requests`` of the rarest application, so its p99 rests on >= 300 requests); two
-    schedulers probing the same scale see the same arrivals. The result is the throughput
-    measured at the largest passing scale (0 when none passes).
-    """
-    if sum(a.rate_hz for a in apps) <= 0:
-        return 0.0
-    return slo99_scale(twin, apps, make_dispatcher, seeds=[seed], hi_scale=hi_scale,
-                       iterations=iterations, requests=requests,
-                       min_app_requests=min_app_requests,
-                       stop_failed_probes=stop_failed_probes)['throughput']
-
-
-def select_on_twin(ctx: PlanContext, cands: Sequence[Tuple[str, Plan]]) -> Tuple[int, str]:
-    """The oracle's choice among ``cands`` on its held-out twin traces: ``(index, report)``.
-
-    Goals without SLO99: the goal's value averaged over ``ctx.oracle_select_traces`` runs of
-    ``ctx.oracle_serve_s`` (candidates more than ``RACE_MARGIN`` behind the best on the first
-    trace are not run on the others). ``slo99_throughput``: the largest scale passing on all
-    ``ctx.oracle_slo99_traces`` traces (:func:`slo99_scale`, pruned at the best so far; ties go
-    to the higher attainment). Other goals that need SLO99: measured in full per trace.
-    """
-    from hetero_infer.core.goals import get_goal
-
-    goal = get_goal(ctx.goal)
-    twin = ctx.twin
-    kw = dict(ctx.twin_slo99 or {})
-    if 'slo99_throughput' in goal.needs and goal.name == 'slo99_throughput':
-        seeds = [ctx.oracle_select_seed + j for j in range(max(1, ctx.oracle_slo99_traces))]
-        best, best_key, probes = 0, None, 0
-        for i, (_, plan) in enumerate(cands):
-            floor = best_key[0] if best_key is not None else 0.0
-            r = slo99_scale(twin, ctx.apps, plan.make_dispatcher, seeds=seeds,
-                            floor_scale=floor, **kw)
-            probes += r['probes']
-            if r['pruned']:
-                continue
-            key = (r['scale'], r['attainment'])
-            if best_key is None or key > best_key:
-                best, best_key = i, key
-        return best, 'slo99 scale %.4g on %d trace(s), %d probes' % (best_key[0], len(seeds),
-                                                                    probes)
-    seeds = [ctx.oracle_select_seed + j for j in range(max(1, ctx.oracle_select_traces))]
-    need = 'slo99_throughput' in goal.needs
-
-    def value(plan, s):
-        return goal(measure_on_twin(twin, ctx.apps, plan.make_dispatcher,
-                                    duration_s=ctx.oracle_serve_s, seed=s, slo99=need, **kw))
-
-    # a race: every candidate on the first trace, then only those within RACE_MARGIN of the
-    # best there on the others (a candidate 20% behind on one trace does not win on average)
-    first = [value(plan, seeds[0]) for _, plan in cands]
-    top = max(first)
-    alive = [i for i, v in enumerate(first)
-             if v >= top - RACE_MARGIN * abs(top) or len(seeds) == 1]
-    values = {i: [first[i]] + [value(cands[i][1], s) for s in seeds[1:]] for i in alive}
-    means = {i: sum(v) / len(v) for i, v in values.items()}
-    best = max(means, key=lambda i: (means[i], -i))
-    return best, 'value %.4g on %d trace(s), %d of %d candidates raced to the end' % (
-        means[best], len(seeds), len(alive), len(cands))
 
 
 # -- jobs ----------------------------------------------------------------------------------
@@ -370,37 +203,6 @@ def _plan_job(scenario, platform_name: str, name: str, plan_seed: int, settings:
             recs['slo99_throughput'] = recs['goodput']
     return {'scenario': scenario.name, 'scheduler': name, 'plan_seed': plan_seed,
             'records': recs, 'time_s': times}
-
-
-class SloWatch:
-    """``give_up`` for :meth:`Twin.serve`: true once the run can no longer meet the SLO target.
-
-    Counts, per application, the window requests (arrivals in ``[warmup_s, duration_s)``, as in
-    :func:`compute_metrics`) that missed their SLO (finished late or dropped). When an
-    application's attainment could reach at most ``(window - missed) / window < target``,
-    every later outcome leaves :meth:`Metrics.meets_slo` false, so the run may stop.
-    """
-
-    def __init__(self, apps: Sequence, arrivals, *, warmup_s: float, duration_s: float,
-                 target: float = SLO_TARGET):
-        self.lo, self.hi = warmup_s * 1000.0, duration_s * 1000.0
-        self.slo_ms = [a.slo_ms for a in apps]
-        self.window = [0] * len(apps)
-        for t, _seq, ai in arrivals:
-            if self.lo <= t < self.hi:
-                self.window[ai] += 1
-        self.missed = [0] * len(apps)
-        self.target = target
-
-    def __call__(self, rec) -> bool:
-        if not (self.lo <= rec.arrival_ms < self.hi):
-            return False
-        a = rec.app
-        if rec.finish_ms is not None and rec.finish_ms - rec.arrival_ms <= self.slo_ms[a]:
-            return False
-        self.missed[a] += 1
-        n = self.window[a]
-        return (n - self.missed[a]) / n < self.target
 
 
 def _oracle_job(scenario, platform_name: str, plan_seed: int, settings: EvalSettings,

@@ -32,7 +32,7 @@ import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from hetero_infer.core.dla_rules import dla_support
-from hetero_infer.core.model import BYTES_PER_ELEMENT, Layer, ModelSpec
+from hetero_infer.core.layers import BYTES_PER_ELEMENT, Layer, ModelSpec
 from hetero_infer.errors import ModelError
 
 _FREE = frozenset(('Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity', 'Dropout',

@@ -54,7 +54,7 @@ class OracleScheduler(SearchScheduler):
         return [(n, get_scheduler(n).plan(ctx)) for n in EVALUATED if n != self.name]
 
     def _plan(self, ctx: PlanContext) -> Plan:
-        from hetero_infer.core.evaluation import select_on_twin
+        from hetero_infer.core.twin_measure import select_on_twin
 
         pred = self.predictor(ctx)
         problem = build_problem(ctx.platform, ctx.apps, pred, ctx.goal, ctx.settings)
