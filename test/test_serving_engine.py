@@ -98,7 +98,8 @@ def test_policy_swap_loses_nothing_and_new_plan_is_followed():
         eng.submit(eng.new_request(0, {'x': i}))
     _wait_all(eng, outcomes, 200)
     eng.close()
-    assert len(outcomes) == 200 and all(o.ok for o in outcomes)
+    assert len(outcomes) == 200
+    assert all(o.ok for o in outcomes), [(o.drop_reason, o.detail) for o in outcomes if not o.ok]
     after = [o for o in outcomes if o.request.policy_version == 2]
     assert len(after) == 100 and all(o.proc == 'dla1' for o in after)
 

@@ -106,7 +106,8 @@ class Service:
         # long behind a busy thread. 0.1 ms measured best (bench/bench_ros_node.py): at 2400
         # requests/s 0.5 ms let the workers' queues run away, and at 30 Hz x 3 it gave p99
         # 1.6 ms from source stamp to publish against 1.0 ms.
-        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
+        self._switch_interval = sys.getswitchinterval()  # restored by close()
+        sys.setswitchinterval(min(self._switch_interval, SWITCH_INTERVAL_S))
         self._warm_up(executors)
         self.stats = Stats(len(self.apps))
         self.planned_rates = [a.cfg.rate_hz for a in self.apps]
@@ -435,3 +436,4 @@ class Service:
                 self.backend.close()
             except BackendError as exc:
                 self.log.error('closing backend: %s' % exc)
+        sys.setswitchinterval(self._switch_interval)

@@ -1,0 +1,54 @@
+"""The learned interference model (:mod:`hetero_infer.core.interference`) as a predictor."""
+
+from hetero_infer.core.predictors.base import Predictor
+from hetero_infer.core.predictors.registry import register_predictor
+
+
+@register_predictor
+class InterferencePredictor(Predictor):
+    """The learned interference model: isolated latency times its predicted slowdown.
+
+    :param platform: the platform the model was trained for.
+    :param model: see :func:`load_interference_model` (default: the committed model of
+        ``platform.name``).
+    :raises ModelError: no trained interference model is available for the platform.
+    """
+
+    name = 'interference'
+
+    def __init__(self, platform, model=None) -> None:
+        self.platform = platform
+        self.model = load_interference_model(platform, model)
+
+    def latency_ms(self, model, proc, corunners):
+        if not corunners:
+            return self.platform.isolated_latency_ms(model, proc)
+        return float(self.model.predict_model_latency_ms(model, proc, dict(corunners)))
+
+
+def load_interference_model(platform, model=None, *, force: bool = False):
+    """The model-level interference predictor for ``platform`` (issue 3's module).
+
+    :param model: ``None`` (the committed model of ``platform.name``), a path to a trained model
+        file, an ``interference.InterferencePredictor``, or anything with
+        ``predict_model_latency_ms(model, proc, corunners)``.
+    :param force: use a model file trained on another platform (refused otherwise: its
+        contention is not this platform's). An object passed as ``model`` is not checked.
+    :raises ModelError: no trained model for the platform (train one with ``hetero-infer train``),
+        or a model file trained on another platform without ``force``.
+    """
+    from hetero_infer.core import interference
+    from hetero_infer.errors import ModelError
+
+    if model is not None and hasattr(model, 'predict_model_latency_ms'):
+        return model
+    if model is None or isinstance(model, str):
+        path = model
+        model = interference.InterferencePredictor.load(model or platform.name)
+        trained = model.platform_name
+        if trained and trained != platform.name and not force:
+            raise ModelError('interference model %s was trained on platform %r, not %r; train '
+                             'one for %s ("hetero-infer profile" + "train") or force it with '
+                             '--force-interference-model'
+                             % (path or platform.name, trained, platform.name, platform.name))
+    return interference.ModelLatencyPredictor(model, platform)

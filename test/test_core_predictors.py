@@ -1,0 +1,33 @@
+"""The predictor family: one base, one file each, one registry (as goals and schedulers)."""
+
+import pytest
+
+from hetero_infer.core.model import load_model
+from hetero_infer.core.platform import Platform
+from hetero_infer.core.predictors import (InterferencePredictor, IsolatedPredictor, Predictor,
+                                          TwinPredictor, known_predictors, predictor_class,
+                                          register_predictor)
+from hetero_infer.errors import ConfigError
+
+
+def test_registry_names_every_predictor_once():
+    assert known_predictors() == ['interference', 'isolated', 'twin']
+    for cls in (InterferencePredictor, IsolatedPredictor, TwinPredictor):
+        assert predictor_class(cls.name) is cls and issubclass(cls, Predictor)
+    with pytest.raises(ConfigError, match="unknown predictor 'oracle' \\(known: interference"):
+        predictor_class('oracle')
+
+    class Other(Predictor):
+        name = 'isolated'
+    with pytest.raises(ConfigError, match="predictor 'isolated' is already registered"):
+        register_predictor(Other)
+    assert predictor_class('isolated') is IsolatedPredictor
+
+
+def test_isolated_predictor_ignores_corunners():
+    platform = Platform.load('xavier')
+    pred = predictor_class('isolated')(platform)
+    r18, vgg = load_model('resnet18'), load_model('vgg16')
+    alone = platform.isolated_latency_ms(r18, 'gpu')
+    assert pred.latency_ms(r18, 'gpu', {}) == alone
+    assert pred.latencies_ms({'gpu': r18, 'dla0': vgg})['gpu'] == alone
