@@ -130,6 +130,28 @@ def _reaches(graph, start, goal):
     return False
 
 
+def test_the_ros_layer_is_only_ros_wiring():
+    # every module of hetero_infer.ros imports rclpy or a ROS message package at its top
+    # (conversions, which reads messages by attribute, aside): the code that needs no ROS
+    # lives in serving/
+    import ast
+    import os
+    root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        'hetero_infer', 'ros')
+    for name in sorted(os.listdir(root)):
+        if not name.endswith('.py') or name in ('__init__.py', 'conversions.py'):
+            continue
+        with open(os.path.join(root, name)) as f:
+            tree = ast.parse(f.read())
+        top = set()
+        for node in tree.body:
+            if isinstance(node, ast.Import):
+                top.update(a.name.split('.')[0] for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                top.add(node.module.split('.')[0])
+        assert top & set(ROS), 'hetero_infer/ros/%s imports no ROS at its top' % name
+
+
 @pytest.mark.parametrize('a,b', [
     ('hetero_infer.core.schedulers.oracle', 'hetero_infer.core.evaluation'),
     ('hetero_infer.core.model', 'hetero_infer.core.onnx_import'),

@@ -24,12 +24,13 @@ callbacks (parameter ``intake: executor``).
 import threading
 from typing import Any, Callable, List, Optional, Tuple
 
+from rclpy.impl.implementation_singleton import rclpy_implementation
+
 #: The wait returns at least this often (seconds) to notice a stop when no message comes.
 POLL_S = 0.2
 
 
 def _implementation():
-    from rclpy.impl.implementation_singleton import rclpy_implementation
     for name in ('Subscription', 'WaitSet', 'GuardCondition'):
         if not hasattr(rclpy_implementation, name):
             raise AttributeError('rclpy implementation has no %s' % name)
