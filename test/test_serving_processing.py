@@ -107,3 +107,52 @@ def test_speech_features_follow_nemos_quartznet_preprocessing(seconds):
     # QuartzNet's 128-frame input takes the first 128 frames of the same features
     np.testing.assert_array_equal(cv.preprocess_audio(y, 16000, (1, 64, 128))[0],
                                   feats[:, :128])
+
+
+def _nemo_matchboxnet_reference(y):
+    """NeMo's AudioToMFCCPreprocessor (torchaudio MFCC, log_mels=True) built from librosa and
+    scipy with MatchboxNet 3x1x64 v2's config written out: 16 kHz, 25 ms hann window (periodic,
+    torch's default), 10 ms stride, n_fft 512, 64 HTK mels without area norm, log(x + 1e-6),
+    64 orthonormal DCT-II coefficients; centred frames with reflected padding."""
+    librosa = pytest.importorskip('librosa')
+    from scipy.fft import dct
+    spec = librosa.stft(np.asarray(y, dtype=np.float64), n_fft=512, hop_length=160,
+                        win_length=400, window='hann', center=True, pad_mode='reflect')
+    fb = librosa.filters.mel(sr=16000, n_fft=512, n_mels=64, fmin=0.0, fmax=8000.0, htk=True,
+                             norm=None)
+    return dct(np.log(fb @ (np.abs(spec) ** 2) + 1e-6), type=2, norm='ortho', axis=0)[:64]
+
+
+def test_keyword_features_follow_nemos_matchboxnet_preprocessing():
+    rng = np.random.default_rng(11)
+    t = np.arange(16000) / 16000.0
+    y = (0.4 * np.sin(2 * np.pi * 440 * t) * np.exp(-3 * t)
+         + 0.05 * rng.standard_normal(t.size)).astype(np.float32)
+    want = _nemo_matchboxnet_reference(y)
+    assert want.shape == (64, 101)
+    got = cv.preprocess_audio(y, 16000, (1, 64, 101), features='mfcc')[0]
+    np.testing.assert_allclose(got, want, atol=2e-3, rtol=1e-3)
+    with pytest.raises(cv.InputError, match="unknown audio features 'fbank'"):
+        cv.preprocess_audio(y, 16000, (1, 64, 101), features='fbank')
+
+
+def test_keyword_apps_take_mfcc_and_speech_apps_log_mel():
+    from hetero_infer.backends import create_backend
+    from hetero_infer.core.platform import Platform
+    from hetero_infer.serving.apps import load_app
+    from hetero_infer.serving.config import build_config
+    cfg = build_config({'backend': 'null', 'applications': ['kws', 'asr'],
+                        'apps.kws.input_topic': 'a', 'apps.kws.input_type': 'audio_f32',
+                        'apps.kws.model': 'matchboxnet_kws',
+                        'apps.asr.input_topic': 'b', 'apps.asr.input_type': 'audio_f32',
+                        'apps.asr.model': 'quartznet15x5'})
+    platform = Platform.load('xavier')
+    y = np.sin(np.arange(16000) / 10.0).astype(np.float32) * 0.1
+    with create_backend('null', platform=platform) as be:
+        kws, _ = load_app(0, cfg.apps[0], cfg, platform, be, where='t', warn=print, error=print)
+        asr, _ = load_app(1, cfg.apps[1], cfg, platform, be, where='t', warn=print, error=print)
+    assert (kws.audio_features, asr.audio_features) == ('mfcc', 'mel')
+    np.testing.assert_array_equal(kws.preprocessor(y)()['input'],
+                                  cv.preprocess_audio(y, 16000, (1, 64, 101), features='mfcc'))
+    np.testing.assert_array_equal(asr.preprocessor(y)()['input'],
+                                  cv.preprocess_audio(y, 16000, (1, 64, 128)))

@@ -52,6 +52,12 @@ class App:
         processor the application may use."""
         return cfg.slo_ms if cfg.slo_ms > 0 else slo_scale * min(self.iso_ms.values())
 
+    @property
+    def audio_features(self) -> str:
+        """NeMo's features for this audio model: a keyword classifier (labels, MatchboxNet)
+        takes MFCC, a CTC speech recogniser (QuartzNet) log-mel features."""
+        return 'mfcc' if self.labels is not None else 'mel'
+
     def reconfigure(self, cfg: AppConfig, slo_scale: float) -> None:
         self.cfg = cfg
         self.slo_ms = self.slo_for(cfg, slo_scale)
@@ -63,7 +69,9 @@ class App:
         name, shape = self.input_spec.name, self.input_spec.shape
         if self.is_audio:
             rate = self.cfg.sample_rate_hz
-            return lambda: {name: preprocess.preprocess_audio(data, rate, shape)}
+            features = self.audio_features
+            return lambda: {name: preprocess.preprocess_audio(data, rate, shape,
+                                                              features=features)}
         return lambda: {name: preprocess.preprocess_image(data, order, shape)}
 
     def warm_up_inputs(self) -> Dict[str, np.ndarray]:

@@ -137,6 +137,27 @@ class MelSettings:
 QUARTZNET = MelSettings()
 
 
+@dataclass(frozen=True)
+class MfccSettings:
+    """MFCC features as NeMo's ``AudioToMFCCPreprocessor`` computes them (torchaudio's ``MFCC``
+    with ``log_mels=True``, DCT-II, ``norm='ortho'``), with the values of MatchboxNet 3x1x64
+    v2's published config (``examples/asr/conf/matchboxnet/matchboxnet_3x1x64_v2.yaml``:
+    sample_rate 16000, window_size 0.025, window_stride 0.01, window hann, n_mels 64, n_mfcc 64,
+    n_fft 512) and torchaudio's defaults for the rest (power spectrum, periodic window, centred
+    STFT with reflected padding, HTK mel filters without area normalisation from 0 Hz to
+    Nyquist, log(x + 1e-6)); no normalisation after the DCT.
+    """
+
+    window_s: float = 0.025
+    stride_s: float = 0.01
+    n_fft: int = 512
+    n_mels: int = 64
+    log_offset: float = 1e-6
+
+
+MATCHBOXNET = MfccSettings()
+
+
 def _hz_to_mel(f: np.ndarray) -> np.ndarray:
     """Slaney's mel scale (librosa's default, ``htk=False``): linear below 1 kHz, log above."""
     f = np.asarray(f, dtype=np.float64)
@@ -152,23 +173,73 @@ def _mel_to_hz(m: np.ndarray) -> np.ndarray:
                     (200.0 / 3) * m)
 
 
-def mel_filterbank(n_mels: int, n_fft: int, sample_rate_hz: float) -> np.ndarray:
-    """``(n_mels, n_fft // 2 + 1)`` triangular filters on Slaney's mel scale from 0 Hz to
-    Nyquist, each scaled to unit area (``norm='slaney'``), as ``librosa.filters.mel`` makes
-    them for NeMo."""
+def mel_filterbank(n_mels: int, n_fft: int, sample_rate_hz: float, *,
+                   htk: bool = False) -> np.ndarray:
+    """``(n_mels, n_fft // 2 + 1)`` triangular filters from 0 Hz to Nyquist: on Slaney's mel
+    scale, each scaled to unit area (``norm='slaney'``), as ``librosa.filters.mel`` makes them
+    for NeMo's mel features; with ``htk``, on the HTK scale and unscaled, as torchaudio's
+    ``MelScale`` makes them for NeMo's MFCC."""
     fft_hz = np.linspace(0.0, sample_rate_hz / 2.0, n_fft // 2 + 1)
-    mel_hz = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(sample_rate_hz / 2.0),
-                                    n_mels + 2))
+    if htk:
+        top = 2595.0 * np.log10(1.0 + sample_rate_hz / 2.0 / 700.0)
+        mel_hz = 700.0 * (10.0 ** (np.linspace(0.0, top, n_mels + 2) / 2595.0) - 1.0)
+    else:
+        mel_hz = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(sample_rate_hz / 2.0),
+                                        n_mels + 2))
     gaps = np.diff(mel_hz)
     ramps = mel_hz[:, None] - fft_hz[None, :]
     lower = -ramps[:-2] / gaps[:-1, None]
     upper = ramps[2:] / gaps[1:, None]
     weights = np.maximum(0.0, np.minimum(lower, upper))
-    weights *= (2.0 / (mel_hz[2:] - mel_hz[:-2]))[:, None]
+    if not htk:
+        weights *= (2.0 / (mel_hz[2:] - mel_hz[:-2]))[:, None]
     return weights.astype(np.float32)
 
 
-_FB_CACHE: Dict[Tuple[int, int, float], np.ndarray] = {}
+def _power_frames(x: np.ndarray, win: int, hop: int, n_fft: int, *, periodic: bool,
+                  reflect: bool) -> np.ndarray:
+    """``(frames, n_fft // 2 + 1)`` power spectrum of centred frames, as ``torch.stft`` makes
+    it: ``n_fft // 2`` samples of padding on each side (reflected or zeros), the hann window of
+    ``win`` samples centred in the frame."""
+    half = n_fft // 2
+    x = np.pad(x, (half, half), mode='reflect' if reflect and x.size > 1 else 'constant')
+    frames = 1 + (x.size - n_fft) // hop
+    window = np.zeros(n_fft, dtype=np.float32)
+    left = (n_fft - win) // 2
+    n = np.arange(win)
+    window[left:left + win] = (0.5 - 0.5 * np.cos(2.0 * np.pi * n / (win if periodic
+                                                                        else win - 1)))
+    idx = np.arange(n_fft)[None, :] + hop * np.arange(frames)[:, None]
+    return np.abs(np.fft.rfft(x[idx] * window, n=n_fft, axis=1)) ** 2
+
+
+def _dct_ortho(n_out: int, n_in: int) -> np.ndarray:
+    """``(n_out, n_in)`` DCT-II matrix with orthonormal scaling (torchaudio's ``create_dct``)."""
+    k = np.arange(n_out)[:, None]
+    n = np.arange(n_in)[None, :]
+    dct = np.cos(np.pi / n_in * (n + 0.5) * k) * np.sqrt(2.0 / n_in)
+    dct[0] *= 1.0 / np.sqrt(2.0)
+    return dct.astype(np.float32)
+
+
+def mfcc(samples: np.ndarray, sample_rate_hz: float, *, n_mfcc: int = 64,
+         settings: MfccSettings = MATCHBOXNET) -> np.ndarray:
+    """MFCC features ``(n_mfcc, frames)`` float32 of a mono float chunk (see
+    :class:`MfccSettings`); ``1 + samples // hop`` frames."""
+    win = int(settings.window_s * sample_rate_hz)
+    hop = int(settings.stride_s * sample_rate_hz)
+    n_fft = max(settings.n_fft, 1 << int(math.ceil(math.log2(max(win, 2)))))
+    x = np.asarray(samples, dtype=np.float32).reshape(-1)
+    power = _power_frames(x, win, hop, n_fft, periodic=True, reflect=True)
+    key = (settings.n_mels, n_fft, float(sample_rate_hz), 'htk')
+    fb = _FB_CACHE.get(key)
+    if fb is None:
+        fb = _FB_CACHE[key] = mel_filterbank(settings.n_mels, n_fft, sample_rate_hz, htk=True)
+    logmel = np.log(fb @ power.T.astype(np.float32) + np.float32(settings.log_offset))
+    return (_dct_ortho(n_mfcc, settings.n_mels) @ logmel).astype(np.float32)
+
+
+_FB_CACHE: Dict[Tuple, np.ndarray] = {}
 
 
 def log_mel(samples: np.ndarray, sample_rate_hz: float, *, n_mels: int = 64,
@@ -182,14 +253,9 @@ def log_mel(samples: np.ndarray, sample_rate_hz: float, *, n_mels: int = 64,
     x = np.asarray(samples, dtype=np.float32).reshape(-1)
     if settings.preemph:
         x = np.concatenate([x[:1], x[1:] - np.float32(settings.preemph) * x[:-1]])
-    half = n_fft // 2
-    x = np.pad(x, (half, half))  # centred frames, zero padding (NeMo's pad_mode='constant')
-    frames = 1 + (x.size - n_fft) // hop
-    window = np.zeros(n_fft, dtype=np.float32)
-    left = (n_fft - win) // 2  # torch.stft centres a shorter window in the frame
-    window[left:left + win] = np.hanning(win)  # symmetric (periodic=False)
-    idx = np.arange(n_fft)[None, :] + hop * np.arange(frames)[:, None]
-    power = np.abs(np.fft.rfft(x[idx] * window, n=n_fft, axis=1)) ** 2
+    # centred frames padded with zeros (NeMo's pad_mode='constant'), symmetric window
+    power = _power_frames(x, win, hop, n_fft, periodic=False, reflect=False)
+    frames = power.shape[0]
     key = (n_mels, n_fft, float(sample_rate_hz))
     fb = _FB_CACHE.get(key)
     if fb is None:
@@ -206,14 +272,15 @@ def log_mel(samples: np.ndarray, sample_rate_hz: float, *, n_mels: int = 64,
 
 
 def preprocess_audio(samples: np.ndarray, sample_rate_hz: float,
-                     input_shape: Sequence[int]) -> np.ndarray:
+                     input_shape: Sequence[int], *, features: str = 'mel') -> np.ndarray:
     """Audio chunk -> model input of ``input_shape``.
 
     A 3-D input ``(N, F, T)`` takes an F-band log-mel spectrogram cropped or zero-padded to T
     frames (QuartzNet / keyword-spotting style); 2-D ``(N, T)`` takes the waveform itself; 4-D
-    ``(N, 1, F, T)`` takes the spectrogram as a one-channel image. The features are NeMo's
-    (:class:`MelSettings`, QuartzNet 15x5's config), so a user's trained QuartzNet ONNX reads
-    what it was trained on.
+    ``(N, 1, F, T)`` takes the spectrogram as a one-channel image. The features are NeMo's:
+    ``features='mel'`` as for QuartzNet 15x5 (:class:`MelSettings`), ``'mfcc'`` as for
+    MatchboxNet (:class:`MfccSettings`), so a user's trained NeMo ONNX reads what it was
+    trained on.
     """
     shape = tuple(int(d) for d in input_shape)
     if len(shape) == 2:
@@ -226,7 +293,13 @@ def preprocess_audio(samples: np.ndarray, sample_rate_hz: float,
         raise InputError('bad_audio', 'model input shape %s is not (N, T), (N, F, T) or '
                          '(N, 1, F, T)' % (shape,))
     f, t = shape[-2], shape[-1]
-    spec, valid = log_mel(samples, sample_rate_hz, n_mels=f)
+    if features == 'mfcc':
+        spec = mfcc(samples, sample_rate_hz, n_mfcc=f)
+        valid = spec.shape[1]
+    elif features == 'mel':
+        spec, valid = log_mel(samples, sample_rate_hz, n_mels=f)
+    else:
+        raise InputError('bad_audio', 'unknown audio features %r (mel or mfcc)' % (features,))
     out = np.zeros((f, t), dtype=np.float32)
     n = min(t, valid)  # normalised over the whole chunk, then cropped or zero-padded to T
     out[:, :n] = spec[:, :n]
