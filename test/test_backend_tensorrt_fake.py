@@ -372,3 +372,12 @@ def test_load_request_spellings_and_bad_precision():
     assert LoadRequest.of('m', 'gpu', enable_fp16=False, precision='int8').precision == 'int8'
     with pytest.raises(ConfigError, match="precision='fp8'"):
         LoadRequest('m', 'gpu', precision='fp8')
+
+
+def test_backends_report_their_library_versions(fake, tmp_path):
+    # what a profile records, asked of the backend rather than decided by its name
+    from hetero_infer.backends import create_backend
+    with _backend(tmp_path) as be:
+        assert be.library_versions() == {'tensorrt': be.version}
+    with create_backend('null', platform='xavier') as be:
+        assert be.library_versions() == {}

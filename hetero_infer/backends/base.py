@@ -453,6 +453,10 @@ class Backend:
     def _load(self, request: LoadRequest, worker: ProcessorWorker) -> Executor:
         raise NotImplementedError
 
+    def library_versions(self) -> Dict[str, str]:
+        """Versions of the libraries this backend runs on (recorded with profiles)."""
+        return {}
+
     @classmethod
     def create(cls, *, platform: Any = None, seed: int = 0, **options: Any) -> 'Backend':
         """The backend for ``platform`` (a :class:`~hetero_infer.core.platform.Platform`, or

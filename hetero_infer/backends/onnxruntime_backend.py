@@ -167,6 +167,9 @@ class OnnxRuntimeBackend(Backend):
             so.add_session_config_entry('session.intra_op.allow_spinning', '0')
         return so
 
+    def library_versions(self) -> Dict[str, str]:
+        return {'onnxruntime': onnxruntime_version()}
+
     def _load(self, request: LoadRequest, worker: ProcessorWorker) -> Executor:
         # engine_file, precision and rebuild do not apply: the CPU runs the ONNX file in fp32
         if request.options:

@@ -145,9 +145,7 @@ class ExecutorProfilingTarget(ProfilingTarget):
 
     def versions(self) -> Dict[str, str]:
         out = {'backend': self.backend}
-        if self.backend == 'onnxruntime':
-            from hetero_infer.backends.onnxruntime_backend import onnxruntime_version
-            out['onnxruntime'] = onnxruntime_version()
+        out.update(self.backend_obj.library_versions())
         try:
             import onnx
             out['onnx'] = onnx.__version__

@@ -216,6 +216,9 @@ class TensorRTBackend(Backend):
     def version(self) -> str:
         return str(self.trt.__version__)
 
+    def library_versions(self) -> Dict[str, str]:
+        return {'tensorrt': self.version}
+
     @property
     def num_dla_cores(self) -> int:
         return len(self.processor_ids) - 1
