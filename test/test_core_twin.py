@@ -138,13 +138,69 @@ def test_contention_factors_agree_with_the_twin(xavier):
     assert both[0] > alone and all(math.isfinite(d) for d in both)
 
 
-def test_inlined_contention_curve_matches_the_platform_curve(xavier):
+@pytest.mark.parametrize('proc', ['gpu', 'dla0'])
+def test_inlined_contention_curve_matches_the_platform_curve(xavier, proc):
     # _solve inlines Contention.slowdown for speed; a lone co-runner with zero demand leaves
     # the target at x = co-runner share, so the result must equal the curve's value.
     from hetero_infer.core.twin import _solve
-    cont = xavier.processors['gpu'].contention
+    cont = xavier.processors[proc].contention
     dram = xavier.dram_gbps * 1e6
-    for x in (0.1, 0.35, 0.6, 0.95):
+    for x in (0.05, 0.1, 0.35, 0.6, 0.95):
         # item 0: the target (no demand of its own); item 1: a co-runner pulling x * dram.
         durs = _solve([cont, cont], [1.0, 1.0], [1.0, 0.0], [0.0, x * dram], dram, 60)
         assert durs[0] == pytest.approx(1.0 + (cont.slowdown(x) - 1.0), rel=1e-3)
+
+
+def test_dla_curve_rises_from_zero_and_gpu_curve_has_a_knee(xavier):
+    # PCCS (FACTS): the Xavier DLA slows from low co-runner throughput on, the GPU not below
+    # ~38% and steeply above it.
+    dla = xavier.processors['dla0'].contention
+    gpu = xavier.processors['gpu'].contention
+    assert dla.slowdown(0.05) > 1.0 and dla.slowdown(0.2) > dla.slowdown(0.05)
+    assert gpu.slowdown(0.2) == 1.0 and gpu.slowdown(0.3) == 1.0
+    assert gpu.slowdown(0.6) > dla.slowdown(0.6) > 1.0
+    assert dla.slowdown(0.2) > gpu.slowdown(0.2)  # the DLA is the more sensitive at low x
+
+
+def _compute_only(name, macs):
+    """A compute-bound layer (no DRAM traffic): only time-sharing can slow it."""
+    from hetero_infer.core.model import Layer
+    return Layer(name=name, kind='conv', in_shape=(1, 1, 1, 1), out_shape=(1, 1, 1, 1),
+                 macs=int(macs), weight_bytes=0, in_bytes=2, out_bytes=2)
+
+
+def test_dla_inference_puts_work_on_the_gpu(xavier):
+    import dataclasses
+    twin = Twin(xavier, noise_pct=0.0)
+    gpu_layer = _compute_only('g', 2e8)
+    dla_layer = _compute_only('d', 2e8)
+    assert xavier.processors['gpu'].dram_bytes(gpu_layer) < 1e3  # no memory contention
+    alone = twin.profile_layer(gpu_layer, 'gpu', repeats=3)
+    one = twin.profile_layer(gpu_layer, 'gpu', {'dla0': [dla_layer]}, repeats=3)
+    two = twin.profile_layer(gpu_layer, 'gpu', {'dla0': [dla_layer], 'dla1': [dla_layer]},
+                             repeats=3)
+    assert alone < one < two
+    # a DLA inference's GPU share is its work over the DLA's own time, capped
+    steps = twin.program(load_model('googlenet'), 'dla0')
+    dla_ms = sum(s[1] + max(s[2], s[3]) for s in steps if s[0] == 1)
+    b = twin.dla_busy(steps, 'dla0')
+    assert b == pytest.approx(min(xavier.dla_gpu_max_busy, xavier.dla_gpu_ms / dla_ms))
+    assert twin.dla_busy(twin.program(load_model('googlenet'), 'gpu'), 'gpu') == 0.0
+    # without the GPU-side work the GPU layer is not slowed at all
+    off = Twin(dataclasses.replace(xavier, dla_gpu_ms=0.0), noise_pct=0.0)
+    assert off.profile_layer(gpu_layer, 'gpu', {'dla0': [dla_layer]},
+                             repeats=3) == pytest.approx(alone)
+    # ... and it never delays the DLA itself: isolated DLA latency is the roofline's
+    g = load_model('googlenet')
+    assert twin.corun({'dla0': g}, iterations=2)['dla0'] == pytest.approx(
+        xavier.isolated_latency_ms(g, 'dla0'), rel=1e-9)
+
+
+def test_contention_factors_apply_the_gpu_side_work_of_dla_inference(xavier):
+    layer = _compute_only('g', 2e8)
+    ov, c, m = xavier.layer_components_ms(layer, 'gpu')
+    running = [('gpu', ov, c, m, 0.0), ('dla0', 0.0, 1.0, 0.0, 0.0)]
+    plain = contention_factors(xavier, running)[0]
+    busy = contention_factors(xavier, running, dla_busy=[0.0, 0.25])[0]
+    assert plain == pytest.approx(ov + c)
+    assert busy == pytest.approx((ov + c) / 0.75)

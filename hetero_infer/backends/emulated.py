@@ -46,7 +46,7 @@ import numpy as np
 from hetero_infer.backends.base import Backend, Executor, ProcessorWorker, TensorSpec
 from hetero_infer.core.model import ModelSpec, load_model
 from hetero_infer.core.platform import Platform
-from hetero_infer.core.twin import DEFAULT_NOISE_PCT, Twin, contention_factors
+from hetero_infer.core.twin import DEFAULT_NOISE_PCT, Twin, contention_factors, dla_busy
 from hetero_infer.errors import BackendError, ConfigError, ModelError
 
 # A step as Twin.program compiles it: (exec_proc_index, overhead_ms, compute_ms, memory_ms, bytes)
@@ -81,9 +81,11 @@ def merge_steps(steps: Sequence[Step], step_ms: float) -> List[Step]:
 
 
 class _Job:
-    __slots__ = ('steps', 'idx', 'start_v', 'finish_v', 'owner')
+    __slots__ = ('steps', 'idx', 'start_v', 'finish_v', 'owner', 'dla_busy')
 
-    def __init__(self, steps: List[Step], owner: str, start_v: float) -> None:
+    def __init__(self, steps: List[Step], owner: str, start_v: float,
+                 dla_busy: float = 0.0) -> None:
+        self.dla_busy = dla_busy  # GPU share of a DLA inference's GPU-side work (twin.dla_busy)
         self.steps = steps
         self.idx = 0
         self.owner = owner
@@ -115,7 +117,7 @@ class _Fluid:
         def twin_job(job: _Job) -> _Job:
             j = jobs.get(id(job))
             if j is None:
-                j = _Job(job.steps, job.owner, job.start_v)
+                j = _Job(job.steps, job.owner, job.start_v, job.dla_busy)
                 j.idx = job.idx
                 jobs[id(job)] = j
             return j
@@ -123,7 +125,8 @@ class _Fluid:
         new.running = [[twin_job(ex[0])] + ex[1:] for ex in self.running]
         new.slot = [None] * len(self.slot)
         for ex in new.running:
-            new.slot[ex[1]] = ex
+            if ex[0].owner == self.ids[ex[1]]:
+                new.slot[ex[1]] = ex
         new.waiting = [deque(twin_job(j) for j in q) for q in self.waiting]
         new.finished = []
         return new
@@ -133,7 +136,11 @@ class _Fluid:
 
     def _request_slot(self, job: _Job) -> None:
         e = job.steps[job.idx][0]
-        if self.slot[e] is None:
+        if self.ids[e] != job.owner:
+            # a DLA inference's GPU fallback step starts at once and time-slices the GPU with
+            # the GPU's own inference, as in the twin; it holds no slot
+            self._start(job, e)
+        elif self.slot[e] is None:
             self._start(job, e)
         else:
             self.waiting[e].append(job)
@@ -141,24 +148,29 @@ class _Fluid:
     def _start(self, job: _Job, e: int) -> None:
         _, ov, c, m, b = job.steps[job.idx]
         ex = [job, e, 1.0, ov, c, m, b, 0.0]
-        self.slot[e] = ex
+        if self.ids[e] == job.owner:
+            self.slot[e] = ex
         self.running.append(ex)
 
     def _recompute(self) -> None:
         ids = self.ids
+        gpu = self.platform.gpu_id
         durs = contention_factors(self.platform, [(ids[ex[1]], ex[3], ex[4], ex[5], ex[6])
-                                                  for ex in self.running])
+                                                  for ex in self.running],
+                                  dla_busy=[0.0 if ids[ex[1]] == gpu else ex[0].dla_busy
+                                            for ex in self.running])
         for ex, d in zip(self.running, durs):
             ex[7] = d
 
     def _complete(self, ex: list) -> bool:
         self.running.remove(ex)
         e = ex[1]
-        self.slot[e] = None
         job = ex[0]
         job.idx += 1
-        if self.waiting[e]:
-            self._start(self.waiting[e].popleft(), e)
+        if self.slot[e] is ex:
+            self.slot[e] = None
+            if self.waiting[e]:
+                self._start(self.waiting[e].popleft(), e)
         if job.idx < len(job.steps):
             self._request_slot(job)
             return False
@@ -247,7 +259,8 @@ class ContentionState:
             t = self.now_v() if at_v is None else max(at_v, self._fluid.now)
             self._fluid.advance_to(t)
             self._collect()
-            job = _Job(merge_steps(self._noisy(steps), step_ms), owner, t)
+            job = _Job(merge_steps(self._noisy(steps), step_ms), owner, t,
+                       dla_busy(self.platform, steps, owner))
             if not job.steps:
                 job.finish_v = t
                 return job

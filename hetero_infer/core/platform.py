@@ -60,21 +60,25 @@ def available_platforms() -> List[str]:
 
 @dataclass(frozen=True)
 class Contention:
-    """Convex slowdown of a processor's memory time versus co-runners' DRAM utilisation x.
+    """Slowdown of a processor's memory time versus co-runners' DRAM utilisation x.
 
-    ``S(x) = 1 + alpha * max(0, x - threshold)^2 / (1 - min(x, cap))``: flat below the
-    threshold, then growing like 1/(1 - x), the shape HaX-CoNN measured (FACTS.md).
+    ``S(x) = 1 + alpha * max(0, x - threshold)^power / (1 - min(x, cap))``. The shapes HaX-CoNN's
+    PCCS curves show (FACTS.md, "Measured interference"): the Xavier DLA rises from x = 0 like
+    1/(1 - x) (``threshold`` 0, ``power`` below 1), the GPU is flat below a knee and then grows
+    like 1/(1 - x) (``threshold`` at the knee, ``power`` >= 1). The twin's solver inlines this
+    formula (``twin._solve``); a test keeps the two equal.
     """
 
     threshold: float
     alpha: float
     cap: float = 0.9
+    power: float = 2.0
 
     def slowdown(self, x: float) -> float:
         if x <= self.threshold:
             return 1.0
         excess = x - self.threshold
-        return 1.0 + self.alpha * excess * excess / (1.0 - min(x, self.cap))
+        return 1.0 + self.alpha * excess ** self.power / (1.0 - min(x, self.cap))
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,11 @@ class Platform:
     gpu_to_dla_ms: float
     description: str = ''
     power_modes: Tuple[str, ...] = ()
+    #: GPU-side work of one DLA inference (reformat kernels, submission and completion
+    #: signalling), in GPU milliseconds, and the largest share of the GPU's time it may take
+    #: (very short DLA inferences). 0: not modelled. See :meth:`dla_gpu_busy`.
+    dla_gpu_ms: float = 0.0
+    dla_gpu_max_busy: float = 0.0
     _cache: Dict[tuple, float] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -130,6 +139,21 @@ class Platform:
             if p.kind == 'gpu':
                 return pid
         return None
+
+    def dla_gpu_busy(self, dla_ms: float) -> float:
+        """Share of the GPU's time a DLA inference's GPU-side work takes while the DLA runs.
+
+        ``dla_ms`` is the DLA part of the inference (its isolated time on the DLA, fallback
+        layers excluded). The work (``dla_gpu_ms``) is spread over the DLA's execution,
+        concurrent with it (GR3D is busy while the DLA computes), so it takes ``dla_gpu_ms /
+        dla_ms`` of the GPU, at most ``dla_gpu_max_busy``. GPU layers time-share the GPU with
+        it: while DLA inferences with shares ``b_i`` run, a GPU layer's compute and fixed cost
+        take ``1 / prod(1 - b_i)`` as long (on top of time-slicing between GPU layers). The
+        DLA never waits for it, so isolated DLA latencies are unchanged.
+        """
+        if self.dla_gpu_ms <= 0.0 or dla_ms <= 0.0:
+            return 0.0
+        return min(self.dla_gpu_max_busy, self.dla_gpu_ms / dla_ms)
 
     # ---- isolated timing -------------------------------------------------------------
     def layer_components_ms(self, layer: Layer, proc_id: str) -> Tuple[float, float, float]:
@@ -290,15 +314,22 @@ class Platform:
                     threshold=v.number(cont, key + '.contention.threshold', lo=0.0, hi=0.95),
                     alpha=v.number(cont, key + '.contention.alpha', lo=0.0, hi=100.0),
                     cap=v.number(cont, key + '.contention.cap', lo=0.5, hi=0.99,
-                                 default=0.9)),
+                                 default=0.9),
+                    power=v.number(cont, key + '.contention.power', lo=0.1, hi=4.0,
+                                   default=2.0)),
             )
         trans = v.mapping(doc.get('transitions', {}), 'transitions')
+        work = v.mapping(doc.get('dla_gpu_work', {}), 'dla_gpu_work')
         return cls(
             name=name, power_mode=mode, processors=processors,
             dram_gbps=achievable * emc_scale,
             dla_to_gpu_ms=v.number(trans, 'transitions.dla_to_gpu_ms', lo=0.0, default=0.0),
             gpu_to_dla_ms=v.number(trans, 'transitions.gpu_to_dla_ms', lo=0.0, default=0.0),
             description=str(doc.get('description', '')), power_modes=tuple(modes),
+            dla_gpu_ms=v.number(work, 'dla_gpu_work.ms_per_inference', lo=0.0, hi=20.0,
+                                default=0.0),
+            dla_gpu_max_busy=v.number(work, 'dla_gpu_work.max_busy', lo=0.0, hi=0.9,
+                                      default=0.0),
         )
 
 

@@ -37,17 +37,28 @@ Step = Tuple[int, float, float, float, float]
 
 def contention_factors(platform: Platform, running: Sequence[Tuple[str, float, float, float,
                                                                      float]],
-                       *, iterations: int = 4) -> List[float]:
+                       *, iterations: int = 4, dla_busy: Optional[Sequence[float]] = None
+                       ) -> List[float]:
     """Co-run duration of each running layer, in ms (the twin's contention solution).
 
     ``running`` holds ``(exec_proc_id, overhead_ms, compute_ms, memory_ms, bytes)`` for every
-    layer executing at this instant. Used by the twin's event loop and by the emulated backend,
-    which replays the same contention in wall-clock time.
+    layer executing at this instant; ``dla_busy`` (optional) each one's share of the GPU taken
+    by the GPU-side work of its DLA inference (:meth:`Platform.dla_gpu_busy`; 0 for layers not
+    on a DLA). Used by the emulated backend, which replays the twin's contention in wall-clock
+    time; the twin's event loop computes the same.
     """
     share = {}
     for r in running:
         share[r[0]] = share.get(r[0], 0) + 1
     conts = [platform.processors[r[0]].contention for r in running]
+    # -- GPU-side work of DLA inference: GPU layers time-share with it (Platform.dla_gpu_busy)
+    gpu = platform.gpu_id
+    if dla_busy and gpu in share:
+        free = 1.0
+        for r, b in zip(running, dla_busy):
+            free *= 1.0 - b
+        share[gpu] /= free
+    # -- end of the GPU-side work of DLA inference
     base = []
     for r in running:
         k = share[r[0]]
@@ -55,6 +66,16 @@ def contention_factors(platform: Platform, running: Sequence[Tuple[str, float, f
         base.append(ov + (c if c > m else m))
     return _solve(conts, base, [r[3] for r in running], [r[4] for r in running],
                   platform.dram_gbps * 1e6, iterations)
+
+
+def dla_busy(platform: Platform, steps: Sequence[Step], proc: str) -> float:
+    """GPU share taken by the GPU-side work of one inference of ``steps`` on ``proc`` (0 off a
+    DLA): :meth:`Platform.dla_gpu_busy` of the steps' isolated time on the DLA itself."""
+    if platform.processors[proc].kind != 'dla':
+        return 0.0
+    e = platform.processor_ids.index(proc)
+    return platform.dla_gpu_busy(sum(s[1] + (s[2] if s[2] > s[3] else s[3])
+                                     for s in steps if s[0] == e))
 
 
 def _solve(conts, base, mem, byts, dram_bytes_per_ms: float, iterations: int) -> List[float]:
@@ -80,11 +101,13 @@ def _solve(conts, base, mem, byts, dram_bytes_per_ms: float, iterations: int) ->
             cont = conts[i]
             x = (total - dem[i]) / dram_bytes_per_ms
             t = base[i]
+            # -- Contention.slowdown(x), inlined: keep the two identical (a test checks) ----
             th = cont.threshold
             if x > th:
-                ex = x - th
                 cap = cont.cap
-                t += mem[i] * cont.alpha * ex * ex / (1.0 - (x if x < cap else cap))
+                t += mem[i] * cont.alpha * (x - th) ** cont.power / (1.0 - (x if x < cap
+                                                                             else cap))
+            # -- end of Contention.slowdown ------------------------------------------------
             old = durs[i]
             d = 0.5 * (old + t)
             if d - old > 1e-4 * old or old - d > 1e-4 * old:
@@ -97,9 +120,10 @@ def _solve(conts, base, mem, byts, dram_bytes_per_ms: float, iterations: int) ->
 
 
 class _Job:
-    __slots__ = ('steps', 'idx', 'owner', 'start_ms', 'record', 'loop', 'latencies', 'tag')
+    __slots__ = ('steps', 'idx', 'owner', 'start_ms', 'record', 'loop', 'latencies', 'tag',
+                 'dla_busy')
 
-    def __init__(self, steps, owner, start_ms, record=None, loop=False, tag=None):
+    def __init__(self, steps, owner, start_ms, record=None, loop=False, tag=None, dla_busy=0.0):
         self.steps = steps
         self.idx = 0
         self.owner = owner
@@ -108,6 +132,7 @@ class _Job:
         self.loop = loop
         self.latencies = []
         self.tag = tag
+        self.dla_busy = dla_busy  # GPU share of this DLA inference's GPU-side work
 
 
 class _Engine:
@@ -123,6 +148,7 @@ class _Engine:
         self.dram = platform.dram_gbps * 1e6  # bytes per ms
         n = len(self.ids)
         self.share = [0] * n                   # layers executing on each processor now
+        self.gpu = self.index.get(platform.gpu_id, -1)  # where DLA inference's GPU work goes
         self.dirty = False                     # running set changed since the last solve
         self.running = []                      # [job, e, left, ov, c, m, bytes, dur]
         self.now = 0.0
@@ -153,6 +179,18 @@ class _Engine:
         self.dirty = False
         running = self.running
         share = self.share
+        # -- GPU-side work of DLA inference: GPU layers time-share with it (job.dla_busy, 0
+        # off a DLA; Platform.dla_gpu_busy)
+        g = self.gpu
+        if g >= 0 and share[g]:
+            free = 1.0
+            for ex in running:
+                if ex[1] != g:
+                    free -= free * ex[0].dla_busy
+            if free < 1.0:
+                share = list(share)
+                share[g] /= free
+        # -- end of the GPU-side work of DLA inference
         base = []
         for ex in running:
             k = share[ex[1]]
@@ -281,6 +319,10 @@ class Twin:
         self._programs[key] = prog
         return prog
 
+    def dla_busy(self, steps: Sequence[Step], proc: str) -> float:
+        """See :func:`dla_busy`."""
+        return dla_busy(self.platform, steps, proc)
+
     def _engine(self, seed: Optional[int]) -> _Engine:
         rng = random.Random(self.seed if seed is None else seed)
         return _Engine(self.platform, rng, self.noise_pct / 100.0)
@@ -320,12 +362,15 @@ class Twin:
             steps = [self._layer_step(cproc, lay) for lay in layers]
             if not steps:
                 continue
-            eng.start_job(_Job(steps, cproc, 0.0, loop=True, tag='co'))
+            eng.start_job(_Job(steps, cproc, 0.0, loop=True, tag='co',
+                               dla_busy=self.dla_busy(steps, cproc)))
         # Let the co-runners reach a steady state (random phase) before the target starts.
         if eng.running:
             warm = max(ex[3] + max(ex[4], ex[5]) for ex in eng.running)
             eng.run_until(warm * eng.rng.random())
-        target = _Job([self._layer_step(proc, layer)], proc, eng.now, loop=True, tag='target')
+        steps = [self._layer_step(proc, layer)]
+        target = _Job(steps, proc, eng.now, loop=True, tag='target',
+                      dla_busy=self.dla_busy(steps, proc))
         eng.start_job(target)
         eng.run_until(math.inf, stop=lambda: bool(done))
         return sum(target.latencies) / len(target.latencies)
@@ -352,7 +397,8 @@ class Twin:
         eng.on_finish = on_finish
         all_jobs = []
         for proc, model in jobs.items():
-            job = _Job(self.program(model, proc), proc, 0.0, loop=True)
+            prog = self.program(model, proc)
+            job = _Job(prog, proc, 0.0, loop=True, dla_busy=self.dla_busy(prog, proc))
             all_jobs.append(job)
             eng.start_job(job)
         eng.run_until(math.inf, stop=lambda: len(finished) == len(all_jobs))
@@ -383,9 +429,11 @@ class Twin:
             allowed.append(frozenset(p for p in procs if plat.can_run(a.model, p)))
         st = _ServeState(eng.index, n)
         st.iso = {}
+        busy = {}
         for ai, a in enumerate(apps):
             for p in allowed[ai]:
                 st.iso[(ai, eng.index[p])] = plat.isolated_latency_ms(a.model, p)
+                busy[(ai, p)] = self.dla_busy(self.program(a.model, p), p)
         view = _View(st)
         dispatcher.reset(apps, plat)
         records: List[RequestRecord] = []
@@ -426,7 +474,8 @@ class Twin:
                 rec.dropped_reason = 'queue_full'
                 continue
             rec.proc = proc
-            job = _Job(self.program(apps[ai].model, proc), proc, t, record=rec, tag=ai)
+            job = _Job(self.program(apps[ai].model, proc), proc, t, record=rec, tag=ai,
+                       dla_busy=busy[(ai, proc)])
             st.queues[i].append(job)
             st.queued_ms[i] += st.iso[(ai, i)]
             if st.current[i] is None:
