@@ -8,7 +8,11 @@ What it models (DESIGN.md, "Where the hardware is not here"):
   they start at once and time-slice the GPU with its own inference's layer (kernel-level
   sharing: while k layers share a processor, each one's compute and fixed cost take k times as
   long);
-* every running layer pulls DRAM bandwidth; its memory time stretches by the processor's convex
+* every DLA inference also puts work on the GPU (reformat kernels, submission and completion
+  signalling) while the DLA computes: it takes :meth:`Platform.dla_gpu_busy` of the GPU's time,
+  so GPU layers' compute and fixed cost stretch by ``1 / prod(1 - b)`` over the running DLA
+  inferences; the DLA never waits for it;
+* every running layer pulls DRAM bandwidth; its memory time stretches by the processor's
   contention curve of the co-runners' utilisation, and all rates are recomputed whenever any layer
   starts or ends (a fluid model solved exactly between events);
 * seeded multiplicative log-normal noise on every layer execution, so a seed gives one trace.
