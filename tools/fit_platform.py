@@ -71,19 +71,18 @@ def fit(platform: Platform, proc_id: str, names, targets):
 # -- contention: curves and the GPU-side work of DLA inference, fitted to every check at once --
 
 #: (YAML path, lower bound, upper bound) of each contention parameter the fit moves. The
-#: upper bound of dla_gpu_work.ms_per_inference is what the GR3D observations allow (FACTS: at
-#: most 40% of the DLA inference's duration with DLA-only load, x HaX-CoNN's co-run GoogLeNet
-#: DLA inference, 4.68 ms) on Xavier and Orin's two references on Orin (see orin.yaml); the
-#: fit, not the bound, decides how much of the GPU's measured losses it explains.
+#: upper bound of dla_gpu_work.busy_share is what the GR3D observations allow (FACTS: 30-40% of
+#: the DLA inference's duration with DLA-only load; forum 219770, on Orin: ~30%); the fit, not
+#: the bound, decides how much of the GPU's measured losses it explains.
 CONTENTION_PARAMS = {
-    'xavier': (('dla_gpu_work.ms_per_inference', 0.0, 1.87),
+    'xavier': (('dla_gpu_work.busy_share', 0.0, 0.40),
                ('processors.gpu.contention.threshold', 0.30, 0.45),
                ('processors.gpu.contention.alpha', 0.5, 40.0),
                ('processors.gpu.contention.power', 1.0, 3.0),
                ('processors.dla0.contention.alpha', 0.05, 3.0),
                ('processors.dla0.contention.power', 0.3, 1.5),
                ('processors.dla0.contention.cap', 0.5, 0.9)),
-    'orin': (('dla_gpu_work.ms_per_inference', 0.0, 2.2),
+    'orin': (('dla_gpu_work.busy_share', 0.0, 0.30),
              ('processors.gpu.contention.threshold', 0.30, 0.45),
              ('processors.gpu.contention.alpha', 0.5, 40.0),
              ('processors.gpu.contention.power', 1.0, 3.0),
@@ -138,8 +137,20 @@ def fit_contention(path: str, name: str, *, stride: int):
         return r
 
     res = least_squares(residuals, x0, bounds=(lo, hi), diff_step=0.03, max_nfev=60)
-    gated, r = contention_residuals(doc, names, res.x, stride=stride)
-    return dict(zip(names, res.x)), gated, r
+    # The twin's event order makes the objective slightly rough, so the trust-region steps can
+    # stall early; one pass of a line search per parameter (x 0.9, 0.95, 1.05, 1.1 within the
+    # bounds) keeps any point with a lower sum of squares. Deterministic like the rest.
+    x = np.array(res.x)
+    best = sum(v * v for v in residuals(x))
+    for i in range(len(x)):
+        for f in (0.9, 0.95, 1.05, 1.1):
+            trial = x.copy()
+            trial[i] = min(hi[i], max(lo[i], x[i] * f))
+            ssr = sum(v * v for v in residuals(trial))
+            if ssr < best:
+                x, best = trial, ssr
+    gated, r = contention_residuals(doc, names, x, stride=stride)
+    return dict(zip(names, x)), gated, r
 
 
 def _has(doc, path):

@@ -115,11 +115,9 @@ class Platform:
     gpu_to_dla_ms: float
     description: str = ''
     power_modes: Tuple[str, ...] = ()
-    #: GPU-side work of one DLA inference (reformat kernels, submission and completion
-    #: signalling), in GPU milliseconds, and the largest share of the GPU's time it may take
-    #: (very short DLA inferences). 0: not modelled. See :meth:`dla_gpu_busy`.
-    dla_gpu_ms: float = 0.0
-    dla_gpu_max_busy: float = 0.0
+    #: Share of the GPU's time the GPU-side work of a running DLA inference takes (reformat
+    #: kernels, submission and completion signalling). 0: not modelled. See :meth:`dla_gpu_busy`.
+    dla_gpu_busy_share: float = 0.0
     _cache: Dict[tuple, float] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -144,16 +142,16 @@ class Platform:
         """Share of the GPU's time a DLA inference's GPU-side work takes while the DLA runs.
 
         ``dla_ms`` is the DLA part of the inference (its isolated time on the DLA, fallback
-        layers excluded). The work (``dla_gpu_ms``) is spread over the DLA's execution,
-        concurrent with it (GR3D is busy while the DLA computes), so it takes ``dla_gpu_ms /
-        dla_ms`` of the GPU, at most ``dla_gpu_max_busy``. GPU layers time-share the GPU with
-        it: while DLA inferences with shares ``b_i`` run, a GPU layer's compute and fixed cost
-        take ``1 / prod(1 - b_i)`` as long (on top of time-slicing between GPU layers). The
-        DLA never waits for it, so isolated DLA latencies are unchanged.
+        layers excluded); an inference with no DLA part puts no such work on the GPU. The work
+        runs concurrently with the DLA (GR3D is busy while the DLA computes, FACTS.md) and takes
+        ``dla_gpu_busy_share`` of the GPU's time, whatever the inference: GPU layers time-share
+        the GPU with it, so while DLA inferences with shares ``b_i`` run, a GPU layer's compute
+        and fixed cost take ``1 / prod(1 - b_i)`` as long (on top of time-slicing between GPU
+        layers). The DLA never waits for it, so isolated DLA latencies are unchanged.
         """
-        if self.dla_gpu_ms <= 0.0 or dla_ms <= 0.0:
+        if dla_ms <= 0.0:
             return 0.0
-        return min(self.dla_gpu_max_busy, self.dla_gpu_ms / dla_ms)
+        return self.dla_gpu_busy_share
 
     # ---- isolated timing -------------------------------------------------------------
     def layer_components_ms(self, layer: Layer, proc_id: str) -> Tuple[float, float, float]:
@@ -326,10 +324,8 @@ class Platform:
             dla_to_gpu_ms=v.number(trans, 'transitions.dla_to_gpu_ms', lo=0.0, default=0.0),
             gpu_to_dla_ms=v.number(trans, 'transitions.gpu_to_dla_ms', lo=0.0, default=0.0),
             description=str(doc.get('description', '')), power_modes=tuple(modes),
-            dla_gpu_ms=v.number(work, 'dla_gpu_work.ms_per_inference', lo=0.0, hi=20.0,
-                                default=0.0),
-            dla_gpu_max_busy=v.number(work, 'dla_gpu_work.max_busy', lo=0.0, hi=0.9,
-                                      default=0.0),
+            dla_gpu_busy_share=v.number(work, 'dla_gpu_work.busy_share', lo=0.0, hi=0.9,
+                                        default=0.0),
         )
 
 
