@@ -54,14 +54,12 @@ def test_unknown_platform_lists_known():
         Platform.load('jetson_nano_9000')
 
 
-#: Gated checks the fitted twin does not meet (docs/twin.md, "Calibration"): HaX-CoNN's GoogLeNet
-#: pair needs ~1.9 ms of GPU work per DLA inference, which puts the talk's median GPU slowdown
-#: over its 14 models near 117% (band 18..30%); the least-squares fit over every check keeps the
-#: talk's distribution. Listed here so that any other check failing is caught.
+#: Gated checks the fitted twin does not meet (docs/twin.md, "What the fit cannot do"):
+#: HaX-CoNN's GoogLeNet pair needs the GPU-side work of DLA inference to take ~40% of the GPU,
+#: which puts the talk's median GPU slowdown over its 14 models' triples near 150% (band
+#: 18..30%); the least-squares fit over every check keeps the talk's distribution. Listed here
+#: so that any other check failing is caught.
 XAVIER_UNMET = {'haxconn_googlenet_gpu_pct', 'haxconn_googlenet_dla_pct'}
-#: Orin: issue 2745's one-DLA +13% and its DLA +23% (band 10..25%) against forum 219770's
-#: two-DLA -43% qps, with zoo analogues of unpublished models.
-ORIN_UNMET = {'gpu_slowdown_pct:vgg19+1dla', 'dla_slowdown_pct:resnet50+dla+gpu'}
 
 
 def _check_shape(checks):
@@ -96,8 +94,9 @@ def test_orin_calibrates_on_its_own_references():
     _check_shape(checks)
     gated = [c for c in checks if c['gate']]
     assert gated and all('Orin' in c['source'] for c in gated)
-    failed = {c['check'] for c in gated if not c['pass']}
-    assert failed <= ORIN_UNMET, failed
+    failed = [c for c in gated if not c['pass']]
+    assert not failed, failed
+    assert len(gated) == 5
     # what FACTS measured only on Xavier is reported as unreferenced, not borrowed
     by_name = {c['check']: c for c in checks}
     for name in ('gpu_latency_ms:resnet50', 'pair_ratio:vgg19+resnet152', 'pccs_dla:x20',
