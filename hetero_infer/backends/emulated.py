@@ -46,7 +46,7 @@ import numpy as np
 from hetero_infer.backends.base import Backend, Executor, ProcessorWorker, TensorSpec
 from hetero_infer.core.model import ModelSpec, load_model
 from hetero_infer.core.platform import Platform
-from hetero_infer.core.twin import DEFAULT_NOISE_PCT, Twin, contention_factors, dla_busy
+from hetero_infer.core.twin import DEFAULT_NOISE_PCT, Twin, contention_factors
 from hetero_infer.errors import BackendError, ConfigError, ModelError
 
 # A step as Twin.program compiles it: (exec_proc_index, overhead_ms, compute_ms, memory_ms, bytes)
@@ -81,11 +81,9 @@ def merge_steps(steps: Sequence[Step], step_ms: float) -> List[Step]:
 
 
 class _Job:
-    __slots__ = ('steps', 'idx', 'start_v', 'finish_v', 'owner', 'dla_busy')
+    __slots__ = ('steps', 'idx', 'start_v', 'finish_v', 'owner')
 
-    def __init__(self, steps: List[Step], owner: str, start_v: float,
-                 dla_busy: float = 0.0) -> None:
-        self.dla_busy = dla_busy  # GPU share of a DLA inference's GPU-side work (twin.dla_busy)
+    def __init__(self, steps: List[Step], owner: str, start_v: float) -> None:
         self.steps = steps
         self.idx = 0
         self.owner = owner
@@ -117,7 +115,7 @@ class _Fluid:
         def twin_job(job: _Job) -> _Job:
             j = jobs.get(id(job))
             if j is None:
-                j = _Job(job.steps, job.owner, job.start_v, job.dla_busy)
+                j = _Job(job.steps, job.owner, job.start_v)
                 j.idx = job.idx
                 jobs[id(job)] = j
             return j
@@ -154,11 +152,8 @@ class _Fluid:
 
     def _recompute(self) -> None:
         ids = self.ids
-        gpu = self.platform.gpu_id
         durs = contention_factors(self.platform, [(ids[ex[1]], ex[3], ex[4], ex[5], ex[6])
-                                                  for ex in self.running],
-                                  dla_busy=[0.0 if ids[ex[1]] == gpu else ex[0].dla_busy
-                                            for ex in self.running])
+                                                  for ex in self.running])
         for ex, d in zip(self.running, durs):
             ex[7] = d
 
@@ -259,8 +254,7 @@ class ContentionState:
             t = self.now_v() if at_v is None else max(at_v, self._fluid.now)
             self._fluid.advance_to(t)
             self._collect()
-            job = _Job(merge_steps(self._noisy(steps), step_ms), owner, t,
-                       dla_busy(self.platform, steps, owner))
+            job = _Job(merge_steps(self._noisy(steps), step_ms), owner, t)
             if not job.steps:
                 job.finish_v = t
                 return job

@@ -116,7 +116,8 @@ class Platform:
     description: str = ''
     power_modes: Tuple[str, ...] = ()
     #: Share of the GPU's time the GPU-side work of a running DLA inference takes (reformat
-    #: kernels, submission and completion signalling). 0: not modelled. See :meth:`dla_gpu_busy`.
+    #: kernels, submission and completion signalling). 0: not modelled. See
+    #: :meth:`gpu_time_scale`.
     dla_gpu_busy_share: float = 0.0
     _cache: Dict[tuple, float] = field(default_factory=dict, compare=False, repr=False)
 
@@ -138,20 +139,17 @@ class Platform:
                 return pid
         return None
 
-    def dla_gpu_busy(self, dla_ms: float) -> float:
-        """Share of the GPU's time a DLA inference's GPU-side work takes while the DLA runs.
+    def gpu_time_scale(self, dla_running: int) -> float:
+        """How much longer GPU layers' compute and fixed cost take while DLA layers run.
 
-        ``dla_ms`` is the DLA part of the inference (its isolated time on the DLA, fallback
-        layers excluded); an inference with no DLA part puts no such work on the GPU. The work
-        runs concurrently with the DLA (GR3D is busy while the DLA computes, FACTS.md) and takes
-        ``dla_gpu_busy_share`` of the GPU's time, whatever the inference: GPU layers time-share
-        the GPU with it, so while DLA inferences with shares ``b_i`` run, a GPU layer's compute
-        and fixed cost take ``1 / prod(1 - b_i)`` as long (on top of time-slicing between GPU
-        layers). The DLA never waits for it, so isolated DLA latencies are unchanged.
+        Every DLA inference puts work on the GPU (reformat kernels, submission and completion
+        signalling), concurrent with the DLA (GR3D is busy while the DLA computes, FACTS.md):
+        it takes ``dla_gpu_busy_share`` (``b``) of the GPU's time per running DLA inference.
+        GPU layers time-share the GPU with it, so with ``n`` DLAs executing they take
+        ``1 / (1 - b)^n`` as long (on top of time-slicing between GPU layers). The DLA never
+        waits for it, so isolated DLA latencies are unchanged.
         """
-        if dla_ms <= 0.0:
-            return 0.0
-        return self.dla_gpu_busy_share
+        return (1.0 - self.dla_gpu_busy_share) ** -dla_running
 
     # ---- isolated timing -------------------------------------------------------------
     def layer_components_ms(self, layer: Layer, proc_id: str) -> Tuple[float, float, float]:

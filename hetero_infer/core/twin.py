@@ -9,9 +9,9 @@ What it models (DESIGN.md, "Where the hardware is not here"):
   sharing: while k layers share a processor, each one's compute and fixed cost take k times as
   long);
 * every DLA inference also puts work on the GPU (reformat kernels, submission and completion
-  signalling) while the DLA computes: it takes :meth:`Platform.dla_gpu_busy` of the GPU's time,
-  so GPU layers' compute and fixed cost stretch by ``1 / prod(1 - b)`` over the running DLA
-  inferences; the DLA never waits for it;
+  signalling) while the DLA computes: GPU layers' compute and fixed cost stretch by
+  :meth:`Platform.gpu_time_scale` of the number of layers running on DLAs; the DLA never waits
+  for it;
 * every running layer pulls DRAM bandwidth; its memory time stretches by the processor's
   contention curve of the co-runners' utilisation, and all rates are recomputed whenever any layer
   starts or ends (a fluid model solved exactly between events);
@@ -41,27 +41,22 @@ Step = Tuple[int, float, float, float, float]
 
 def contention_factors(platform: Platform, running: Sequence[Tuple[str, float, float, float,
                                                                      float]],
-                       *, iterations: int = 4, dla_busy: Optional[Sequence[float]] = None
-                       ) -> List[float]:
+                       *, iterations: int = 4) -> List[float]:
     """Co-run duration of each running layer, in ms (the twin's contention solution).
 
     ``running`` holds ``(exec_proc_id, overhead_ms, compute_ms, memory_ms, bytes)`` for every
-    layer executing at this instant; ``dla_busy`` (optional) each one's share of the GPU taken
-    by the GPU-side work of its DLA inference (:meth:`Platform.dla_gpu_busy`; 0 for layers not
-    on a DLA). Used by the emulated backend, which replays the twin's contention in wall-clock
-    time; the twin's event loop computes the same.
+    layer executing at this instant. Used by the emulated backend, which replays the same
+    contention in wall-clock time; the twin's event loop computes the same.
     """
     share = {}
     for r in running:
         share[r[0]] = share.get(r[0], 0) + 1
     conts = [platform.processors[r[0]].contention for r in running]
-    # -- GPU-side work of DLA inference: GPU layers time-share with it (Platform.dla_gpu_busy)
+    # -- GPU-side work of DLA inference: GPU layers time-share with it (Platform.gpu_time_scale)
     gpu = platform.gpu_id
-    if dla_busy and gpu in share:
-        free = 1.0
-        for r, b in zip(running, dla_busy):
-            free *= 1.0 - b
-        share[gpu] /= free
+    if gpu in share:
+        share[gpu] *= platform.gpu_time_scale(sum(
+            n for p, n in share.items() if platform.processors[p].kind == 'dla'))
     # -- end of the GPU-side work of DLA inference
     base = []
     for r in running:
@@ -70,16 +65,6 @@ def contention_factors(platform: Platform, running: Sequence[Tuple[str, float, f
         base.append(ov + (c if c > m else m))
     return _solve(conts, base, [r[3] for r in running], [r[4] for r in running],
                   platform.dram_gbps * 1e6, iterations)
-
-
-def dla_busy(platform: Platform, steps: Sequence[Step], proc: str) -> float:
-    """GPU share taken by the GPU-side work of one inference of ``steps`` on ``proc`` (0 off a
-    DLA): :meth:`Platform.dla_gpu_busy` of the steps' isolated time on the DLA itself."""
-    if platform.processors[proc].kind != 'dla':
-        return 0.0
-    e = platform.processor_ids.index(proc)
-    return platform.dla_gpu_busy(sum(s[1] + (s[2] if s[2] > s[3] else s[3])
-                                     for s in steps if s[0] == e))
 
 
 def _solve(conts, base, mem, byts, dram_bytes_per_ms: float, iterations: int) -> List[float]:
@@ -124,10 +109,9 @@ def _solve(conts, base, mem, byts, dram_bytes_per_ms: float, iterations: int) ->
 
 
 class _Job:
-    __slots__ = ('steps', 'idx', 'owner', 'start_ms', 'record', 'loop', 'latencies', 'tag',
-                 'dla_busy')
+    __slots__ = ('steps', 'idx', 'owner', 'start_ms', 'record', 'loop', 'latencies', 'tag')
 
-    def __init__(self, steps, owner, start_ms, record=None, loop=False, tag=None, dla_busy=0.0):
+    def __init__(self, steps, owner, start_ms, record=None, loop=False, tag=None):
         self.steps = steps
         self.idx = 0
         self.owner = owner
@@ -136,7 +120,6 @@ class _Job:
         self.loop = loop
         self.latencies = []
         self.tag = tag
-        self.dla_busy = dla_busy  # GPU share of this DLA inference's GPU-side work
 
 
 class _Engine:
@@ -152,7 +135,12 @@ class _Engine:
         self.dram = platform.dram_gbps * 1e6  # bytes per ms
         n = len(self.ids)
         self.share = [0] * n                   # layers executing on each processor now
-        self.gpu = self.index.get(platform.gpu_id, -1)  # where DLA inference's GPU work goes
+        # GPU-side work of DLA inference: the GPU's index, which processors are DLAs, how many
+        # layers run on DLAs now, and the GPU time scale for each count
+        self.gpu = self.index.get(platform.gpu_id, -1)
+        self.is_dla = [platform.processors[p].kind == 'dla' for p in self.ids]
+        self.dla_running = 0
+        self.gpu_scale = [platform.gpu_time_scale(k) for k in range(2 * n + 2)]
         self.dirty = False                     # running set changed since the last solve
         self.running = []                      # [job, e, left, ov, c, m, bytes, dur]
         self.now = 0.0
@@ -173,6 +161,8 @@ class _Engine:
         # [job, exec proc, fraction left, overhead, compute, memory, bytes, duration now]
         ex = [job, e, 1.0, ov, c, m, b, 0.0]
         self.share[e] += 1
+        if self.is_dla[e]:
+            self.dla_running += 1
         self.running.append(ex)
         self.dirty = True
 
@@ -183,17 +173,11 @@ class _Engine:
         self.dirty = False
         running = self.running
         share = self.share
-        # -- GPU-side work of DLA inference: GPU layers time-share with it (job.dla_busy, 0
-        # off a DLA; Platform.dla_gpu_busy)
+        # -- GPU-side work of DLA inference: GPU layers time-share with it
         g = self.gpu
-        if g >= 0 and share[g]:
-            free = 1.0
-            for ex in running:
-                if ex[1] != g:
-                    free -= free * ex[0].dla_busy
-            if free < 1.0:
-                share = list(share)
-                share[g] /= free
+        if self.dla_running and g >= 0 and share[g]:
+            share = list(share)
+            share[g] *= self.gpu_scale[self.dla_running]
         # -- end of the GPU-side work of DLA inference
         base = []
         for ex in running:
@@ -233,6 +217,8 @@ class _Engine:
         self.running.remove(ex)
         e = ex[1]
         self.share[e] -= 1
+        if self.is_dla[e]:
+            self.dla_running -= 1
         self.dirty = True
         job = ex[0]
         job.idx += 1
@@ -323,10 +309,6 @@ class Twin:
         self._programs[key] = prog
         return prog
 
-    def dla_busy(self, steps: Sequence[Step], proc: str) -> float:
-        """See :func:`dla_busy`."""
-        return dla_busy(self.platform, steps, proc)
-
     def _engine(self, seed: Optional[int]) -> _Engine:
         rng = random.Random(self.seed if seed is None else seed)
         return _Engine(self.platform, rng, self.noise_pct / 100.0)
@@ -366,15 +348,12 @@ class Twin:
             steps = [self._layer_step(cproc, lay) for lay in layers]
             if not steps:
                 continue
-            eng.start_job(_Job(steps, cproc, 0.0, loop=True, tag='co',
-                               dla_busy=self.dla_busy(steps, cproc)))
+            eng.start_job(_Job(steps, cproc, 0.0, loop=True, tag='co'))
         # Let the co-runners reach a steady state (random phase) before the target starts.
         if eng.running:
             warm = max(ex[3] + max(ex[4], ex[5]) for ex in eng.running)
             eng.run_until(warm * eng.rng.random())
-        steps = [self._layer_step(proc, layer)]
-        target = _Job(steps, proc, eng.now, loop=True, tag='target',
-                      dla_busy=self.dla_busy(steps, proc))
+        target = _Job([self._layer_step(proc, layer)], proc, eng.now, loop=True, tag='target')
         eng.start_job(target)
         eng.run_until(math.inf, stop=lambda: bool(done))
         return sum(target.latencies) / len(target.latencies)
@@ -401,8 +380,7 @@ class Twin:
         eng.on_finish = on_finish
         all_jobs = []
         for proc, model in jobs.items():
-            prog = self.program(model, proc)
-            job = _Job(prog, proc, 0.0, loop=True, dla_busy=self.dla_busy(prog, proc))
+            job = _Job(self.program(model, proc), proc, 0.0, loop=True)
             all_jobs.append(job)
             eng.start_job(job)
         eng.run_until(math.inf, stop=lambda: len(finished) == len(all_jobs))
@@ -433,11 +411,9 @@ class Twin:
             allowed.append(frozenset(p for p in procs if plat.can_run(a.model, p)))
         st = _ServeState(eng.index, n)
         st.iso = {}
-        busy = {}
         for ai, a in enumerate(apps):
             for p in allowed[ai]:
                 st.iso[(ai, eng.index[p])] = plat.isolated_latency_ms(a.model, p)
-                busy[(ai, p)] = self.dla_busy(self.program(a.model, p), p)
         view = _View(st)
         dispatcher.reset(apps, plat)
         records: List[RequestRecord] = []
@@ -478,8 +454,7 @@ class Twin:
                 rec.dropped_reason = 'queue_full'
                 continue
             rec.proc = proc
-            job = _Job(self.program(apps[ai].model, proc), proc, t, record=rec, tag=ai,
-                       dla_busy=busy[(ai, proc)])
+            job = _Job(self.program(apps[ai].model, proc), proc, t, record=rec, tag=ai)
             st.queues[i].append(job)
             st.queued_ms[i] += st.iso[(ai, i)]
             if st.current[i] is None:
