@@ -90,7 +90,8 @@ def test_calibration_bands_hold_for_xavier():
 
 
 def test_orin_calibrates_on_its_own_references():
-    checks = calibration_checks(Platform.load('orin'), seed=0)
+    # (the talk's distribution, only reported on Orin, is left out here: test_core_cli runs it)
+    checks = calibration_checks(Platform.load('orin'), seed=0, reported=False)
     _check_shape(checks)
     gated = [c for c in checks if c['gate']]
     assert gated and all('Orin' in c['source'] for c in gated)
@@ -99,7 +100,6 @@ def test_orin_calibrates_on_its_own_references():
     assert len(gated) == 5
     # what FACTS measured only on Xavier is reported as unreferenced, not borrowed
     by_name = {c['check']: c for c in checks}
-    for name in ('gpu_latency_ms:resnet50', 'pair_ratio:vgg19+resnet152', 'pccs_dla:x20',
-                 'talk_median_gpu_pct'):
+    for name in ('gpu_latency_ms:resnet50', 'pair_ratio:vgg19+resnet152', 'pccs_dla:x20'):
         assert not by_name[name]['gate'] and by_name[name]['reference'] is None
         assert 'unreferenced' in by_name[name]['note']
