@@ -70,26 +70,21 @@ def fit(platform: Platform, proc_id: str, names, targets):
 
 # -- contention: curves and the GPU-side work of DLA inference, fitted to every check at once --
 
+def _contention_params(busy_share_max):
+    return (('dla_gpu_work.busy_share', 0.0, busy_share_max),
+            ('processors.gpu.contention.threshold', 0.30, 0.45),
+            ('processors.gpu.contention.alpha', 0.5, 40.0),
+            ('processors.gpu.contention.power', 1.0, 3.0),
+            ('processors.dla0.contention.alpha', 0.05, 3.0),
+            ('processors.dla0.contention.power', 0.3, 1.5),
+            ('processors.dla0.contention.cap', 0.5, 0.9))
+
+
 #: (YAML path, lower bound, upper bound) of each contention parameter the fit moves. The
 #: upper bound of dla_gpu_work.busy_share is what the GR3D observations allow (FACTS: 30-40% of
 #: the DLA inference's duration with DLA-only load; forum 219770, on Orin: ~30%); the fit, not
 #: the bound, decides how much of the GPU's measured losses it explains.
-CONTENTION_PARAMS = {
-    'xavier': (('dla_gpu_work.busy_share', 0.0, 0.40),
-               ('processors.gpu.contention.threshold', 0.30, 0.45),
-               ('processors.gpu.contention.alpha', 0.5, 40.0),
-               ('processors.gpu.contention.power', 1.0, 3.0),
-               ('processors.dla0.contention.alpha', 0.05, 3.0),
-               ('processors.dla0.contention.power', 0.3, 1.5),
-               ('processors.dla0.contention.cap', 0.5, 0.9)),
-    'orin': (('dla_gpu_work.busy_share', 0.0, 0.30),
-             ('processors.gpu.contention.threshold', 0.30, 0.45),
-             ('processors.gpu.contention.alpha', 0.5, 40.0),
-             ('processors.gpu.contention.power', 1.0, 3.0),
-             ('processors.dla0.contention.alpha', 0.05, 3.0),
-             ('processors.dla0.contention.power', 0.3, 1.5),
-             ('processors.dla0.contention.cap', 0.5, 0.9)),
-}
+CONTENTION_PARAMS = {'xavier': _contention_params(0.40), 'orin': _contention_params(0.30)}
 
 
 def _set(doc: dict, path: str, value: float) -> None:
