@@ -233,7 +233,7 @@ def test_accepted_inputs_run_as_written(tmp_path):
                 '--platform', 'xavier'],),
         (SIM + ['--scenarios', _d('scenario_aliases_within_bounds.yaml'), '--scenario', 's'],),
         (SIM + ['--scenarios', scen, '--scenario', 's'],),
-        (['calibrate', '--platform', os.path.join('config', 'platforms', 'xavier.yaml')],),
+        (['calibrate', '--platform', os.path.join('config', 'platforms', 'orin.yaml')],),
     ]
     res = _run_group(cases, tmp_path, 'accepted')
     for (argv,), r in zip(cases, res):

@@ -18,13 +18,23 @@ def test_help_lists_every_subcommand(capsys):
 
 def test_calibrate_writes_checks_as_json(tmp_path, capsys):
     out = tmp_path / 'cal.json'
-    assert main(['calibrate', '--platform', 'xavier', '--out', str(out)]) == 0
+    code = main(['calibrate', '--platform', 'orin', '--out', str(out)])
     checks = json.loads(out.read_text())
     assert len(checks) >= 19
     for c in checks:
-        assert {'check', 'simulated', 'reference', 'low', 'high', 'pass'} <= set(c)
-        assert c['pass'] is True
-    assert 'passed, 0 failed' in capsys.readouterr().out
+        assert {'check', 'simulated', 'reference', 'low', 'high', 'pass', 'gate', 'source',
+                'note'} <= set(c)
+    failed = [c for c in checks if c['gate'] and not c['pass']]
+    # the exit status says whether every gated check passed
+    assert code == (1 if failed else 0)
+    text = capsys.readouterr().out
+    assert '%d failed' % len(failed) in text and 'reported' in text
+    by_name = {c['check']: c for c in checks}
+    assert set(by_name) >= {'talk_median_gpu_pct', 'pccs_dla:x20', 'gpu_slowdown_pct:vgg19+1dla'}
+    # Orin has no published talk distribution: reported as unreferenced, not a gate
+    assert not by_name['talk_median_gpu_pct']['gate']
+    assert 'unreferenced' in by_name['talk_median_gpu_pct']['note']
+    assert 'TensorRT issue 2745' in by_name['gpu_slowdown_pct:vgg19+1dla']['source']
 
 
 def test_simulate_serves_the_demo_and_accounts_for_every_request(tmp_path):

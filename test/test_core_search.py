@@ -179,3 +179,27 @@ def test_plan_command_prints_and_saves_a_policy(tmp_path, capsys):
     assert main(['plan', '--scenario', 'mix_r1', '--goal', 'latency', '--scheduler',
                  'no_interference', '--out', str(out)]) == 1
     assert 'known goals' in capsys.readouterr().err
+
+
+def test_orin_plans_its_scenarios_with_its_shipped_interference_model(tmp_path, capsys):
+    import json
+
+    from hetero_infer.cli import main
+    from hetero_infer.core.interference import load_default
+    from hetero_infer.core.scenarios import load_scenarios
+
+    import os
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'config',
+                        'scenarios_orin.yaml')
+    scenarios = load_scenarios(path)
+    assert len(scenarios) >= 8 and all(s.platform == 'orin' for s in scenarios)
+    assert load_default('orin').meta['trained_on']['platform'] == 'orin'
+    out = tmp_path / 'plan.json'
+    rc = main(['plan', '--platform', 'orin', '--scenarios', path,
+               '--scenario', 'wide_r2', '--goal', 'goodput', '--top-fraction', '0.2',
+               '--confidence', '0.9', '--workers', '1', '--out', str(out)])
+    assert rc == 0
+    doc = json.loads(out.read_text())
+    assert doc['platform'] == 'orin' and len(doc['applications']) == 4
+    pol = Policy.from_dict(doc['policy'])
+    assert np.allclose(pol.allocation.sum(axis=1), 1.0)

@@ -152,12 +152,14 @@ def test_inlined_contention_curve_matches_the_platform_curve(xavier):
             if x <= cont.flat_below:
                 assert extra == 0.0 and cont.slowdown(x) == 1.0
     # Through the fixed point: a target with no demand of its own next to a co-runner pulling
-    # x x DRAM settles at its duration alone x S(x).
+    # x x DRAM settles at its duration alone x S(x). Both are memory-only layers, so the GPU-side
+    # work of DLA inference (it stretches compute and fixed cost) leaves them alone, and the
+    # co-runner sees x = 0 from the target (S(0) = 1 on both curves).
     dram = xavier.dram_gbps * 1e6
     for proc, other in (('gpu', 'dla0'), ('dla0', 'gpu')):
         cont = xavier.processors[proc].contention
         for x in (0.1, 0.35, 0.6, 0.95):
-            running = [(proc, 0.0, 0.0, 1.0, 0.0), (other, 0.0, 1.0, 0.0, x * dram)]
+            running = [(proc, 0.0, 0.0, 1.0, 0.0), (other, 0.0, 0.0, 1.0, x * dram)]
             durs = contention_factors(xavier, running, iterations=60)
             assert durs[0] == pytest.approx(cont.slowdown(x), rel=1e-3)
             assert durs[1] == 1.0
@@ -184,3 +186,62 @@ def test_give_up_ends_the_run_and_every_request_still_has_one_outcome(xavier):
         assert (p.finish_ms is not None) != (p.dropped_reason is not None)
         if p.finish_ms is not None:          # up to the stop it is the same run
             assert p.finish_ms == f.finish_ms and p.proc == f.proc
+
+
+def test_dla_curve_rises_from_zero_and_gpu_curve_has_a_knee(xavier):
+    # PCCS (FACTS): the Xavier DLA slows from low co-runner throughput on, the GPU not below
+    # ~38% and steeply above it.
+    dla = xavier.processors['dla0'].contention
+    gpu = xavier.processors['gpu'].contention
+    assert dla.slowdown(0.05) > 1.0 and dla.slowdown(0.2) > dla.slowdown(0.05)
+    assert gpu.slowdown(0.2) == 1.0 and gpu.slowdown(0.3) == 1.0
+    assert gpu.slowdown(0.6) > dla.slowdown(0.6) > 1.0
+    assert dla.slowdown(0.2) > gpu.slowdown(0.2)  # the DLA is the more sensitive at low x
+
+
+def _compute_only(name, macs):
+    """A compute-bound layer (no DRAM traffic): only time-sharing can slow it."""
+    from hetero_infer.core.model import Layer
+    return Layer(name=name, kind='conv', in_shape=(1, 1, 1, 1), out_shape=(1, 1, 1, 1),
+                 macs=int(macs), weight_bytes=0, in_bytes=2, out_bytes=2)
+
+
+def test_dla_inference_puts_work_on_the_gpu(xavier):
+    import dataclasses
+    twin = Twin(xavier, noise_pct=0.0)
+    gpu_layer = _compute_only('g', 2e8)
+    dla_layer = _compute_only('d', 2e8)
+    assert xavier.processors['gpu'].dram_bytes(gpu_layer) < 1e3  # no memory contention
+    alone = twin.profile_layer(gpu_layer, 'gpu', repeats=3)
+    one = twin.profile_layer(gpu_layer, 'gpu', {'dla0': [dla_layer]}, repeats=3)
+    two = twin.profile_layer(gpu_layer, 'gpu', {'dla0': [dla_layer], 'dla1': [dla_layer]},
+                             repeats=3)
+    assert alone < one < two
+    # the GPU runs the work of each running DLA inference for a fixed share of its time:
+    # one DLA stretches a compute-bound GPU layer by 1 / (1 - b), two by 1 / (1 - b)^2
+    b = xavier.dla_gpu_busy_share
+    assert 0.0 < b < 0.4  # GR3D: at most 30-40% busy with DLA-only load (FACTS)
+    assert one == pytest.approx(alone / (1.0 - b), rel=1e-6)
+    assert two == pytest.approx(alone / (1.0 - b) ** 2, rel=1e-6)
+    # without the GPU-side work the GPU layer is not slowed at all
+    off = Twin(dataclasses.replace(xavier, dla_gpu_busy_share=0.0), noise_pct=0.0)
+    assert off.profile_layer(gpu_layer, 'gpu', {'dla0': [dla_layer]},
+                             repeats=3) == pytest.approx(alone)
+    # ... and it never delays the DLA itself: isolated DLA latency is the roofline's
+    g = load_model('googlenet')
+    assert twin.corun({'dla0': g}, iterations=2)['dla0'] == pytest.approx(
+        xavier.isolated_latency_ms(g, 'dla0'), rel=1e-9)
+
+
+def test_contention_factors_apply_the_gpu_side_work_of_dla_inference(xavier):
+    # the emulated backend's contention function agrees with the twin's event loop
+    layer = _compute_only('g', 2e8)
+    ov, c, m = xavier.layer_components_ms(layer, 'gpu')
+    alone = contention_factors(xavier, [('gpu', ov, c, m, 0.0)])[0]
+    one = contention_factors(xavier, [('gpu', ov, c, m, 0.0), ('dla0', 0.0, 1.0, 0.0, 0.0)])[0]
+    two = contention_factors(xavier, [('gpu', ov, c, m, 0.0), ('dla0', 0.0, 1.0, 0.0, 0.0),
+                                      ('dla1', 0.0, 1.0, 0.0, 0.0)])[0]
+    b = xavier.dla_gpu_busy_share
+    assert alone == pytest.approx(ov + c)
+    assert one == pytest.approx((ov + c) / (1.0 - b))
+    assert two == pytest.approx((ov + c) / (1.0 - b) ** 2)

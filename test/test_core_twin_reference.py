@@ -6,7 +6,9 @@ it was before that work, stated plainly: every event recomputes every running la
 alone from the processor shares and solves the damped fixed point calling
 :meth:`Contention.slowdown` itself, then scans for the next completion. Same seeds must give the
 same records, co-run latencies and profiled times within float round-off (1e-9 relative), so an
-optimisation cannot silently change what the twin measures.
+optimisation cannot silently change what the twin measures. The GPU-side work of DLA inference
+(:meth:`Platform.gpu_time_scale`) is stated the plain way too: recomputed from the running set
+at every event.
 """
 
 import copy
@@ -27,6 +29,17 @@ from hetero_infer.core.workload import (App, DispatchView, Dispatcher, FixedDisp
 from hetero_infer.core.yaml_file import read_yaml
 
 REL = 1e-9
+
+
+def _extra(m, cont, x):
+    """``m x (S(x) - 1)`` for :class:`Contention` ``cont``, in the twin's order of operations
+    (``S(x) - 1`` rounds differently, and queueing amplifies round-off into visibly different
+    traces). test_core_twin checks the twin's curve against :meth:`Contention.slowdown`."""
+    if x <= cont.threshold:
+        return 0.0
+    assert cont.slowdown(x) - 1.0 == pytest.approx(
+        cont.alpha * (x - cont.threshold) ** cont.power / (1.0 - min(x, cont.cap)), rel=1e-12)
+    return m * cont.alpha * (x - cont.threshold) ** cont.power / (1.0 - min(x, cont.cap))
 
 
 class _Job:
@@ -66,6 +79,12 @@ class _RefEngine:
             share[r['proc']] = share.get(r['proc'], 0) + 1
         self.most_running = max(self.most_running, len(run))
         self.most_sharing = max(self.most_sharing, max(share.values()))
+        # GPU-side work of DLA inference: GPU layers time-share the GPU with it
+        plat = self.platform
+        gpu = self.ids.index(plat.gpu_id) if plat.gpu_id in self.ids else None
+        n_dla = sum(1 for r in run if plat.processors[self.ids[r['proc']]].kind == 'dla')
+        if gpu in share:
+            share[gpu] *= plat.gpu_time_scale(n_dla)
         base = []
         for r in run:
             k = share[r['proc']]
@@ -80,7 +99,7 @@ class _RefEngine:
                 new = []
                 for i, r in enumerate(run):
                     x = (total - dem[i]) / dram
-                    t = base[i] + r['m'] * (curves[i].slowdown(x) - 1.0)
+                    t = base[i] + _extra(r['m'], curves[i], x)
                     new.append(0.5 * (durs[i] + t))
                 moved = any(abs(d - old) > 1e-4 * old for d, old in zip(new, durs))
                 durs = new

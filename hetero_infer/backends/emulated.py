@@ -131,7 +131,8 @@ class _Fluid:
         new.running = [[twin_job(ex[0])] + ex[1:] for ex in self.running]
         new.slot = [None] * len(self.slot)
         for ex in new.running:
-            new.slot[ex[1]] = ex
+            if ex[0].owner == self.ids[ex[1]]:
+                new.slot[ex[1]] = ex
         new.waiting = [deque(twin_job(j) for j in q) for q in self.waiting]
         new.finished = []
         return new
@@ -141,7 +142,11 @@ class _Fluid:
 
     def _request_slot(self, job: _Job) -> None:
         e = job.steps[job.idx][0]
-        if self.slot[e] is None:
+        if self.ids[e] != job.owner:
+            # a DLA inference's GPU fallback step starts at once and time-slices the GPU with
+            # the GPU's own inference, as in the twin; it holds no slot
+            self._start(job, e)
+        elif self.slot[e] is None:
             self._start(job, e)
         else:
             self.waiting[e].append(job)
@@ -149,7 +154,8 @@ class _Fluid:
     def _start(self, job: _Job, e: int) -> None:
         _, ov, c, m, b = job.steps[job.idx]
         ex = [job, e, 1.0, ov, c, m, b, 0.0]
-        self.slot[e] = ex
+        if self.ids[e] == job.owner:
+            self.slot[e] = ex
         self.running.append(ex)
 
     def _recompute(self) -> None:
@@ -162,11 +168,12 @@ class _Fluid:
     def _complete(self, ex: list) -> bool:
         self.running.remove(ex)
         e = ex[1]
-        self.slot[e] = None
         job = ex[0]
         job.idx += 1
-        if self.waiting[e]:
-            self._start(self.waiting[e].popleft(), e)
+        if self.slot[e] is ex:
+            self.slot[e] = None
+            if self.waiting[e]:
+                self._start(self.waiting[e].popleft(), e)
         if job.idx < len(job.steps):
             self._request_slot(job)
             return False

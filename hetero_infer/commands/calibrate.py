@@ -12,6 +12,10 @@ def add_arguments(parser):
                         help='also write the checks as JSON to this file')
 
 
+def _num(v, width=10) -> str:
+    return '%*s' % (width, '-') if v is None else '%*.3f' % (width, v)
+
+
 def run(args) -> int:
     from hetero_infer.core.calibration import calibration_checks, summary
     from hetero_infer.core.platform import Platform
@@ -22,12 +26,13 @@ def run(args) -> int:
     print('%-*s %10s %10s %10s %10s  %s' % (width, 'check', 'simulated', 'reference', 'low',
                                             'high', 'pass'))
     for c in checks:
-        print('%-*s %10.3f %10s %10.3f %10.3f  %s' % (width, c['check'], c['simulated'],
-                                                      c['reference'], c['low'], c['high'],
-                                                      'yes' if c['pass'] else 'NO'))
+        verdict = ('yes' if c['pass'] else 'NO') if c['gate'] else 'reported'
+        print('%-*s %s %10s %s %s  %s' % (width, c['check'], _num(c['simulated']),
+                                          '-' if c['reference'] is None else c['reference'],
+                                          _num(c['low']), _num(c['high']), verdict))
     s = summary(checks)
-    print('%d passed, %d failed (platform %s, power mode %s)'
-          % (s['passed'], s['failed'], platform.name, platform.power_mode))
+    print('%d passed, %d failed, %d reported without a gate (platform %s, power mode %s)'
+          % (s['passed'], s['failed'], s['reported'], platform.name, platform.power_mode))
     if args.out:
         with open(args.out, 'w') as f:
             json.dump(checks, f, indent=1)

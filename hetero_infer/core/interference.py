@@ -33,6 +33,7 @@ from hetero_infer.core.features import (KIND_GROUPS, Config, CorunnerLoad, corun
                                         corunner_order, feature_names, mapping_key,
                                         target_features)
 from hetero_infer.core.model import Layer, ModelSpec
+from hetero_infer.core.json_file import read_json
 from hetero_infer.errors import ConfigError, ModelError
 
 MODEL_FORMAT = 'hetero_infer.interference_model'
@@ -393,25 +394,7 @@ class InterferencePredictor:
                 raise ModelError('no interference model for platform %r (committed: %s; train '
                                  'one with "hetero-infer train")'
                                  % (path_or_platform, ', '.join(have) or 'none'))
-        try:
-            with open(path, 'rb') as f:
-                data = f.read(MAX_MODEL_BYTES + 1)
-            if len(data) > MAX_MODEL_BYTES:
-                raise ModelError('interference model %s is larger than %d bytes; refused'
-                                 % (path, MAX_MODEL_BYTES))
-            d = json.loads(data.decode('utf-8'))
-        except ModelError:
-            raise
-        except FileNotFoundError:
-            raise ModelError('interference model file not found: %s' % path) from None
-        except IsADirectoryError:
-            raise ModelError('interference model %s is a directory' % path) from None
-        except RecursionError:
-            raise ModelError('cannot read interference model %s: nested too deeply' % path
-                             ) from None
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            raise ModelError('cannot read interference model %s (truncated or not JSON): %s'
-                             % (path, exc)) from None
+        d = read_json(path, 'interference model', max_bytes=MAX_MODEL_BYTES)
         return cls.from_dict(d, where=path)
 
 

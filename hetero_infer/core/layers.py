@@ -12,6 +12,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Dict, Tuple
 
+from hetero_infer.core.json_file import read_json
 from hetero_infer.errors import ModelError
 
 ZOO_FORMAT = 'hetero_infer.zoo/1'
@@ -215,19 +216,5 @@ class ModelSpec:
 
     @classmethod
     def load(cls, path: str) -> 'ModelSpec':
-        try:
-            with open(path, 'rb') as f:
-                data = f.read(MAX_TABLE_BYTES + 1)
-            if len(data) > MAX_TABLE_BYTES:
-                raise ModelError('model file %s is larger than %d bytes; refused'
-                                 % (path, MAX_TABLE_BYTES))
-            d = json.loads(data.decode('utf-8'))
-        except ModelError:
-            raise
-        except FileNotFoundError:
-            raise ModelError('model file not found: %s' % path) from None
-        except RecursionError:
-            raise ModelError('cannot read model file %s: nested too deeply' % path) from None
-        except (OSError, ValueError) as exc:
-            raise ModelError('cannot read model file %s: %s' % (path, exc)) from None
+        d = read_json(path, 'model', max_bytes=MAX_TABLE_BYTES)
         return cls.from_dict(d, where=path)

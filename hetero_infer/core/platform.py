@@ -51,10 +51,12 @@ def available_platforms() -> List[str]:
 
 @dataclass(frozen=True)
 class Contention:
-    """Convex slowdown of a processor's memory time versus co-runners' DRAM utilisation x.
+    """Slowdown of a processor's memory time versus co-runners' DRAM utilisation x.
 
-    ``S(x) = 1 + alpha * max(0, x - threshold)^2 / (1 - min(x, cap))``: flat below the
-    threshold, then growing like 1/(1 - x), the shape HaX-CoNN measured (FACTS.md).
+    ``S(x) = 1 + alpha * max(0, x - threshold)^power / (1 - min(x, cap))``. The shapes HaX-CoNN's
+    PCCS curves show (FACTS.md, "Measured interference"): the Xavier DLA rises from x = 0 like
+    1/(1 - x) (``threshold`` 0, ``power`` below 1), the GPU is flat below a knee and then grows
+    like 1/(1 - x) (``threshold`` at the knee, ``power`` >= 1).
 
     The twin's hot loop evaluates the same curve in ``twin._extra_ms`` (written out for speed)
     and skips its fixed point below :attr:`flat_below`: a change of shape changes all three
@@ -64,12 +66,13 @@ class Contention:
     threshold: float
     alpha: float
     cap: float = 0.9
+    power: float = 2.0
 
     def slowdown(self, x: float) -> float:
         if x <= self.threshold:
             return 1.0
         excess = x - self.threshold
-        return 1.0 + self.alpha * excess * excess / (1.0 - min(x, self.cap))
+        return 1.0 + self.alpha * excess ** self.power / (1.0 - min(x, self.cap))
 
     @property
     def flat_below(self) -> float:
@@ -115,6 +118,10 @@ class Platform:
     gpu_to_dla_ms: float
     description: str = ''
     power_modes: Tuple[str, ...] = ()
+    #: Share of the GPU's time the GPU-side work of a running DLA inference takes (reformat
+    #: kernels, submission and completion signalling). 0: not modelled. See
+    #: :meth:`gpu_time_scale`.
+    dla_gpu_busy_share: float = 0.0
     _cache: Dict[tuple, float] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -134,6 +141,18 @@ class Platform:
             if p.kind == 'gpu':
                 return pid
         return None
+
+    def gpu_time_scale(self, dla_running: int) -> float:
+        """How much longer GPU layers' compute and fixed cost take while DLA layers run.
+
+        Every DLA inference puts work on the GPU (reformat kernels, submission and completion
+        signalling), concurrent with the DLA (GR3D is busy while the DLA computes, FACTS.md):
+        it takes ``dla_gpu_busy_share`` (``b``) of the GPU's time per running DLA inference.
+        GPU layers time-share the GPU with it, so with ``n`` DLAs executing they take
+        ``1 / (1 - b)^n`` as long (on top of time-slicing between GPU layers). The DLA never
+        waits for it, so isolated DLA latencies are unchanged.
+        """
+        return (1.0 - self.dla_gpu_busy_share) ** -dla_running
 
     # ---- isolated timing -------------------------------------------------------------
     def layer_components_ms(self, layer: Layer, proc_id: str) -> Tuple[float, float, float]:
@@ -274,15 +293,18 @@ class Platform:
                 traffic_factor=float(pdoc.get('traffic_factor', 1.0)),
                 contention=Contention(threshold=float(cont['threshold']),
                                       alpha=float(cont['alpha']),
-                                      cap=float(cont.get('cap', 0.9))),
+                                      cap=float(cont.get('cap', 0.9)),
+                                      power=float(cont.get('power', 2.0))),
             )
         trans = doc.get('transitions', {})
+        work = doc.get('dla_gpu_work', {})
         return cls(
             name=doc['name'], power_mode=mode, processors=processors,
             dram_gbps=achievable * emc_scale,
             dla_to_gpu_ms=float(trans.get('dla_to_gpu_ms', 0.0)),
             gpu_to_dla_ms=float(trans.get('gpu_to_dla_ms', 0.0)),
             description=doc.get('description', ''), power_modes=tuple(modes),
+            dla_gpu_busy_share=float(work.get('busy_share', 0.0)),
         )
 
 
@@ -302,7 +324,8 @@ def _platform_schema() -> dict:
         'overhead_ms': number(0.0, 10.0),
         'efficiency': strict({k: number(1e-4, 1.0) for k in LAYER_KINDS}, LAYER_KINDS),
         'contention': strict({'threshold': number(0.0, 0.95), 'alpha': number(0.0, 100.0),
-                              'cap': number(0.5, 0.99)}, ('threshold', 'alpha')),
+                              'cap': number(0.5, 0.99), 'power': number(0.1, 4.0)},
+                             ('threshold', 'alpha')),
     }, ('kind', 'peak_gmacs', 'bandwidth_gbps', 'overhead_ms', 'efficiency', 'contention'))
     return strict({
         'name': {'type': 'string', 'minLength': 1, 'maxLength': 100},
@@ -317,6 +340,7 @@ def _platform_schema() -> dict:
                             'emc_gbps': number(1.0, 1e4)}, ('emc_gbps',))},
         'transitions': strict({'dla_to_gpu_ms': number(0.0, 10.0),
                                'gpu_to_dla_ms': number(0.0, 10.0)}),
+        'dla_gpu_work': strict({'busy_share': number(0.0, 0.9)}),
         'processors': {'type': 'object', 'minProperties': 1, 'maxProperties': 64,
                        'propertyNames': {'type': 'string', 'minLength': 1},
                        'additionalProperties': processor},

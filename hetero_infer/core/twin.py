@@ -8,7 +8,11 @@ What it models (DESIGN.md, "Where the hardware is not here"):
   they start at once and time-slice the GPU with its own inference's layer (kernel-level
   sharing: while k layers share a processor, each one's compute and fixed cost take k times as
   long);
-* every running layer pulls DRAM bandwidth; its memory time stretches by the processor's convex
+* every DLA inference also puts work on the GPU (reformat kernels, submission and completion
+  signalling) while the DLA computes: GPU layers' compute and fixed cost stretch by
+  :meth:`Platform.gpu_time_scale` of the number of layers running on DLAs; the DLA never waits
+  for it;
+* every running layer pulls DRAM bandwidth; its memory time stretches by the processor's
   contention curve of the co-runners' utilisation, and all rates are recomputed whenever any layer
   starts or ends (a fluid model solved exactly between events);
 * seeded multiplicative log-normal noise on every layer execution, so a seed gives one trace.
@@ -39,21 +43,25 @@ Step = Tuple[int, float, float, float, float]
 #   [0 job, 1 exec processor index, 2 fraction left, 3 duration now (ms, co-running),
 #    4 duration alone (ms, time-slicing applied), 5 bytes, 6 overhead, 7 compute, 8 memory]
 # (6-8 with the execution's noise applied). The duration alone changes only when the number
-# of layers sharing its processor does; the duration now, whenever any layer starts or ends.
+# of layers sharing its processor does (on the GPU also when the number of layers running on
+# DLAs does: GPU-side work of DLA inference); the duration now, whenever any layer starts or
+# ends.
 
 
-def _curves(platform: Platform, ids: Sequence[str]) -> List[Tuple[float, float, float, float]]:
+def _curves(platform: Platform, ids: Sequence[str]
+            ) -> List[Tuple[float, float, float, float, float]]:
     """Per processor, what :func:`_extra_ms` and :func:`_solve` read of its
-    :class:`Contention`: ``(flat_below, threshold, alpha, cap)``."""
+    :class:`Contention`: ``(flat_below, threshold, alpha, cap, power)``."""
     out = []
     for p in ids:
         cont = platform.processors[p].contention
-        out.append((cont.flat_below, cont.threshold, cont.alpha, cont.cap))
+        out.append((cont.flat_below, cont.threshold, cont.alpha, cont.cap, cont.power))
     return out
 
 
-def _base_ms(ov: float, c: float, m: float, k: int) -> float:
-    """Duration alone of a layer while ``k`` layers time-slice its processor."""
+def _base_ms(ov: float, c: float, m: float, k: float) -> float:
+    """Duration alone of a layer while ``k`` layers time-slice its processor (on the GPU,
+    ``k`` also carries the GPU-side work of DLA inference: :meth:`Platform.gpu_time_scale`)."""
     if k != 1:
         ov, c = ov * k, c * k
     return ov + (c if c > m else m)
@@ -73,12 +81,19 @@ def contention_factors(platform: Platform, running: Sequence[Tuple[str, float, f
     share = {}
     for r in running:
         share[r[0]] = share.get(r[0], 0) + 1
+    # -- GPU-side work of DLA inference: GPU layers time-share with it (Platform.gpu_time_scale)
+    gpu = platform.gpu_id
+    if gpu in share:
+        share[gpu] *= platform.gpu_time_scale(sum(
+            n for p, n in share.items() if platform.processors[p].kind == 'dla'))
+    # -- end of the GPU-side work of DLA inference
     rows = [[None, index[r[0]], 1.0, 0.0, _base_ms(r[1], r[2], r[3], share[r[0]]), r[4],
              r[1], r[2], r[3]] for r in running]
     return _solve(rows, _curves(platform, ids), platform.dram_gbps * 1e6, iterations)
 
 
-def _extra_ms(x: float, memory_ms: float, curve: Tuple[float, float, float, float]) -> float:
+def _extra_ms(x: float, memory_ms: float, curve: Tuple[float, float, float, float, float]
+              ) -> float:
     """``memory_ms x (S(x) - 1)``: the time co-runners pulling DRAM share ``x`` add to a layer.
 
     ``S`` is :meth:`Contention.slowdown` (``curve`` from :func:`_curves`), written out here for
@@ -89,7 +104,7 @@ def _extra_ms(x: float, memory_ms: float, curve: Tuple[float, float, float, floa
     if x > th:
         excess = x - th
         cap = curve[3]
-        return memory_ms * curve[2] * excess * excess / (1.0 - (x if x < cap else cap))
+        return memory_ms * curve[2] * excess ** curve[4] / (1.0 - (x if x < cap else cap))
     return 0.0
 
 
@@ -236,6 +251,12 @@ class _Engine:
         self.dram = platform.dram_gbps * 1e6  # bytes per ms
         n = len(self.ids)
         self.share = [0] * n                   # layers executing on each processor now
+        # GPU-side work of DLA inference: the GPU's index, which processors are DLAs, how many
+        # layers run on DLAs now, and the GPU time scale for each count
+        self.gpu = self.index.get(platform.gpu_id, -1)
+        self.is_dla = [platform.processors[p].kind == 'dla' for p in self.ids]
+        self.dla_running = 0
+        self.gpu_scale = [platform.gpu_time_scale(k) for k in range(2 * n + 2)]
         self.dirty = False                     # running set changed since the last solve
         self.running = []                      # executions in progress (layout above)
         self.now = 0.0
@@ -263,12 +284,19 @@ class _Engine:
         k = self.share[e] + 1
         self.share[e] = k
         self.running.append([job, e, 1.0, 0.0, ov + (c if c > m else m), b, ov, c, m])
-        if k > 1:
+        if self.is_dla[e]:
+            self.dla_running += 1
+            if self.gpu >= 0 and self.share[self.gpu]:
+                self._reslice(self.gpu, self.share[self.gpu])
+        if k > 1 or (e == self.gpu and self.dla_running):
             self._reslice(e, k)
         self.dirty = True
 
     def _reslice(self, e, k):
-        """``k`` layers now share processor ``e``: each one's duration alone changes."""
+        """``k`` layers now share processor ``e``: each one's duration alone changes (on the
+        GPU, also stretched by the GPU-side work of the layers running on DLAs)."""
+        if e == self.gpu and self.dla_running:
+            k = k * self.gpu_scale[self.dla_running]
         for ex in self.running:
             if ex[1] == e:
                 ex[4] = _base_ms(ex[6], ex[7], ex[8], k)
@@ -286,6 +314,8 @@ class _Engine:
         dram = self.dram
         noise = self._noise
         noisy = self.sigma > 0.0
+        is_dla = self.is_dla
+        gpu = self.gpu
         inf = math.inf
         dirty = self.dirty
         now = self.now
@@ -347,16 +377,25 @@ class _Engine:
                     m *= f
                 if e2 == e:
                     k = share[e]
+                    dla_moved = False
                 else:
                     k = share[e] - 1
                     share[e] = k
+                    dla_moved = is_dla[e] or is_dla[e2]
+                    if is_dla[e]:
+                        self.dla_running -= 1
+                    if is_dla[e2]:
+                        self.dla_running += 1
                     if k:
                         self._reslice(e, k)
                     k = share[e2] + 1
                     share[e2] = k
                 best[1] = e2
                 best[2] = 1.0
-                best[4] = ov + (c if c > m else m) if k == 1 else _base_ms(ov, c, m, k)
+                kk = k
+                if e2 == gpu and self.dla_running:
+                    kk = k * self.gpu_scale[self.dla_running]
+                best[4] = ov + (c if c > m else m) if kk == 1 else _base_ms(ov, c, m, kk)
                 best[5] = b
                 best[6] = ov
                 best[7] = c
@@ -364,11 +403,17 @@ class _Engine:
                 running.append(best)
                 if k > 1 and e2 != e:
                     self._reslice(e2, k)
+                if dla_moved and gpu >= 0 and share[gpu]:
+                    self._reslice(gpu, share[gpu])
             else:
                 k = share[e] - 1
                 share[e] = k
                 if k:
                     self._reslice(e, k)
+                if is_dla[e]:
+                    self.dla_running -= 1
+                    if gpu >= 0 and share[gpu]:
+                        self._reslice(gpu, share[gpu])
                 self.events = events
                 self.on_finish(job)
             if stop is not None and stop():
