@@ -80,7 +80,7 @@ class EvalSettings:
     oracle_rerank: int = 3
     oracle_serve_s: float = 2.5
     oracle_select_traces: int = 2
-    oracle_slo99_traces: int = 1
+    oracle_slo99_traces: int = 3
     max_refine_evals: int = 100
     load_sweep: Tuple[float, ...] = ()
     sweep_scenarios: Tuple[str, ...] = ()

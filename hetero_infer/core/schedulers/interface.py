@@ -61,7 +61,7 @@ class PlanContext:
     oracle_rerank: int = 4
     oracle_serve_s: float = 2.0
     oracle_select_traces: int = 2
-    oracle_slo99_traces: int = 1
+    oracle_slo99_traces: int = 3
     oracle_select_seed: int = 1000000
     reference_plans: Optional[dict] = None
     twin_slo99: Optional[dict] = None
