@@ -297,7 +297,8 @@ def test_oracle_picks_the_best_candidate_on_its_own_traces(platform, tiny_scenar
             else:
                 from hetero_infer.core.evaluation import slo99_scale
                 values.append(slo99_scale(twin, apps, plan.make_dispatcher,
-                                          seeds=[ctx.oracle_select_seed], iterations=3,
+                                          seeds=[ctx.oracle_select_seed + j for j in
+                                                 range(ctx.oracle_slo99_traces)], iterations=3,
                                           requests=150, min_app_requests=30)['scale'])
         assert values[best] == max(values), (goal, values, report)
         assert cands[best][0] != 'fastest_only'
