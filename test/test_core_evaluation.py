@@ -301,7 +301,8 @@ def test_oracle_picks_the_best_candidate_on_its_own_traces(platform, tiny_scenar
                                                  range(ctx.oracle_slo99_traces)], iterations=3,
                                           requests=150, min_app_requests=30)['scale'])
         assert values[best] == max(values), (goal, values, report)
-        assert cands[best][0] != 'fastest_only'
+        if values.count(max(values)) == 1:  # a tie goes to the higher attainment
+            assert cands[best][0] != 'fastest_only', (goal, values, report)
 
 
 def test_oracle_beats_or_ties_where_the_paired_ci_says_so(evaluated):
