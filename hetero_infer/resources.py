@@ -22,8 +22,7 @@ def resource_roots() -> List[str]:
     """Directories that may hold ``config/``, most specific first (source, pip, colcon)."""
     roots = [SOURCE_ROOT, os.path.join(sys.prefix, 'share', PACKAGE)]
     try:
-        from ament_index_python.packages import (PackageNotFoundError,
-                                                 get_package_share_directory)
+        from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
     except ImportError:
         return roots
     try:

@@ -6,9 +6,17 @@ import os
 import pytest
 
 from hetero_infer.backends.engine_cache import (
-    EngineCache, EngineKey, file_sha256, get_or_build, sidecar_path)
+    EngineCache,
+    EngineKey,
+    file_sha256,
+    get_or_build,
+    sidecar_path,
+)
 from hetero_infer.backends.tensorrt_backend import (
-    dla_core_of, processor_for_dla_core, resolve_precision)
+    dla_core_of,
+    processor_for_dla_core,
+    resolve_precision,
+)
 from hetero_infer.errors import BackendError, ConfigError, ModelError
 
 

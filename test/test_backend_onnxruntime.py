@@ -7,7 +7,12 @@ import numpy as np
 import pytest
 
 from hetero_infer.backends import (
-    Backend, BackgroundLoop, backend_names, create_backend, register_backend)
+    Backend,
+    BackgroundLoop,
+    backend_names,
+    create_backend,
+    register_backend,
+)
 from hetero_infer.backends.onnxruntime_backend import available_cores, default_core_sets
 from hetero_infer.core.model import Layer
 from hetero_infer.errors import BackendError, ConfigError, ModelError

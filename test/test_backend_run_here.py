@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from hetero_infer.backends import create_backend
-from hetero_infer.backends.base import (
-    Backend, Executor, InferenceResult, LoadRequest, TensorSpec)
+from hetero_infer.backends.base import Backend, Executor, InferenceResult, LoadRequest, TensorSpec
 from hetero_infer.core.policy import Policy
 from hetero_infer.errors import BackendError
 from hetero_infer.serving.engine import ServingEngine

@@ -22,6 +22,7 @@ def _gpu_backend(tmp_path):
 
 def _model(tmp_path):
     import onnx
+
     from hetero_infer.backends.onnx_layers import layer_to_onnx
     from hetero_infer.core.model import Layer
     conv = Layer(name='c', kind='conv', in_shape=(1, 8, 16, 16), out_shape=(1, 16, 16, 16),

@@ -8,12 +8,23 @@ import pytest
 import yaml
 
 from hetero_infer.core import eval_stats
-from hetero_infer.core.evaluation import (METRICS, ORACLE_SELECT_SEED, EvalSettings,
-                                          average_improvements, probe_duration_s,
-                                          run_evaluation, select_on_twin, write_outputs)
+from hetero_infer.core.evaluation import (
+    METRICS,
+    ORACLE_SELECT_SEED,
+    EvalSettings,
+    average_improvements,
+    probe_duration_s,
+    run_evaluation,
+    select_on_twin,
+    write_outputs,
+)
 from hetero_infer.core.platform import Platform
-from hetero_infer.core.scenarios import (default_scenarios_path, fluid_capacity_hz,
-                                         load_scenarios, parse_scenarios)
+from hetero_infer.core.scenarios import (
+    default_scenarios_path,
+    fluid_capacity_hz,
+    load_scenarios,
+    parse_scenarios,
+)
 from hetero_infer.core.search import SimSettings
 from hetero_infer.errors import ConfigError
 

@@ -7,8 +7,13 @@ import threading
 import pytest
 
 from hetero_infer.backends.emulated import EmulatedBackend
-from hetero_infer.core.faults import (Fault, HealthSettings, HealthTracker, parse_fault,
-                                      parse_faults)
+from hetero_infer.core.faults import (
+    Fault,
+    HealthSettings,
+    HealthTracker,
+    parse_fault,
+    parse_faults,
+)
 from hetero_infer.core.model import load_model
 from hetero_infer.core.platform import Platform
 from hetero_infer.core.policy import Policy

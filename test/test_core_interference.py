@@ -7,8 +7,12 @@ import numpy as np
 import pytest
 
 from hetero_infer.core.features import feature_names
-from hetero_infer.core.interference import (InterferenceModel, InterferencePredictor,
-                                            ModelLatencyPredictor, accuracy_pct)
+from hetero_infer.core.interference import (
+    InterferenceModel,
+    InterferencePredictor,
+    ModelLatencyPredictor,
+    accuracy_pct,
+)
 from hetero_infer.core.model import load_model
 from hetero_infer.core.platform import Platform
 from hetero_infer.core.profiling import TwinTarget, profile_random

@@ -2,8 +2,13 @@
 
 import pytest
 
-from hetero_infer.core.metrics import (Metrics, compute_metrics, jain_index, percentile,
-                                       slo99_throughput)
+from hetero_infer.core.metrics import (
+    Metrics,
+    compute_metrics,
+    jain_index,
+    percentile,
+    slo99_throughput,
+)
 from hetero_infer.core.model import load_model
 from hetero_infer.core.workload import App, RequestRecord, poisson_arrivals
 

@@ -3,8 +3,14 @@
 import numpy as np
 import pytest
 
-from hetero_infer.core.policy import (Policy, neighbours, quantise_row, random_policy,
-                                      samples_for_guarantee, uniform_policy)
+from hetero_infer.core.policy import (
+    Policy,
+    neighbours,
+    quantise_row,
+    random_policy,
+    samples_for_guarantee,
+    uniform_policy,
+)
 from hetero_infer.errors import ConfigError
 
 APPS = ('cam', 'mic')

@@ -4,9 +4,15 @@ import pytest
 
 from hetero_infer.core.model import load_model
 from hetero_infer.core.platform import Platform
-from hetero_infer.core.predictors import (InterferencePredictor, IsolatedPredictor, Predictor,
-                                          TwinPredictor, known_predictors, predictor_class,
-                                          register_predictor)
+from hetero_infer.core.predictors import (
+    InterferencePredictor,
+    IsolatedPredictor,
+    Predictor,
+    TwinPredictor,
+    known_predictors,
+    predictor_class,
+    register_predictor,
+)
 from hetero_infer.errors import ConfigError
 
 

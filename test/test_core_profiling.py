@@ -9,8 +9,7 @@ import pytest
 from hetero_infer.core.features import TALK_CONFIGS, Config, default_configs, mapping_key
 from hetero_infer.core.model import list_models, load_model
 from hetero_infer.core.platform import Platform
-from hetero_infer.core.profiling import (Dataset, TwinTarget, profile_random,
-                                         profile_zoo_layers)
+from hetero_infer.core.profiling import Dataset, TwinTarget, profile_random, profile_zoo_layers
 from hetero_infer.core.twin import Twin
 from hetero_infer.errors import ConfigError, ModelError
 

@@ -3,8 +3,7 @@
 import pytest
 
 from hetero_infer.core.model import BYTES_PER_ELEMENT
-from hetero_infer.core.random_layers import (MAX_MACS, kind_histogram, random_layer,
-                                             random_layers)
+from hetero_infer.core.random_layers import MAX_MACS, kind_histogram, random_layer, random_layers
 from hetero_infer.errors import ConfigError
 
 

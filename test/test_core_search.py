@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from hetero_infer.core.model import load_model
-from hetero_infer.core.platform import Platform
 from hetero_infer.core.plansim import PlanSimulator
+from hetero_infer.core.platform import Platform
 from hetero_infer.core.policy import Policy
 from hetero_infer.core.predictors import IsolatedPredictor, LatencyTable, Predictor
 from hetero_infer.core.router import PriorityRouter
@@ -183,12 +183,11 @@ def test_plan_command_prints_and_saves_a_policy(tmp_path, capsys):
 
 def test_orin_plans_its_scenarios_with_its_shipped_interference_model(tmp_path, capsys):
     import json
+    import os
 
     from hetero_infer.cli import main
     from hetero_infer.core.interference import load_default
     from hetero_infer.core.scenarios import load_scenarios
-
-    import os
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'config',
                         'scenarios_orin.yaml')
     scenarios = load_scenarios(path)

@@ -24,8 +24,14 @@ from hetero_infer.core.platform import PLATFORM_DIR, Platform
 from hetero_infer.core.scenarios import find_scenario, load_scenarios
 from hetero_infer.core.schedulers import PlanContext, get_scheduler
 from hetero_infer.core.twin import DEFAULT_MAX_QUEUE, Twin
-from hetero_infer.core.workload import (App, DispatchView, Dispatcher, FixedDispatcher,
-                                        RequestRecord, poisson_arrivals)
+from hetero_infer.core.workload import (
+    App,
+    Dispatcher,
+    DispatchView,
+    FixedDispatcher,
+    RequestRecord,
+    poisson_arrivals,
+)
 from hetero_infer.core.yaml_file import read_yaml
 
 REL = 1e-9

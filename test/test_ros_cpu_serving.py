@@ -15,12 +15,12 @@ import pytest
 rclpy = pytest.importorskip('rclpy')
 pytest.importorskip('onnxruntime')
 
+from node_process import driver_node, probe_until_answered, start_serve, stop_serve  # noqa: E402,E501
 from rclpy.qos import QoSProfile  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
 from hetero_infer.ros.conversions import array_to_image_fields  # noqa: E402
-from node_process import driver_node, probe_until_answered, start_serve, stop_serve  # noqa: E402,E501
 
 ONNX = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                     'hetero_infer', 'data', 'onnx')

@@ -17,12 +17,12 @@ import pytest
 rclpy = pytest.importorskip('rclpy')
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
+from node_process import driver_node, probe_until_answered, start_serve, stop_serve  # noqa: E402,E501
 from rclpy.qos import QoSProfile  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import Float32MultiArray, String  # noqa: E402
 
 from hetero_infer.ros.conversions import array_to_image_fields  # noqa: E402
-from node_process import driver_node, probe_until_answered, start_serve, stop_serve  # noqa: E402,E501
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO_CONFIG = os.path.join(ROOT, 'config', 'serve.yaml')

@@ -16,13 +16,13 @@ import pytest
 
 rclpy = pytest.importorskip('rclpy')
 
+from node_process import driver_node, probe_until_answered, start_serve, stop_serve  # noqa: E402,E501
 from rclpy.qos import QoSProfile  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
 from hetero_infer.ros import intake  # noqa: E402
 from hetero_infer.ros.conversions import array_to_image_fields  # noqa: E402
-from node_process import driver_node, probe_until_answered, start_serve, stop_serve  # noqa: E402,E501
 
 
 def _until(cond, timeout_s=15.0):

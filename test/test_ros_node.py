@@ -16,17 +16,21 @@ import pytest
 
 rclpy = pytest.importorskip('rclpy')
 
+from node_process import probe_until_answered, start_serve, stop_serve  # noqa: E402
 from rcl_interfaces.msg import Parameter as ParameterMsg  # noqa: E402
 from rcl_interfaces.msg import ParameterType, ParameterValue  # noqa: E402
-from rcl_interfaces.srv import DescribeParameters, GetParameters, ListParameters  # noqa: E402
-from rcl_interfaces.srv import SetParameters  # noqa: E402
+from rcl_interfaces.srv import (  # noqa: E402
+    DescribeParameters,
+    GetParameters,
+    ListParameters,
+    SetParameters,  # noqa: E402
+)
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.qos import QoSProfile  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from std_msgs.msg import Float32MultiArray, String  # noqa: E402
 
 from hetero_infer.ros.conversions import array_to_image_fields  # noqa: E402
-from node_process import probe_until_answered, start_serve, stop_serve  # noqa: E402
 
 NODE = '/scheduler'
 CONFIG = """

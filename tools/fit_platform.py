@@ -23,8 +23,11 @@ import math
 import numpy as np
 from scipy.optimize import least_squares
 
-from hetero_infer.core.calibration import (HAXCONN_DLA_GPU_MS, TORCH2TRT_XAVIER_MS,
-                                           calibration_checks)
+from hetero_infer.core.calibration import (
+    HAXCONN_DLA_GPU_MS,
+    TORCH2TRT_XAVIER_MS,
+    calibration_checks,
+)
 from hetero_infer.core.model import load_model
 from hetero_infer.core.platform import PLATFORM_DIR, Platform, Processor
 from hetero_infer.core.yaml_file import read_yaml

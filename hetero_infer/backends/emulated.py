@@ -49,8 +49,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from hetero_infer.backends.base import (
-    Backend, Executor, LoadRequest, ProcessorWorker, TensorSpec)
+from hetero_infer.backends.base import Backend, Executor, LoadRequest, ProcessorWorker, TensorSpec
 from hetero_infer.core.faults import Fault, FaultSchedule, check_processors, parse_faults
 from hetero_infer.core.model import ModelSpec, load_model
 from hetero_infer.core.platform import Platform

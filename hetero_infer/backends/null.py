@@ -10,8 +10,7 @@ from typing import Any, Dict, Sequence, Tuple
 
 import numpy as np
 
-from hetero_infer.backends.base import (
-    Backend, Executor, LoadRequest, ProcessorWorker, TensorSpec)
+from hetero_infer.backends.base import Backend, Executor, LoadRequest, ProcessorWorker, TensorSpec
 from hetero_infer.errors import ConfigError
 
 

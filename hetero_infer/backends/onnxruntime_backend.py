@@ -24,8 +24,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 import onnxruntime as ort
 
-from hetero_infer.backends.base import (
-    Backend, Executor, LoadRequest, ProcessorWorker, TensorSpec)
+from hetero_infer.backends.base import Backend, Executor, LoadRequest, ProcessorWorker, TensorSpec
 from hetero_infer.errors import ConfigError, ModelError
 
 _ORT_TYPES = {

@@ -38,10 +38,14 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from hetero_infer.backends.base import (
-    Backend, Executor, LoadRequest, ProcessorWorker, TensorSpec)
+from hetero_infer.backends.base import Backend, Executor, LoadRequest, ProcessorWorker, TensorSpec
 from hetero_infer.backends.engine_cache import (
-    EngineCache, EngineKey, bytes_sha256, file_sha256, get_or_build)
+    EngineCache,
+    EngineKey,
+    bytes_sha256,
+    file_sha256,
+    get_or_build,
+)
 from hetero_infer.errors import BackendError, ConfigError, ModelError
 
 _DLA_RE = re.compile(r'^dla(\d+)$')

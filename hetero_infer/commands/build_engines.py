@@ -11,6 +11,7 @@ Models are ONNX paths or names of the project's ONNX models (``hetero_infer/data
 import json
 import os
 import sys
+
 from hetero_infer.commands import argtypes
 
 ONNX_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'data', 'onnx')

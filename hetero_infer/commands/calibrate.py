@@ -1,6 +1,7 @@
 """``hetero-infer calibrate``: the twin beside the measured numbers of FACTS.md (table + JSON)."""
 
 import json
+
 from hetero_infer.commands import argtypes
 
 

@@ -10,6 +10,7 @@ it served after.
 
 import math
 import time
+
 from hetero_infer.commands import argtypes
 
 

@@ -12,6 +12,7 @@ rejoined routing.
 
 import json
 import sys
+
 from hetero_infer.commands import argtypes
 
 DEMO_APPS = (  # name, model, rate_hz, slo_scale
@@ -55,6 +56,7 @@ def _demo_apps(platform):
 
 
 def run(args) -> int:
+    from hetero_infer.core.faults import parse_faults
     from hetero_infer.core.metrics import compute_metrics
     from hetero_infer.core.platform import Platform
     from hetero_infer.core.scenarios import choose_platform, find_scenario, load_scenarios
@@ -62,8 +64,6 @@ def run(args) -> int:
     from hetero_infer.core.schedulers.registry import get_scheduler
     from hetero_infer.core.twin import Twin
     from hetero_infer.errors import ConfigError
-
-    from hetero_infer.core.faults import parse_faults
 
     scenario = (find_scenario(load_scenarios(args.scenarios), args.scenario) if args.scenario
                 else None)

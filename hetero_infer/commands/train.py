@@ -128,8 +128,13 @@ def run(args) -> int:
     from hetero_infer.core.features import TALK_CONFIGS
     from hetero_infer.core.interference import InterferencePredictor
     from hetero_infer.core.profiling import Dataset
-    from hetero_infer.core.regressors import (compare, design_matrix, evaluate_observations,
-                                              make_regressor, regressor_names)
+    from hetero_infer.core.regressors import (
+        compare,
+        design_matrix,
+        evaluate_observations,
+        make_regressor,
+        regressor_names,
+    )
     from hetero_infer.errors import ConfigError
 
     ds = Dataset.load(args.data)

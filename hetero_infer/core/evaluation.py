@@ -31,8 +31,14 @@ from hetero_infer.core.schedulers import EVALUATED, PlanContext, get_scheduler
 from hetero_infer.core.schedulers.interface import Plan
 from hetero_infer.core.search import SimSettings
 from hetero_infer.core.twin_measure import (  # noqa: F401  (part of this module's API)
-    RACE_MARGIN, SloWatch, measure_on_twin, probe_duration_s, select_on_twin, slo99_scale,
-    twin_slo99_throughput)
+    RACE_MARGIN,
+    SloWatch,
+    measure_on_twin,
+    probe_duration_s,
+    select_on_twin,
+    slo99_scale,
+    twin_slo99_throughput,
+)
 from hetero_infer.errors import ConfigError
 
 #: per-scenario metrics in summary.json (each with ``<metric>_runs``)

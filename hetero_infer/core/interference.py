@@ -29,11 +29,18 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from hetero_infer.core.features import (KIND_GROUPS, Config, CorunnerLoad, corunner_features,
-                                        corunner_order, feature_names, mapping_key,
-                                        target_features)
-from hetero_infer.core.model import Layer, ModelSpec
+from hetero_infer.core.features import (
+    KIND_GROUPS,
+    Config,
+    CorunnerLoad,
+    corunner_features,
+    corunner_order,
+    feature_names,
+    mapping_key,
+    target_features,
+)
 from hetero_infer.core.json_file import read_json
+from hetero_infer.core.model import Layer, ModelSpec
 from hetero_infer.errors import ConfigError, ModelError
 
 MODEL_FORMAT = 'hetero_infer.interference_model'

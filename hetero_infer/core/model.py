@@ -11,8 +11,16 @@ import os
 from typing import Dict, List
 
 from hetero_infer.core.layers import (  # noqa: F401  (the types' usual home for callers)
-    BYTES_PER_ELEMENT, DOMAINS, LAYER_KINDS, MAX_COUNT, MAX_LAYERS, MAX_TABLE_BYTES, ZOO_FORMAT,
-    Layer, ModelSpec)
+    BYTES_PER_ELEMENT,
+    DOMAINS,
+    LAYER_KINDS,
+    MAX_COUNT,
+    MAX_LAYERS,
+    MAX_TABLE_BYTES,
+    ZOO_FORMAT,
+    Layer,
+    ModelSpec,
+)
 from hetero_infer.errors import ModelError
 
 ZOO_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'data', 'zoo')

@@ -28,8 +28,13 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from hetero_infer.core.model import Layer, ModelSpec
 from hetero_infer.core.platform import Platform
-from hetero_infer.core.workload import (App, DispatchView, Dispatcher, RequestRecord,
-                                        poisson_arrivals)
+from hetero_infer.core.workload import (
+    App,
+    Dispatcher,
+    DispatchView,
+    RequestRecord,
+    poisson_arrivals,
+)
 from hetero_infer.errors import ConfigError
 
 DEFAULT_NOISE_PCT = 3.0

@@ -15,8 +15,12 @@ from typing import Callable, Iterator, List, Optional, Sequence
 
 import rclpy
 import rclpy.exceptions
-from rclpy.executors import (ExternalShutdownException, MultiThreadedExecutor,
-                             ShutdownException, SingleThreadedExecutor)
+from rclpy.executors import (
+    ExternalShutdownException,
+    MultiThreadedExecutor,
+    ShutdownException,
+    SingleThreadedExecutor,
+)
 from rclpy.impl.implementation_singleton import rclpy_implementation
 from rclpy.node import Node
 

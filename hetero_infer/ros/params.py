@@ -15,8 +15,17 @@ from rclpy.exceptions import InvalidParameterTypeException
 
 from hetero_infer.errors import ConfigError
 from hetero_infer.serving.config import (  # noqa: F401  (the node's names for them)
-    APP_PARAMS, NODE_PARAMS, AppConfig, ParamSpec, ServeConfig, _clean_list, app_param,
-    apply_changes, build_config, validate)
+    APP_PARAMS,
+    NODE_PARAMS,
+    AppConfig,
+    ParamSpec,
+    ServeConfig,
+    _clean_list,
+    app_param,
+    apply_changes,
+    build_config,
+    validate,
+)
 
 
 def _descriptor(spec: ParamSpec, name: str):

@@ -19,8 +19,14 @@ import re
 from typing import Dict, List, Mapping, Union
 
 from hetero_infer.core.goals import fairness, goodput, slo99_throughput, throughput
-from hetero_infer.core.goals.base import (METRIC_NAMES, Goal, known_goals, metric_value,
-                                          register_goal, registered_goal)
+from hetero_infer.core.goals.base import (
+    METRIC_NAMES,
+    Goal,
+    known_goals,
+    metric_value,
+    register_goal,
+    registered_goal,
+)
 from hetero_infer.errors import ConfigError
 
 for _module in (goodput, slo99_throughput, throughput, fairness):

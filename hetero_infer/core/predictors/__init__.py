@@ -19,11 +19,16 @@ One file per predictor, one base (:mod:`.base`), one registry (:mod:`.registry`:
 """
 
 from hetero_infer.core.predictors.base import LatencyTable, Predictor
-from hetero_infer.core.predictors.interference import (InterferencePredictor,
-                                                       load_interference_model)
+from hetero_infer.core.predictors.interference import (
+                                                       InterferencePredictor,
+                                                       load_interference_model,
+)
 from hetero_infer.core.predictors.isolated import IsolatedPredictor
-from hetero_infer.core.predictors.registry import (known_predictors, predictor_class,
-                                                   register_predictor)
+from hetero_infer.core.predictors.registry import (
+                                                       known_predictors,
+                                                       predictor_class,
+                                                       register_predictor,
+)
 from hetero_infer.core.predictors.twin import TwinPredictor
 
 __all__ = ['InterferencePredictor', 'IsolatedPredictor', 'LatencyTable', 'Predictor',

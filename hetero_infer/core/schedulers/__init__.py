@@ -5,8 +5,11 @@ Every scheduler has one signature, ``scheduler.plan(PlanContext) -> Plan``; a pl
 """
 
 from hetero_infer.core.schedulers.interface import Plan, PlanContext, Scheduler
-from hetero_infer.core.schedulers.registry import (get_scheduler, known_schedulers,
-                                                   register_scheduler)
+from hetero_infer.core.schedulers.registry import (
+                                                   get_scheduler,
+                                                   known_schedulers,
+                                                   register_scheduler,
+)
 
 #: The evaluation's schedulers, in the order of the talk's plots.
 EVALUATED = ('interference_aware', 'no_interference', 'base', 'round_robin',

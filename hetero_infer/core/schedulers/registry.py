@@ -38,9 +38,15 @@ def _load_builtins() -> None:
     if _LOADED:
         return
     _LOADED.append(True)
-    from hetero_infer.core.schedulers import (base_throughput, fastest_only,
-                                              interference_aware, least_finish_time,
-                                              no_interference, oracle, round_robin)
+    from hetero_infer.core.schedulers import (
+        base_throughput,
+        fastest_only,
+        interference_aware,
+        least_finish_time,
+        no_interference,
+        oracle,
+        round_robin,
+    )
     for module in (interference_aware, no_interference, base_throughput, round_robin,
                    least_finish_time, fastest_only, oracle):
         if module.SCHEDULER.name not in _REGISTRY:
