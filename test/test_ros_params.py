@@ -72,3 +72,10 @@ def test_broken_files_and_overrides_are_named(tmp_path):
         file_parameters(str(bad))
     with pytest.raises(ConfigError, match='goal:=\\[oops'):
         init(['test', '--ros-args', '-p', 'goal:=[oops'], context=Context())
+
+
+def test_sources_without_a_parameter_file_say_which_file_to_pass():
+    from hetero_infer.errors import ConfigError
+    from hetero_infer.ros.sources_node import streams_from_params
+    with pytest.raises(ConfigError, match='--params-file config/serve.yaml'):
+        streams_from_params({})

@@ -55,7 +55,9 @@ def streams_from_params(values: Dict[str, Any], *, width: int = 640, height: int
     """Streams matching a scheduler configuration (flat parameter names -> values)."""
     names = [n for n in values.get('applications', []) if n]
     if not names:
-        raise ConfigError('sources: the configuration lists no applications')
+        raise ConfigError('sources: the configuration lists no applications; pass the '
+                          "scheduler's parameter file, e.g. ros2 run hetero_infer sources_node "
+                          '--ros-args --params-file config/serve.yaml')
     out = []
     for n in names:
         def get(key, default, n=n):

@@ -91,7 +91,7 @@ NODE_PARAMS = (
               choices_fn=goal_choices),
     ParamSpec('goal_weights.goodput', 1.0, 'Weight of goodput when goal is weighted.', 0.0, 10.0),
     ParamSpec('goal_weights.slo99_throughput', 0.0,
-              'Weight of throughput at 99%% SLO when goal is weighted.', 0.0, 10.0),
+              'Weight of throughput at 99% SLO when goal is weighted.', 0.0, 10.0),
     ParamSpec('goal_weights.throughput', 0.0, 'Weight of throughput when goal is weighted.',
               0.0, 10.0),
     ParamSpec('goal_weights.fairness', 0.0, 'Weight of fairness (Jain) when goal is weighted.',
