@@ -391,7 +391,8 @@ class _Engine:
                         self.dla_running -= 1
                     if is_dla[e2]:
                         self.dla_running += 1
-                    if k:
+                    # the GPU is re-sliced once below when the DLA count moved
+                    if k and not (dla_moved and e == gpu):
                         self._reslice(e, k)
                     k = share[e2] + 1
                     share[e2] = k
@@ -406,7 +407,7 @@ class _Engine:
                 best[7] = c
                 best[8] = m
                 running.append(best)
-                if k > 1 and e2 != e:
+                if k > 1 and e2 != e and not (dla_moved and e2 == gpu):
                     self._reslice(e2, k)
                 if dla_moved and gpu >= 0 and share[gpu]:
                     self._reslice(gpu, share[gpu])
