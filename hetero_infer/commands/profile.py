@@ -44,12 +44,7 @@ def run(args) -> int:
 
     from hetero_infer.core.features import default_configs
     from hetero_infer.core.profiling import profile_random, profile_zoo_layers
-    from hetero_infer.errors import ConfigError
 
-    if args.samples < 1:
-        raise ConfigError('--samples must be >= 1, got %r' % args.samples)
-    if args.repeats < 1:
-        raise ConfigError('--repeats must be >= 1, got %r' % args.repeats)
     with contextlib.ExitStack() as stack:
         if args.backend == 'twin':
             from hetero_infer.core.platform import Platform
