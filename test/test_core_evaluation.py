@@ -307,13 +307,14 @@ def test_oracle_picks_the_best_candidate_on_its_own_traces(platform, tiny_scenar
                 values.append(sum(v) / len(v))
             else:
                 from hetero_infer.core.evaluation import slo99_scale
-                values.append(slo99_scale(twin, apps, plan.make_dispatcher,
-                                          seeds=[ctx.oracle_select_seed + j for j in
-                                                 range(ctx.oracle_slo99_traces)], iterations=3,
-                                          requests=150, min_app_requests=30)['scale'])
+                v = [slo99_scale(twin, apps, plan.make_dispatcher,
+                                 seeds=[ctx.oracle_select_seed + j], iterations=3,
+                                 requests=150, min_app_requests=30)['throughput']
+                     for j in range(ctx.oracle_slo99_traces)]
+                values.append(sum(v) / len(v))
+        # the evaluation's estimator: the mean over the oracle's traces of each trace's value
         assert values[best] == max(values), (goal, values, report)
-        if values.count(max(values)) == 1:  # a tie goes to the higher attainment
-            assert cands[best][0] != 'fastest_only', (goal, values, report)
+        assert values.index(max(values)) == best, (goal, values, report)  # ties: the first
 
 
 def test_oracle_beats_or_ties_where_the_paired_ci_says_so(evaluated):
