@@ -9,7 +9,10 @@ host, inside the request (the twin and the planner add its measured cost,
    - ``ssd`` (SSD, SSDlite): ``boxes`` (1, A, 4) regression deltas over A default boxes
      (:func:`ssd_default_boxes`, torchvision's ``DefaultBoxGenerator``) and ``scores`` (1, A, C)
      logits, class 0 the background; softmax over the classes, deltas decoded with the
-     variances (0.1, 0.2) (torchvision's ``BoxCoder`` weights 10, 10, 5, 5).
+     variances (0.1, 0.2) (torchvision's ``BoxCoder`` weights 10, 10, 5, 5). With
+     ``score_activation='sigmoid'`` (RetinaNet-style heads: no background column) every logit
+     goes through a sigmoid instead, and the threshold is applied to the logits (the sigmoid is
+     monotonic), so only the kept ones are exponentiated.
    - ``anchor_free`` (YOLOv8-style exports): one output (1, 4 + C, N) (or (1, N, 4 + C)) of
      boxes ``cx, cy, w, h`` in model-input pixels and per-class scores already through a sigmoid.
 
@@ -106,8 +109,12 @@ class DetectorHead:
     anchors: Optional[np.ndarray] = None
     boxes_output: str = 'boxes'
     scores_output: str = 'scores'
+    score_activation: str = 'softmax'
 
     def __post_init__(self):
+        if self.score_activation not in ('softmax', 'sigmoid'):
+            raise ConfigError('detector score_activation %r is not softmax or sigmoid'
+                              % (self.score_activation,))
         if self.family not in FAMILIES:
             raise ConfigError('detector family %r is not one of %s'
                               % (self.family, ', '.join(FAMILIES)))
@@ -137,12 +144,14 @@ class DetectorHead:
         return cls(family=family, classes=classes,
                    input_hw=(int(input_hw[0]), int(input_hw[1])), anchors=anchors,
                    boxes_output=str(meta.get('boxes_output', 'boxes')),
-                   scores_output=str(meta.get('scores_output', 'scores')))
+                   scores_output=str(meta.get('scores_output', 'scores')),
+                   score_activation=str(meta.get('score_activation', 'softmax')))
 
     # -- decoding ---------------------------------------------------------------------------
     def decode(self, outputs: Dict[str, np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
         """``(boxes (N, 4) cx, cy, w, h in input pixels, scores (N, K))`` over the object
-        classes (SSD: the background column removed, so column j is class j + 1)."""
+        classes (SSD with softmax: the background column removed, so column j is class j + 1;
+        with ``score_activation='sigmoid'`` the scores are still logits)."""
         h, w = self.input_hw
         if self.family == 'ssd':
             try:
@@ -162,6 +171,8 @@ class DetectorHead:
             bw = a[:, 2] * np.exp(np.minimum(deltas[:, 2] * vs, 4.0))
             bh = a[:, 3] * np.exp(np.minimum(deltas[:, 3] * vs, 4.0))
             boxes = np.stack([cx * w, cy * h, bw * w, bh * h], 1)
+            if self.score_activation == 'sigmoid':
+                return boxes, logits
             z = logits - logits.max(axis=1, keepdims=True)
             e = np.exp(z)
             probs = e / e.sum(axis=1, keepdims=True)
@@ -176,8 +187,8 @@ class DetectorHead:
         return out[:, :4], out[:, 4:]
 
     def class_offset(self) -> int:
-        """Class id of score column 0 (SSD: 1, the background is 0)."""
-        return 1 if self.family == 'ssd' else 0
+        """Class id of score column 0 (SSD with softmax: 1, the background is 0)."""
+        return 1 if self.family == 'ssd' and self.score_activation == 'softmax' else 0
 
 
 def nms(boxes_xywh: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, *,
@@ -242,10 +253,17 @@ def detect(head: DetectorHead, outputs: Dict[str, np.ndarray], image_hw: Sequenc
            ) -> List[Detection]:
     """Decode, threshold, class-aware NMS, undo the resize: the detections of one image."""
     boxes, scores = head.decode(outputs)
-    rows, cols = np.nonzero(scores >= score_threshold)
+    sigmoid = head.family == 'ssd' and head.score_activation == 'sigmoid'
+    if sigmoid:   # threshold the logits: only the kept ones go through the sigmoid
+        t = min(max(float(score_threshold), 1e-7), 1.0 - 1e-7)
+        rows, cols = np.nonzero(scores >= np.float32(math.log(t / (1.0 - t))))
+    else:
+        rows, cols = np.nonzero(scores >= score_threshold)
     if rows.size == 0:
         return []
     vals = scores[rows, cols]
+    if sigmoid:
+        vals = 1.0 / (1.0 + np.exp(-vals))
     if vals.size > pre_nms_top:
         sel = np.argpartition(-vals, pre_nms_top - 1)[:pre_nms_top]
         rows, cols, vals = rows[sel], cols[sel], vals[sel]
