@@ -62,25 +62,22 @@ def test_detect_results_carry_boxes_inside_a_640x480_frame(tmp_path):
         probe = Image(**array_to_image_fields(np.zeros((H, W, 3), np.uint8), 'rgb8'))
         probe.header.stamp.sec = 99
         probe_until_answered(pub, probe, ex.spin_once, lambda: bool(results))
+        # camera frames go best effort (sensor-data QoS): a frame lost on a loaded machine is
+        # published again until its result comes back
         for i in range(5):
             msg = Image(**array_to_image_fields(
                 rng.integers(0, 255, size=(H, W, 3)).astype(np.uint8), 'rgb8'))
             msg.header.stamp.sec = 100 + i
             msg.header.frame_id = 'front_camera'
-            pub.publish(msg)
-            paced = time.monotonic() + 0.1
-            while time.monotonic() < paced:
-                ex.spin_once(timeout_sec=max(0.0, paced - time.monotonic()))
-        end = time.monotonic() + 30.0
-        while len([r for r in results if r['stamp']['sec'] >= 100]) < 5 \
-                and time.monotonic() < end:
-            ex.spin_once(timeout_sec=0.05)
+            probe_until_answered(pub, msg, ex.spin_once,
+                                 lambda i=i: any(r['stamp']['sec'] == 100 + i for r in results))
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
         stop_serve(proc, log)
     frames = [r for r in results if r['stamp']['sec'] >= 100]
-    assert len(frames) == 5, open(str(tmp_path / 'node.log')).read()[-3000:]
+    assert {r['stamp']['sec'] for r in frames} == set(range(100, 105)), \
+        open(str(tmp_path / 'node.log')).read()[-3000:]
     total = 0
     for r in frames:
         assert r['outcome'] == 'result', r
