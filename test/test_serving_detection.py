@@ -324,7 +324,8 @@ def _yolo_like(path, with_nms=True):
 
 def test_importer_plans_a_single_stage_detector_and_cuts_its_nms(tmp_path):
     spec = model_from_onnx(_yolo_like(str(tmp_path / 'yolo.onnx')))
-    assert spec.extra['nms_cut'] == {'node': 'nms', 'nodes_cut': 2, 'outputs': ['boxes', 'prob']}
+    assert spec.extra['nms_cut'] == {'node': 'nms', 'nodes_cut': 2, 'outputs': ['boxes', 'prob'],
+                                     'center_point_box': 0}
     ops = [(layer.name, layer.kind, layer.op) for layer in spec.layers]
     assert ('upsample', 'other', 'resize') in ops
     assert ('stem.sig', 'act', 'sigmoid') in ops and ('stem.mul', 'eltwise', 'prod') in ops
@@ -342,3 +343,56 @@ def test_importer_plans_a_single_stage_detector_and_cuts_its_nms(tmp_path):
     xavier = Platform.load('xavier')
     for p in xavier.processor_ids:
         assert xavier.can_run(spec, p) and xavier.isolated_latency_ms(spec, p) > 0
+
+
+def test_a_users_detector_with_its_nms_is_served_without_it(tmp_path):
+    pytest.importorskip('onnxruntime')
+    import time
+
+    from hetero_infer.serving.apps import NMS_CUT_DIR
+    from hetero_infer.serving.config import build_config
+    from hetero_infer.serving.service import Service
+
+    path = _yolo_like(str(tmp_path / 'user_yolo.onnx'))
+    docs = []
+    cfg = build_config({
+        'platform': 'cpu2', 'backend': 'onnxruntime', 'plan_samples': 4,
+        'plan_duration_s': 0.3, 'admission_control': False, 'applications': ['det'],
+        'apps.det.input_topic': 'cam', 'apps.det.model': path,
+        'apps.det.score_threshold': 0.06, 'apps.det.max_detections': 10})
+    svc = Service(cfg, publish=lambda app, doc: docs.append(doc), plan_in_process=True,
+                  name='test')
+    svc.start()
+    det = svc.apps[0]
+    try:
+        # the backend runs a copy without the NMS; the host does the NMS on its inputs
+        assert det.detector.family == 'onnx_nms'
+        assert det.cfg.model_file_path.startswith(NMS_CUT_DIR)
+        frame = np.random.default_rng(0).integers(0, 255, (480, 640, 3)).astype(np.uint8)
+        svc.submit(det, det.preprocessor(frame, 'rgb'), received_s=time.perf_counter(),
+                   stamp=(5, 0), frame_id='cam')
+        end = time.monotonic() + 20.0
+        while not docs and time.monotonic() < end:
+            time.sleep(0.02)
+    finally:
+        svc.close()
+    assert len(docs) == 1 and docs[0]['outcome'] == 'result', docs
+    dets = docs[0]['detections']
+    assert 0 < len(dets) <= 10 and docs[0]['processor'] in ('cpu0', 'cpu1')
+    for d in dets:
+        cx, cy, w, h = d['bbox']   # rounded to 0.01 px in the document
+        assert -0.01 <= cx - w / 2 and cx + w / 2 <= 640.01
+        assert -0.01 <= cy - h / 2 and cy + h / 2 <= 480.01
+        assert 0 <= d['class_id'] < 20 and d['score'] >= 0.06
+
+
+def test_onnx_nms_inputs_decode_in_both_box_layouts():
+    boxes = np.array([[[10.0, 20.0, 50.0, 80.0]]], np.float32)   # y1, x1, y2, x2
+    scores = np.array([[[0.1], [0.8]]], np.float32)               # (1, C=2, N=1)
+    head = detection.DetectorHead('onnx_nms', 0, (100, 100), boxes_output='b',
+                                  scores_output='s')
+    dets = detection.detect(head, {'b': boxes, 's': scores}, (100, 100))
+    assert [(d.class_id, d.bbox) for d in dets] == [(1, pytest.approx((50.0, 30.0, 60.0, 40.0)))]
+    centre = dataclasses.replace(head, center_point_box=1)
+    dets = detection.detect(centre, {'b': boxes, 's': scores}, (100, 100))
+    assert dets[0].bbox == pytest.approx((10.0, 20.0, 50.0, 80.0))

@@ -534,8 +534,39 @@ def _cut_nms(model) -> Optional[Dict[str, object]]:
     del graph.output[:]
     graph.output.extend(kept_outputs)
     graph.output.extend(helper.make_empty_tensor_value_info(o) for o in outs)
+    center = 0
+    for a in nms.attribute:
+        if a.name == 'center_point_box':
+            center = int(helper.get_attribute_value(a))
     return {'node': nms.name or 'NonMaxSuppression', 'nodes_cut': len(removed),
-            'outputs': outs}
+            'outputs': outs, 'center_point_box': center}
+
+
+def cut_nms_file(path: str, out_dir: str) -> Optional[Tuple[str, Dict[str, object]]]:
+    """Write ``path`` without its trailing ``NonMaxSuppression`` (and what follows it) as
+    ``<out_dir>/<name>.<size>-<mtime>.nms_cut.onnx``, what the backends run so that the host
+    post-processing sees the boxes and scores the NMS took. Returns ``(new path, what was
+    cut)``, or None when the file has no NMS.
+
+    :raises ModelError: an unreadable file (named).
+    """
+    import onnx
+    try:
+        model = onnx.load(path)
+    except Exception as exc:  # noqa: BLE001 - protobuf raises its own DecodeError and friends
+        raise ModelError('cannot read ONNX file %s: %s' % (path, exc)) from None
+    cut = _cut_nms(model)
+    if cut is None:
+        return None
+    st = os.stat(path)
+    os.makedirs(out_dir, exist_ok=True)
+    out = os.path.join(out_dir, '%s.%d-%d.nms_cut.onnx' % (
+        os.path.splitext(os.path.basename(path))[0], st.st_size, int(st.st_mtime)))
+    if not os.path.exists(out):
+        tmp = out + '.%d.tmp' % os.getpid()
+        onnx.save(model, tmp)
+        os.replace(tmp, out)
+    return out, cut
 
 
 def _check_ops(path: str, graph) -> None:

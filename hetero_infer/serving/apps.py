@@ -10,8 +10,10 @@ path reads in one direction::
       --App.document: post-process--> result document --> published by the caller
 """
 
+import dataclasses
 import json
 import os
+import tempfile
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -156,6 +158,7 @@ def load_app(index: int, a: AppConfig, cfg: ServeConfig, platform: Platform, bac
         raise ConfigError('%s: model %s of application %s can run on none of %s'
                           % (where, model.name, a.name, list(wanted)))
     iso = {p: platform.isolated_latency_ms(model, p) for p in runnable}
+    a, nms = _without_nms(a, where)
     execs: Dict[str, Any] = {}
     path = a.model_file_path or a.model
     provided = set(backend.processor_ids)
@@ -174,14 +177,36 @@ def load_app(index: int, a: AppConfig, cfg: ServeConfig, platform: Platform, bac
     input_spec = first.inputs[0] if getattr(first, 'inputs', None) else TensorSpec(
         model.input_name, model.input_shape)
     labels = _labels(a, model, where)
-    head = detector_head(a, model, input_spec, where)
+    head = detector_head(a, model, input_spec, where, nms)
     return App(index, a, model, input_spec, labels, iso, cfg.slo_scale, head), execs
 
 
-def detector_head(a: AppConfig, model: Any, input_spec: TensorSpec,
-                  where: str) -> Optional[detection.DetectorHead]:
+#: Where the NMS-less copies of users' detector files go (one per file version).
+NMS_CUT_DIR = os.path.join(tempfile.gettempdir(), 'hetero_infer_nms_cut')
+
+
+def _without_nms(a: AppConfig, where: str) -> Tuple[AppConfig, Optional[Dict[str, Any]]]:
+    """A detector file exported with its NMS is run without it (the host post-processing
+    does it): the application with ``model_file_path`` on the cut copy, and what was cut."""
+    path = a.model_file_path or (a.model if a.model.endswith('.onnx') else '')
+    if not path or not os.path.isfile(path):
+        return a, None
+    from hetero_infer.core.onnx_import import cut_nms_file
+    try:
+        cut = cut_nms_file(path, NMS_CUT_DIR)
+    except HeteroInferError as exc:
+        raise ConfigError('%s: application %s: %s' % (where, a.name, exc)) from None
+    if cut is None:
+        return a, None
+    return dataclasses.replace(a, model_file_path=cut[0]), cut[1]
+
+
+def detector_head(a: AppConfig, model: Any, input_spec: TensorSpec, where: str,
+                  nms: Optional[Dict[str, Any]] = None) -> Optional[detection.DetectorHead]:
     """The decoding of a detector application's outputs: the ``detector`` metadata of the
-    ONNX file that computes them (``model_file_path``, else an ``.onnx`` model), or None.
+    ONNX file that computes them (``model_file_path``, else an ``.onnx`` model); for a file
+    whose NMS was cut off (``nms``: :func:`~hetero_infer.core.onnx_import.cut_nms_file`'s
+    report) the NMS's own inputs (family ``onnx_nms``); else None.
 
     :raises ConfigError: malformed metadata (the file named).
     """
@@ -193,9 +218,17 @@ def detector_head(a: AppConfig, model: Any, input_spec: TensorSpec,
         meta = {p.key: p.value for p in onnx.load(path, load_external_data=False).metadata_props}
     except Exception as exc:  # noqa: BLE001 - protobuf's own errors; the backend names them too
         raise ConfigError('%s: cannot read %s: %s' % (where, path, exc)) from None
+    shape = tuple(input_spec.shape)
+    if 'detector' not in meta and nms is not None:
+        boxes, scores = (list(nms['outputs']) + ['', ''])[:2]
+        if not scores:
+            raise ConfigError('%s: application %s: %s: its NonMaxSuppression has no scores '
+                              'input' % (where, a.name, path))
+        return detection.DetectorHead(
+            'onnx_nms', 0, (int(shape[-2]), int(shape[-1])), boxes_output=boxes,
+            scores_output=scores, center_point_box=int(nms.get('center_point_box', 0)))
     if 'detector' not in meta:
         return None
-    shape = tuple(input_spec.shape)
     try:
         return detection.DetectorHead.from_metadata(json.loads(meta['detector']), shape[-2:])
     except (ValueError, ConfigError) as exc:

@@ -15,6 +15,10 @@ host, inside the request (the twin and the planner add its measured cost,
      monotonic), so only the kept ones are exponentiated.
    - ``anchor_free`` (YOLOv8-style exports): one output (1, 4 + C, N) (or (1, N, 4 + C)) of
      boxes ``cx, cy, w, h`` in model-input pixels and per-class scores already through a sigmoid.
+   - ``onnx_nms``: a file exported with its ``NonMaxSuppression``, which the importer cut off
+     (:func:`hetero_infer.core.onnx_import.cut_nms_file`): the NMS's own inputs, boxes
+     (1, N, 4) in model-input pixels as its ``center_point_box`` says (0: ``y1, x1, y2, x2``;
+     1: ``cx, cy, w, h``) and scores (1, C, N), already activated.
 
 2. Keep (box, class) pairs scoring at least ``score_threshold``, at most ``pre_nms_top`` of
    them by score, then **class-aware NMS** with OpenCV: ``cv2.dnn.NMSBoxesBatched`` where the
@@ -37,7 +41,7 @@ import numpy as np
 
 from hetero_infer.errors import ConfigError
 
-FAMILIES = ('ssd', 'anchor_free')
+FAMILIES = ('ssd', 'anchor_free', 'onnx_nms')
 #: Pairs kept for NMS at most (torchvision's SSD keeps 400 a class, RetinaNet 1000 a level).
 DEFAULT_PRE_NMS_TOP = 1000
 #: SSD box-coder variances (centre, size).
@@ -110,6 +114,7 @@ class DetectorHead:
     boxes_output: str = 'boxes'
     scores_output: str = 'scores'
     score_activation: str = 'softmax'
+    center_point_box: int = 0     # onnx_nms: the cut NMS's box layout
 
     def __post_init__(self):
         if self.score_activation not in ('softmax', 'sigmoid'):
@@ -177,6 +182,22 @@ class DetectorHead:
             e = np.exp(z)
             probs = e / e.sum(axis=1, keepdims=True)
             return boxes, probs[:, 1:]
+        if self.family == 'onnx_nms':
+            try:
+                b = np.asarray(outputs[self.boxes_output], np.float32).reshape(-1, 4)
+                sc = np.asarray(outputs[self.scores_output], np.float32)
+            except KeyError as exc:
+                raise ConfigError('onnx_nms detector: no output %s (outputs: %s)'
+                                  % (exc, sorted(outputs))) from None
+            sc = sc.reshape(-1, sc.shape[-1]).T   # (1, C, N) -> (N, C)
+            if sc.shape[0] != b.shape[0]:
+                raise ConfigError('onnx_nms detector: %d boxes but scores for %d'
+                                  % (b.shape[0], sc.shape[0]))
+            if not self.center_point_box:   # y1, x1, y2, x2 (either corner order)
+                y0, y1 = np.minimum(b[:, 0], b[:, 2]), np.maximum(b[:, 0], b[:, 2])
+                x0, x1 = np.minimum(b[:, 1], b[:, 3]), np.maximum(b[:, 1], b[:, 3])
+                b = np.stack([(x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0], 1)
+            return b, sc
         out = np.asarray(next(iter(outputs.values())), np.float32)
         out = out.reshape(out.shape[-2], out.shape[-1])
         if out.shape[0] == 4 + self.classes and out.shape[1] != 4 + self.classes:
