@@ -394,5 +394,6 @@ def test_onnx_nms_inputs_decode_in_both_box_layouts():
     dets = detection.detect(head, {'b': boxes, 's': scores}, (100, 100))
     assert [(d.class_id, d.bbox) for d in dets] == [(1, pytest.approx((50.0, 30.0, 60.0, 40.0)))]
     centre = dataclasses.replace(head, center_point_box=1)
-    dets = detection.detect(centre, {'b': boxes, 's': scores}, (100, 100))
-    assert dets[0].bbox == pytest.approx((10.0, 20.0, 50.0, 80.0))
+    boxes = np.array([[[50.0, 40.0, 20.0, 10.0]]], np.float32)     # cx, cy, w, h
+    dets = detection.detect(centre, {'b': boxes, 's': scores}, (200, 100))
+    assert dets[0].bbox == pytest.approx((50.0, 80.0, 20.0, 20.0))   # y doubles: 200 high
