@@ -149,9 +149,104 @@ EVAL_MODELS = ('alexnet', 'vgg16', 'vgg19', 'resnet18', 'resnet34', 'resnet50', 
 EXTRA_VISION = ('squeezenet1_0', 'mobilenet_v3_large', 'efficientnet_b0', 'mnasnet1_0',
                 'regnet_y_400mf', 'wide_resnet50_2', 'resnext50_32x4d')
 SPEECH = ('matchboxnet_kws', 'quartznet15x5')
+DETECTORS = ('ssdlite320_mobilenet_v3_large', 'ssd300_vgg16',
+             'fasterrcnn_mobilenet_v3_large_320_fpn', 'retinanet_resnet50_fpn')
+
+# ----------------------------------------------------------------------------------------------
+# Detectors: the network torchvision runs between its transform (normalise, resize: done by
+# serving's preprocessing) and its post-processing (score activation, box decoding, top-k, NMS:
+# done on the host by hetero_infer.serving.detection). What each table assumes:
+#
+# - ssdlite320_mobilenet_v3_large, ssd300_vgg16: fixed 320x320 / 300x300 inputs (torchvision
+#   resizes every image to them); backbone + SSD head, outputs ``bbox_regression`` (1, A, 4) and
+#   ``cls_logits`` (1, A, 91) over the default boxes.
+# - retinanet_resnet50_fpn: min side 800, max 1333, as torchvision's transform makes a 640x480
+#   camera frame: 800x1067, padded to a multiple of 32 = 800x1088 (H x W); backbone + FPN
+#   (P3-P7) + heads. Single stage: its top-1000-per-level and NMS are host post-processing.
+# - fasterrcnn_mobilenet_v3_large_320_fpn: min side 320, max 640: a 640x480 frame becomes
+#   320x427, padded to 320x448. Two stages inside the engine: backbone + FPN + RPN head, then the
+#   RPN's proposal step (anchor decoding, top-k, NMS: one 'other' layer, GPU, as FACTS says NMS
+#   and box decoding are no DLA layers), RoIAlign (one 'other' layer over the proposals), the
+#   two-layer box head and the predictor for ``rpn_post_nms_top_n_test`` = 150 proposals (the
+#   model's own test setting; the fc layers' MACs scale with it). The final per-class decoding
+#   and NMS are host post-processing.
+# ----------------------------------------------------------------------------------------------
+
+#: Input (H, W) each detector's table assumes (see above).
+DETECTOR_INPUT = {'ssdlite320_mobilenet_v3_large': (320, 320), 'ssd300_vgg16': (300, 300),
+                  'fasterrcnn_mobilenet_v3_large_320_fpn': (320, 448),
+                  'retinanet_resnet50_fpn': (800, 1088)}
+#: Proposals the two-stage table assumes (torchvision's rpn_post_nms_top_n_test for the model).
+RCNN_PROPOSALS = 150
+#: The SSDs' default-box settings (torchvision's ssd.py / ssdlite.py builders).
+_DEFAULT_BOXES = {
+    'ssdlite320_mobilenet_v3_large': {'aspect_ratios': [[2, 3]] * 6, 'min_ratio': 0.2,
+                                      'max_ratio': 0.95},
+    'ssd300_vgg16': {'aspect_ratios': [[2], [2, 3], [2, 3], [2, 3], [2], [2]],
+                     'scales': [0.07, 0.15, 0.33, 0.51, 0.69, 0.87, 1.05]},
+}
+_ACTIVE = []   # the tracer of the running trace (explicit layers from detector wrappers)
+
+
+class _SingleStage(nn.Module):
+    """Backbone + head of a torchvision SSD / RetinaNet: (bbox_regression, cls_logits)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.backbone = model.backbone
+        self.head = model.head
+
+    def forward(self, x):
+        feats = self.backbone(x)
+        out = self.head(list(feats.values()))
+        return out['bbox_regression'], out['cls_logits']
+
+
+def _random_boxes(n: int, h: int, w: int):
+    """``n`` boxes (x0, y0, x1, y1) inside an h x w image: stand-ins for the proposals."""
+    xy = torch.rand(n, 2) * torch.tensor([w * 0.75, h * 0.75])
+    return torch.cat([xy, xy + torch.rand(n, 2) * torch.tensor([w / 4.0, h / 4.0]) + 8], 1)
+
+
+class _TwoStage(nn.Module):
+    """Faster R-CNN inside its engine: backbone + FPN, RPN head, proposals (explicit layer),
+    RoIAlign (explicit layer, the real op run untraced), box head and predictor."""
+
+    def __init__(self, model: nn.Module, proposals: int) -> None:
+        super().__init__()
+        self.backbone = model.backbone
+        self.rpn_head = model.rpn.head
+        self.box_roi_pool = model.roi_heads.box_roi_pool
+        self.box_head = model.roi_heads.box_head
+        self.box_predictor = model.roi_heads.box_predictor
+        self.proposals = proposals
+
+    def forward(self, x):
+        tracer = _ACTIVE[-1]
+        feats = self.backbone(x)
+        objectness, deltas = self.rpn_head(list(feats.values()))
+        h, w = x.shape[2:]
+        p = self.proposals
+        # The RPN's anchor decoding, top-k and NMS: one GPU layer reading every level's scores
+        # and deltas, writing P boxes.
+        rpn_in = list(objectness) + list(deltas)
+        boxes = tracer.untraced(_random_boxes, p, h, w)
+        tracer.explicit('rpn.proposals', 'other', rpn_in, boxes, op='rpn_proposals')
+        pooled = tracer.untraced(self.box_roi_pool, feats, [boxes], [(h, w)])
+        # bilinear sampling reads 4 feature elements per sample (sampling_ratio 2: 2x2 a bin)
+        tracer.explicit('roi_heads.box_roi_pool', 'other', [feats['0']], pooled,
+                        op='roi_align', in_elems=pooled.numel() * 4 * 4)
+        return self.box_predictor(self.box_head(pooled))
 
 
 def _build(name: str) -> Tuple[nn.Module, Tuple[int, ...], str, int]:
+    if name in DETECTORS:
+        import torchvision.models.detection as tvd
+        model = getattr(tvd, name)(weights=None, weights_backbone=None)
+        h, w = DETECTOR_INPUT[name]
+        net = _TwoStage(model, RCNN_PROPOSALS) if name.startswith('fasterrcnn') \
+            else _SingleStage(model)
+        return net, (1, 3, h, w), 'vision', 91
     if name == 'matchboxnet_kws':
         return MatchboxNet(), (1, 64, 101), 'audio', 35
     if name == 'quartznet15x5':
@@ -231,12 +326,14 @@ class _Rec(object):
         self.groups = kw.get('groups', 1)
         self.op = kw.get('op', '')
         self.axis = kw.get('axis', None)
+        self.rank = len(self.out_shape)
         self.fused_act = False
 
-    def to_layer(self) -> Layer:
+    def to_layer(self, image: bool = True) -> Layer:
         ok, reason = dla_support(self.kind, op=self.op, kernel=self.kernel, stride=self.stride,
                                  padding=self.padding, dilation=self.dilation,
-                                 groups=self.groups, axis=self.axis)
+                                 groups=self.groups, axis=self.axis,
+                                 rank=self.rank if image and self.kind == 'concat' else None)
         return Layer(name=self.name, kind=self.kind, in_shape=self.in_shape,
                      out_shape=self.out_shape, macs=int(self.macs),
                      weight_bytes=int(self.params) * BPE, in_bytes=int(self.in_elems) * BPE,
@@ -254,6 +351,24 @@ class _Tracer(TorchFunctionMode):
         self.scope: List[Tuple[str, bool]] = [('', False)]
         self.names: Dict[str, int] = {}
         self.unknown: Dict[str, int] = {}
+        self.paused = False
+
+    # -- explicit layers (detector wrappers) --------------------------------------------------
+    def untraced(self, fn, *args):
+        """Run ``fn`` without recording its torch calls (an op recorded by :meth:`explicit`)."""
+        self.paused = True
+        try:
+            return fn(*args)
+        finally:
+            self.paused = False
+
+    def explicit(self, name: str, kind: str, inputs, out, *, op: str,
+                 in_elems: Optional[int] = None) -> None:
+        """Record one layer for a step the tracer does not translate op by op."""
+        x = inputs[0]
+        self._add(_Rec(name, kind, x.shape, out.shape,
+                       sum(t.numel() for t in inputs) if in_elems is None else in_elems,
+                       op=op), out)
 
     # -- helpers --------------------------------------------------------------------------
     def _name(self, suffix: str = '') -> str:
@@ -290,6 +405,8 @@ class _Tracer(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
+        if self.paused:
+            return out
         fname = getattr(func, '__name__', str(func))
         if fname == '__get__':
             fname = getattr(getattr(func, '__self__', None), '__name__', fname)
@@ -404,6 +521,18 @@ class _Tracer(TorchFunctionMode):
         self._add(_Rec(self._name('shuffle'), 'shuffle', x.shape, out.shape, x.numel(),
                        op='transpose'), out)
 
+    def _op_permute(self, x, tensors, args, kwargs, out):   # detection heads: NCHW -> NHWC
+        self._op_transpose(x, tensors, args, kwargs, out)
+
+    def _op_interpolate(self, x, tensors, args, kwargs, out):   # FPN top-down upsampling
+        mode = _arg(args, kwargs, 4, 'mode', 'nearest')
+        self._add(_Rec(self._name('resize'), 'other', x.shape, out.shape, x.numel(),
+                       op='resize_' + str(mode)), out)
+
+    def _op_normalize(self, x, tensors, args, kwargs, out):   # SSD300's L2Norm of conv4_3
+        self._add(_Rec(self._name('l2norm'), 'other', x.shape, out.shape, x.numel(),
+                       op='l2norm'), out)
+
     def _pool(self, op, x, kernel, stride, padding, out):
         if tuple(x.shape) == tuple(out.shape) and all(k == 1 for k in kernel):
             self._mark(out, self._src(x))   # an identity adaptive pool is free
@@ -471,10 +600,16 @@ def trace(model: nn.Module, input_shape: Tuple[int, ...]) -> Tuple[List[_Rec], D
         handles.append(module.register_forward_hook(post))
     x = torch.randn(*input_shape)
     tracer.producer[id(x)] = None
-    with torch.no_grad(), tracer:
-        out = model(x)
+    _ACTIVE.append(tracer)
+    try:
+        with torch.no_grad(), tracer:
+            out = model(x)
+    finally:
+        _ACTIVE.pop()
     for h in handles:
         h.remove()
+    if isinstance(out, (tuple, list)):   # a detector: its head's outputs, decoded on the host
+        return tracer.layers, tracer.unknown
     # The serving output is a probability vector: softmax over the class axis.
     last = out
     tracer.scope = [('', False)]
@@ -489,30 +624,57 @@ def generate(name: str) -> ModelSpec:
     recs, unknown = trace(model, shape)
     if unknown:
         raise SystemExit('%s: untranslated torch ops %s' % (name, unknown))
-    layers = tuple(r.to_layer() for r in recs)
+    layers = tuple(r.to_layer(image=domain == 'vision') for r in recs)
     params = sum(r.params for r in recs)
     true_params = sum(p.numel() for p in model.parameters())
+    extra = {'params': int(params), 'torch_params': int(true_params),
+             'gmacs': round(sum(r.macs for r in recs) / 1e9, 6), 'labels': labels}
+    if name in DETECTORS:
+        extra['detector'] = _detector_extra(name, model, shape)
     spec = ModelSpec(name=name, layers=layers, input_name='input', input_shape=shape,
                      domain=domain,
                      source='tools/gen_zoo.py (torch %s, %s)' % (
                          torch.__version__.split('+')[0],
                          'torchvision ' + __import__('torchvision').__version__.split('+')[0]
                          if domain == 'vision' else 'defined after the paper'),
-                     extra={'params': int(params), 'torch_params': int(true_params),
-                            'gmacs': round(sum(r.macs for r in recs) / 1e9, 6),
-                            'labels': labels})
+                     extra=extra)
     return spec
 
 
+def _detector_extra(name: str, net: nn.Module, shape: Tuple[int, ...]) -> Dict[str, object]:
+    """What the host post-processing of a detector table works on (its outputs' sizes)."""
+    with torch.no_grad():
+        if isinstance(net, _TwoStage):
+            return {'family': 'faster_rcnn', 'classes': 91, 'background': True,
+                    'proposals': net.proposals, 'input_hw': list(shape[2:]),
+                    'assumes': 'a 640x480 frame through torchvision\'s transform (min side '
+                               '320, max 640), padded to a multiple of 32; %d proposals '
+                               '(rpn_post_nms_top_n_test)' % net.proposals}
+        boxes, logits = net(torch.zeros(*shape))
+    family = 'ssd' if name.startswith('ssd') else 'retinanet'
+    out = {'family': family, 'classes': int(logits.shape[-1]), 'anchors': int(boxes.shape[1]),
+           'background': family == 'ssd', 'input_hw': list(shape[2:])}
+    if family == 'ssd':   # the default boxes' generator (torchvision's DefaultBoxGenerator)
+        with torch.no_grad():
+            feats = net.backbone(torch.zeros(*shape))
+        gen = _DEFAULT_BOXES[name]
+        out.update(feature_sizes=[list(f.shape[2:]) for f in feats.values()], **gen)
+    if family == 'retinanet':
+        out['assumes'] = ('a 640x480 frame through torchvision\'s transform (min side 800, '
+                          'max 1333), padded to a multiple of 32')
+    return out
+
+
 def write_spec(spec: ModelSpec, path: str) -> None:
-    """Write a zoo file with one layer per line (compact, diffable, still plain JSON)."""
-    d = spec.to_dict()
-    layers = d.pop('layers')
-    head = json.dumps(d, separators=(',', ':'))[:-1]
-    with open(path, 'w') as f:
-        f.write(head + ',"layers":[\n')
-        f.write(',\n'.join(json.dumps(layer, separators=(',', ':')) for layer in layers))
-        f.write('\n]}\n')
+    """Write a zoo file with one layer per line (compact, diffable, still plain JSON); the
+    measured host post-processing cost of a detector (tools/measure_postprocess.py) is kept."""
+    if os.path.exists(path) and 'detector' in spec.extra:
+        with open(path) as f:
+            old = json.load(f).get('extra', {})
+        for key in ('postprocess_ms', 'postprocess_source'):
+            if key in old:
+                spec.extra[key] = old[key]
+    spec.save(path, one_layer_per_line=True)
 
 
 def main(argv=None) -> int:
@@ -520,7 +682,7 @@ def main(argv=None) -> int:
     parser.add_argument('models', nargs='*', help='models to generate (default: all)')
     parser.add_argument('--out-dir', default=ZOO_DIR)
     args = parser.parse_args(argv)
-    names = args.models or list(EVAL_MODELS + EXTRA_VISION + SPEECH)
+    names = args.models or list(EVAL_MODELS + EXTRA_VISION + SPEECH + DETECTORS)
     os.makedirs(args.out_dir, exist_ok=True)
     print('%-20s %9s %9s %9s %9s %6s %7s' % ('model', 'GMACs', 'params M', 'torch M',
                                              'act M', 'layers', 'DLA %'))

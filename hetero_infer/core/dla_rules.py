@@ -8,7 +8,8 @@ The rules are the documented TensorRT-on-DLA limits copied into FACTS.md ("Tenso
 - pooling: max and average only, window 1-8, stride 1-16, padding 0-7;
 - activations: ReLU, Sigmoid, TanH, Clip (ReLU6 is a Clip);
 - element-wise: sum, prod, max, min, sub;
-- concatenation: channel axis only;
+- concatenation: channel axis only (of NCHW tensors: a concat of the flattened (N, boxes, K)
+  outputs of a detection head is not a channel concat);
 - softmax, shuffle / transpose / gather and the other unary ops: not on Xavier's DLA.
 
 Fused layers carry their fused activation in ``op`` (``'conv+bn+relu'``); the activation part is
@@ -47,7 +48,7 @@ def _activation_parts(op: str) -> Tuple[str, ...]:
 def dla_support(kind: str, *, op: str = '', kernel: Sequence[int] = (),
                 stride: Sequence[int] = (), padding: Sequence[int] = (),
                 dilation: Sequence[int] = (), groups: int = 1,
-                axis: Optional[int] = None) -> Tuple[bool, str]:
+                axis: Optional[int] = None, rank: Optional[int] = None) -> Tuple[bool, str]:
     """Whether a Xavier DLA can run a layer, and why not.
 
     :param kind: one of :data:`hetero_infer.core.model.LAYER_KINDS`.
@@ -56,6 +57,9 @@ def dla_support(kind: str, *, op: str = '', kernel: Sequence[int] = (),
     :param kernel: kernel or pooling window per spatial dimension (empty for fc).
     :param padding: padding per spatial dimension (symmetric; the larger side when asymmetric).
     :param axis: concatenation axis (NCHW); ``None`` means the channel axis.
+    :param rank: rank of the concatenated tensors of an image model (its feature maps are 4-D,
+        NCHW) when known; a concat of tensors of another rank (the flattened (N, boxes, K)
+        outputs of a detection head) is not a channel concat.
     :returns: ``(True, '')`` or ``(False, reason)`` with the violated rule and value.
     """
     kind = kind.lower()
@@ -118,6 +122,8 @@ def dla_support(kind: str, *, op: str = '', kernel: Sequence[int] = (),
         return True, ''
 
     if kind == 'concat':
+        if rank is not None and rank != 4:
+            return False, 'concat of rank-%d tensors not on DLA (NCHW channel axis only)' % rank
         if axis is None or axis == 1:
             return True, ''
         return False, 'concat axis %d not on DLA (channel axis 1 only)' % axis

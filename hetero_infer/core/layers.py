@@ -160,6 +160,14 @@ class ModelSpec:
                    if layer.kind in ('conv', 'dwconv', 'fc'))
 
     @property
+    def postprocess_ms(self) -> float:
+        """Host post-processing one request costs after its inference (detectors: box
+        decoding and NMS, ``extra['postprocess_ms']`` measured by
+        ``tools/measure_postprocess.py``); 0 for models without. It runs on the host CPU, not on
+        a scheduled processor: the twin and the planner add it to the request's latency."""
+        return float(self.extra.get('postprocess_ms', 0.0))
+
+    @property
     def dla_fraction(self) -> float:
         """Share of MACs a DLA can run."""
         total = self.macs
@@ -200,6 +208,11 @@ class ModelSpec:
                              'object' % where)
         for x in inp.get('shape', ()):
             _count(x, where, 'input', 'shape')
+        post = (d.get('extra') or {}).get('postprocess_ms', 0.0)
+        if isinstance(post, bool) or not isinstance(post, (int, float)) or \
+                not 0.0 <= post < 1e6:
+            raise ModelError('%s: extra.postprocess_ms must be a number of ms >= 0, got %r'
+                             % (where, post))
         return cls(
             name=str(d.get('name') or os.path.basename(where)),
             layers=tuple(Layer.from_dict(layer, where=where) for layer in layers),
@@ -209,10 +222,19 @@ class ModelSpec:
             extra=dict(d.get('extra') or {}),
         )
 
-    def save(self, path: str) -> None:
+    def save(self, path: str, *, one_layer_per_line: bool = False) -> None:
+        """Write the table as JSON; ``one_layer_per_line`` is the zoo's compact, diffable
+        layout (still plain JSON)."""
+        d = self.to_dict()
         with open(path, 'w') as f:
-            json.dump(self.to_dict(), f, indent=1)
-            f.write('\n')
+            if not one_layer_per_line:
+                json.dump(d, f, indent=1)
+                f.write('\n')
+                return
+            layers = d.pop('layers')
+            f.write(json.dumps(d, separators=(',', ':'))[:-1] + ',"layers":[\n')
+            f.write(',\n'.join(json.dumps(layer, separators=(',', ':')) for layer in layers))
+            f.write('\n]}\n')
 
     @classmethod
     def load(cls, path: str) -> 'ModelSpec':

@@ -24,6 +24,10 @@ unknown dimension is an error. The table follows the zoo's conventions (see tool
   TensorRT's IScaleLayer); with two data operands it is an ``eltwise`` layer.
 - Known ops with no DLA meaning (Pad, Resize, LRN, Slice, Split, reductions, ...) map to
   ``'other'`` (never on DLA); Transpose/Gather/DepthToSpace/SpaceToDepth to ``'shuffle'``.
+- A ``NonMaxSuppression`` (the end of a detector exported with its NMS, YOLO / SSD style) and
+  every node computed from its output are cut off: that part is the host post-processing
+  (:mod:`hetero_infer.serving.detection`); the table ends at the NMS's inputs (boxes and scores),
+  recorded in ``extra['nms_cut']``.
 - Anything else (control flow, custom domains, ...) is refused with a
   :class:`~hetero_infer.errors.ModelError` naming the file, the node and its op type.
 """
@@ -91,6 +95,8 @@ class _Builder(object):
         self.reread_params = 0   # weights counted again by every time step after the first
         self.producer: Dict[str, Optional[int]] = {}
         self.fused_act: Dict[int, bool] = {}
+        self.image = False   # the input is an image (NCHW): a concat of another rank is no
+        #                      channel concat (a detection head's flattened outputs)
 
     # -- helpers ---------------------------------------------------------------------------
     def where(self, node, idx: int) -> str:
@@ -408,10 +414,11 @@ class _Builder(object):
             if d.get('gpu_only'):
                 ok, reason = False, '%s is not a DLA layer (GPU only)' % d['gpu_only']
             else:
+                rank = len(d['out_shape']) if d['kind'] == 'concat' and self.image else None
                 ok, reason = dla_support(d['kind'], op=d['op'], kernel=d['kernel'],
                                          stride=d['stride'], padding=d['padding'],
                                          dilation=d['dilation'], groups=d['groups'],
-                                         axis=d['axis'])
+                                         axis=d['axis'], rank=rank)
             out.append(Layer(
                 name=d['name'], kind=d['kind'], in_shape=d['in_shape'],
                 out_shape=d['out_shape'], macs=d['macs'],
@@ -501,6 +508,65 @@ def _check_opset(path: str, model) -> None:
             raise ModelError('ONNX file %s: opset %d is not supported (this machine runs '
                              'opsets 1 to %d); re-export with a supported opset'
                              % (path, imp.version, top))
+
+
+def _cut_nms(model) -> Optional[Dict[str, object]]:
+    """Remove the first ``NonMaxSuppression`` and every node downstream of it; the graph's
+    outputs become the NMS's boxes and scores. Returns what was cut (None: no NMS)."""
+    from onnx import helper
+    graph = model.graph
+    nodes = list(graph.node)
+    first = next((i for i, n in enumerate(nodes) if n.op_type == 'NonMaxSuppression'), None)
+    if first is None:
+        return None
+    nms = nodes[first]
+    tainted = {o for o in nms.output if o}
+    removed = [nms]
+    for node in nodes[first + 1:]:
+        if any(i in tainted for i in node.input) or node.op_type == 'NonMaxSuppression':
+            tainted.update(o for o in node.output if o)
+            removed.append(node)
+    keep = [n for n in nodes if all(n is not r for r in removed)]
+    outs = [i for i in nms.input[:2] if i]
+    del graph.node[:]
+    graph.node.extend(keep)
+    kept_outputs = [o for o in graph.output if o.name not in tainted and o.name not in outs]
+    del graph.output[:]
+    graph.output.extend(kept_outputs)
+    graph.output.extend(helper.make_empty_tensor_value_info(o) for o in outs)
+    center = 0
+    for a in nms.attribute:
+        if a.name == 'center_point_box':
+            center = int(helper.get_attribute_value(a))
+    return {'node': nms.name or 'NonMaxSuppression', 'nodes_cut': len(removed),
+            'outputs': outs, 'center_point_box': center}
+
+
+def cut_nms_file(path: str, out_dir: str) -> Optional[Tuple[str, Dict[str, object]]]:
+    """Write ``path`` without its trailing ``NonMaxSuppression`` (and what follows it) as
+    ``<out_dir>/<name>.<size>-<mtime>.nms_cut.onnx``, what the backends run so that the host
+    post-processing sees the boxes and scores the NMS took. Returns ``(new path, what was
+    cut)``, or None when the file has no NMS.
+
+    :raises ModelError: an unreadable file (named).
+    """
+    import onnx
+    try:
+        model = onnx.load(path)
+    except Exception as exc:  # noqa: BLE001 - protobuf raises its own DecodeError and friends
+        raise ModelError('cannot read ONNX file %s: %s' % (path, exc)) from None
+    cut = _cut_nms(model)
+    if cut is None:
+        return None
+    st = os.stat(path)
+    os.makedirs(out_dir, exist_ok=True)
+    out = os.path.join(out_dir, '%s.%d-%d.nms_cut.onnx' % (
+        os.path.splitext(os.path.basename(path))[0], st.st_size, int(st.st_mtime)))
+    if not os.path.exists(out):
+        tmp = out + '.%d.tmp' % os.getpid()
+        onnx.save(model, tmp)
+        os.replace(tmp, out)
+    return out, cut
 
 
 def _check_ops(path: str, graph) -> None:
@@ -594,6 +660,7 @@ def model_from_onnx(path: str, *, name: Optional[str] = None,
     if not graph.node:
         raise ModelError('ONNX file %s has no nodes (not an ONNX model?)' % path)
     _check_opset(path, model)
+    cut = _cut_nms(model)
     _check_ops(path, graph)
     try:
         model = onnx.shape_inference.infer_shapes(model, data_prop=True)
@@ -607,6 +674,7 @@ def model_from_onnx(path: str, *, name: Optional[str] = None,
         raise ModelError('ONNX file %s has no graph input' % path)
     for i in inputs:
         builder.producer[i.name] = None
+    builder.image = len(builder.shapes.get(inputs[0].name) or ()) == 4
     for idx, node in enumerate(graph.node):
         try:
             builder.node(node, idx)
@@ -636,6 +704,10 @@ def model_from_onnx(path: str, *, name: Optional[str] = None,
              'labels': int(meta['labels']) if meta.get('labels', '').isdigit() else int(labels)}
     if guessed:
         extra['domain_guessed'] = True
+    if cut is not None:
+        extra['nms_cut'] = cut
+    if meta.get('detector'):
+        extra['detector'] = meta['detector']
     return ModelSpec(name=name or os.path.splitext(os.path.basename(path))[0], layers=layers,
                      input_name=inp.name, input_shape=in_shape, domain=domain,
                      source='onnx:%s' % os.path.basename(path), extra=extra)

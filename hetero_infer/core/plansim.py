@@ -4,7 +4,8 @@ It serves Poisson arrivals with the same queueing rules as the digital twin (per
 non-preemptive, at most ``max_queue`` waiting per processor, drained at the end) and the same
 dispatcher object as live serving (normally the :class:`~hetero_infer.core.router.PriorityRouter`),
 but at model granularity: a request's latency is the predictor's latency of its model on its
-processor given what runs on the other processors when it starts
+processor given what runs on the other processors when it starts (plus the model's host
+post-processing, ``ModelSpec.postprocess_ms``, which occupies no processor)
 (:class:`~hetero_infer.core.predictors.LatencyTable`). With ``progressive`` it is instead
 re-scaled whenever the co-runners change (the work already done is kept, the rest runs at the
 new predicted speed). Measured against the layer-level twin on random policies (TwinPredictor
@@ -166,6 +167,7 @@ class PlanSimulator:
         index = {p: j for j, p in enumerate(procs)}
         iso = self.isolated_ms
         slo = [a.slo_ms for a in apps]
+        post = [a.model.postprocess_ms for a in apps]   # host post-processing, after the proc
         table_get = self.table.get
         table_raw = self.table._table
         max_queue = self.max_queue
@@ -231,7 +233,7 @@ class PlanSimulator:
             now = finish[j]
             a = running[j]
             arr = cur_arrival[j]
-            latency = now - arr
+            latency = now - arr + post[a]
             running[j] = -1
             finish[j] = math.inf
             qlen[j] -= 1

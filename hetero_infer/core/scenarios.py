@@ -6,6 +6,7 @@ File format (``format: hetero_infer.scenarios/1``; ``config/scenarios.yaml`` is 
     platform: xavier              # default platform of every scenario
     defaults:                     # optional; any scenario or application may override
       slo_scale: 5.0              # SLO = slo_scale x isolated latency on the fastest processor
+                                  # (plus the model's host post-processing, detectors)
       load: 0.85                  # with ratios: fraction of the interference-free capacity
     scenarios:
       - name: vision_mix_r1
@@ -120,7 +121,9 @@ class Scenario:
         for spec, model, procs, rate in zip(self.applications, models, allowed, rates):
             slo = spec.slo_ms
             if slo is None:
-                slo = spec.slo_scale * min(platform.isolated_latency_ms(model, p) for p in procs)
+                # a request's isolated latency includes its host post-processing (detectors)
+                slo = spec.slo_scale * (min(platform.isolated_latency_ms(model, p)
+                                            for p in procs) + model.postprocess_ms)
             apps.append(App(spec.name, model, float(rate), float(slo),
                             tuple(spec.processors)))
         return apps

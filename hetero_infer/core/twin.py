@@ -614,6 +614,9 @@ class Twin:
             for p in allowed[ai]:
                 st.iso[(ai, eng.index[p])] = plat.isolated_latency_ms(a.model, p)
         view = _View(st)
+        # host post-processing (detectors' decoding and NMS) ends each request after its
+        # processor is free again: no scheduled processor, only latency
+        post_ms = [a.model.postprocess_ms for a in apps]
         dispatcher.reset(apps, plat)
         records: List[RequestRecord] = []
         gave_up = []
@@ -654,7 +657,7 @@ class Twin:
 
         def on_finish(job):
             rec = job.record
-            rec.finish_ms = eng.now
+            rec.finish_ms = eng.now + post_ms[rec.app]
             i = eng.index[job.owner]
             st.current[i] = None
             dispatcher.completed(rec.app, job.owner, rec.finish_ms - rec.arrival_ms)

@@ -200,3 +200,29 @@ def classification(msg_type: Any, doc: Dict[str, Any]) -> Any:
     for entry in doc['top_k']:
         msg.results.append(hyp(class_id=entry['label'], score=entry['score']))
     return msg
+
+
+def detection_array(msg_type: Any, doc: Dict[str, Any]) -> Any:
+    """A ``vision_msgs/Detection2DArray`` (``msg_type``) of a result document with
+    ``detections``: the input's header, per detection the class id (as a string) and score and
+    the box centre and size in the input image's pixels."""
+    det_type = optional_msg('vision_msgs.msg', 'Detection2D')
+    hyp_type = optional_msg('vision_msgs.msg', 'ObjectHypothesisWithPose')
+    msg = msg_type()
+    msg.header.stamp.sec = doc['stamp']['sec']
+    msg.header.stamp.nanosec = doc['stamp']['nanosec']
+    msg.header.frame_id = doc['frame_id']
+    for d in doc['detections']:
+        det = det_type()
+        det.header = msg.header
+        hyp = hyp_type()
+        hyp.hypothesis.class_id = str(d['class_id'])
+        hyp.hypothesis.score = float(d['score'])
+        det.results.append(hyp)
+        cx, cy, w, h = (float(v) for v in d['bbox'])
+        det.bbox.center.position.x = cx
+        det.bbox.center.position.y = cy
+        det.bbox.size_x = w
+        det.bbox.size_y = h
+        msg.detections.append(det)
+    return msg

@@ -71,9 +71,10 @@ class SchedulerNode(Node):
         # every wake-up (per message); the input subscriptions keep theirs, which warn about
         # incompatible QoS, the usual reason for a node that receives nothing.
         quiet = PublisherEventCallbacks(use_default_callbacks=False)
-        self._publishers = [self.create_publisher(self._result_msg, app.cfg.result_topic, 50,
+        self._result_msgs = [self._app_result_type(app) for app in self.service.apps]
+        self._publishers = [self.create_publisher(msg_type, app.cfg.result_topic, 50,
                                                   event_callbacks=quiet)
-                            for app in self.service.apps]
+                            for msg_type, app in zip(self._result_msgs, self.service.apps)]
         self.status_pub = self.create_publisher(String, '~/status', 10, event_callbacks=quiet)
         self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10,
                                               event_callbacks=quiet)
@@ -117,6 +118,17 @@ class SchedulerNode(Node):
         if cls is None:
             raise ConfigError('node %s: parameter result_type=vision_msgs but vision_msgs is not '
                               'installed; use json' % self.get_fully_qualified_name())
+        return cls
+
+    def _app_result_type(self, app):
+        """An application's result message: a detector's is ``vision_msgs/Detection2DArray``
+        in typed mode."""
+        if self._result_msg is String or app.detector is None:
+            return self._result_msg
+        cls = conversions.optional_msg('vision_msgs.msg', 'Detection2DArray')
+        if cls is None:
+            raise ConfigError('node %s: parameter result_type=vision_msgs but vision_msgs has '
+                              'no Detection2DArray; use json' % self._name)
         return cls
 
     def _input_type(self, a: params.AppConfig):
@@ -164,6 +176,8 @@ class SchedulerNode(Node):
         try:
             if self._result_msg is String:
                 msg = String(data=json.dumps(doc, separators=(',', ':')))
+            elif doc['outcome'] == 'result' and 'detections' in doc:
+                msg = conversions.detection_array(self._result_msgs[app.index], doc)
             elif doc['outcome'] == 'result' and 'top_k' in doc:
                 msg = conversions.classification(self._result_msg, doc)
             else:

@@ -10,6 +10,10 @@ path reads in one direction::
       --App.document: post-process--> result document --> published by the caller
 """
 
+import dataclasses
+import json
+import os
+import tempfile
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -18,7 +22,7 @@ from hetero_infer.backends.base import LoadRequest, TensorSpec
 from hetero_infer.core.model import load_model
 from hetero_infer.core.platform import Platform
 from hetero_infer.errors import ConfigError, HeteroInferError
-from hetero_infer.serving import postprocess, preprocess, results
+from hetero_infer.serving import detection, postprocess, preprocess, results
 from hetero_infer.serving.config import AppConfig, ServeConfig, app_param
 from hetero_infer.serving.engine import Outcome
 
@@ -33,8 +37,11 @@ class App:
     """
 
     def __init__(self, index: int, cfg: AppConfig, model: Any, input_spec: TensorSpec,
-                 labels: Optional[List[str]], iso_ms: Dict[str, float], slo_scale: float) -> None:
+                 labels: Optional[List[str]], iso_ms: Dict[str, float], slo_scale: float,
+                 detector: Optional[detection.DetectorHead] = None) -> None:
         self.index = index
+        #: how to decode a detector's outputs (None: not a detector, or outputs not decodable)
+        self.detector = detector
         self.cfg = cfg
         self.model = model
         self.input_spec = input_spec
@@ -49,8 +56,10 @@ class App:
 
     def slo_for(self, cfg: AppConfig, slo_scale: float) -> float:
         """``apps.<name>.slo_ms``, or ``slo_scale`` x the isolated latency on the fastest
-        processor the application may use."""
-        return cfg.slo_ms if cfg.slo_ms > 0 else slo_scale * min(self.iso_ms.values())
+        processor the application may use (with the host post-processing of a detector)."""
+        if cfg.slo_ms > 0:
+            return cfg.slo_ms
+        return slo_scale * (min(self.iso_ms.values()) + self.model.postprocess_ms)
 
     @property
     def audio_features(self) -> str:
@@ -72,7 +81,7 @@ class App:
             features = self.audio_features
             return lambda: {name: preprocess.preprocess_audio(data, rate, shape,
                                                               features=features)}
-        return lambda: {name: preprocess.preprocess_image(data, order, shape)}
+        return _ImageInputs(name, data, order, shape)
 
     def warm_up_inputs(self) -> Dict[str, np.ndarray]:
         """Model inputs of a blank input, preprocessed as a real one (warm-up)."""
@@ -84,10 +93,18 @@ class App:
     def document(self, o: Outcome, total_ms: float) -> Dict[str, Any]:
         """The result document (schema ``hetero_infer.result/1``) of one outcome."""
         req = o.request
-        top_k = transcript = None
+        top_k = transcript = detections = None
         if o.ok and o.outputs:
             out = next(iter(o.outputs.values()))
-            if self.is_audio and self.labels is None:
+            image_hw = getattr(req.prepare, 'image_hw', None)
+            if self.detector is not None and image_hw is not None:
+                c = self.cfg
+                detections = detection.detect(
+                    self.detector, o.outputs, image_hw, score_threshold=c.score_threshold,
+                    iou_threshold=c.nms_iou, top_n=c.max_detections)
+            elif self.detector is not None or self.model.extra.get('detector'):
+                pass   # a detector's raw outputs are no class scores (nothing decodable)
+            elif self.is_audio and self.labels is None:
                 transcript = postprocess.ctc_greedy_decode(out)
             else:
                 top_k = postprocess.top_k(out, self.cfg.top_k, self.labels)
@@ -96,7 +113,22 @@ class App:
             model=self.model.name, processor=o.proc, request_id=req.request_id,
             policy_version=req.policy_version, queue_ms=o.queue_ms, execute_ms=o.execute_ms,
             total_ms=total_ms, slo_ms=self.slo_ms, outcome='result' if o.ok else 'dropped',
-            drop_reason=o.drop_reason, detail=o.detail, top_k=top_k, transcript=transcript)
+            drop_reason=o.drop_reason, detail=o.detail, top_k=top_k, transcript=transcript,
+            detections=detections)
+
+
+class _ImageInputs:
+    """Model inputs of one image, made when called; ``image_hw`` is the image's size (what
+    a detector's boxes are scaled back to)."""
+
+    __slots__ = ('name', 'data', 'order', 'shape', 'image_hw')
+
+    def __init__(self, name: str, data: Any, order: str, shape) -> None:
+        self.name, self.data, self.order, self.shape = name, data, order, shape
+        self.image_hw = (int(data.shape[0]), int(data.shape[1]))
+
+    def __call__(self) -> Dict[str, np.ndarray]:
+        return {self.name: preprocess.preprocess_image(self.data, self.order, self.shape)}
 
 
 def load_app(index: int, a: AppConfig, cfg: ServeConfig, platform: Platform, backend: Any, *,
@@ -126,6 +158,7 @@ def load_app(index: int, a: AppConfig, cfg: ServeConfig, platform: Platform, bac
         raise ConfigError('%s: model %s of application %s can run on none of %s'
                           % (where, model.name, a.name, list(wanted)))
     iso = {p: platform.isolated_latency_ms(model, p) for p in runnable}
+    a, nms = _without_nms(a, where)
     execs: Dict[str, Any] = {}
     path = a.model_file_path or a.model
     provided = set(backend.processor_ids)
@@ -144,7 +177,64 @@ def load_app(index: int, a: AppConfig, cfg: ServeConfig, platform: Platform, bac
     input_spec = first.inputs[0] if getattr(first, 'inputs', None) else TensorSpec(
         model.input_name, model.input_shape)
     labels = _labels(a, model, where)
-    return App(index, a, model, input_spec, labels, iso, cfg.slo_scale), execs
+    head = detector_head(a, model, input_spec, where, nms)
+    return App(index, a, model, input_spec, labels, iso, cfg.slo_scale, head), execs
+
+
+#: Where the NMS-less copies of users' detector files go (one per file version).
+NMS_CUT_DIR = os.path.join(tempfile.gettempdir(), 'hetero_infer_nms_cut')
+
+
+def _without_nms(a: AppConfig, where: str) -> Tuple[AppConfig, Optional[Dict[str, Any]]]:
+    """A detector file exported with its NMS is run without it (the host post-processing
+    does it): the application with ``model_file_path`` on the cut copy, and what was cut."""
+    path = a.model_file_path or (a.model if a.model.endswith('.onnx') else '')
+    if not path or not os.path.isfile(path):
+        return a, None
+    from hetero_infer.core.onnx_import import cut_nms_file
+    try:
+        cut = cut_nms_file(path, NMS_CUT_DIR)
+    except HeteroInferError as exc:
+        raise ConfigError('%s: application %s: %s' % (where, a.name, exc)) from None
+    if cut is None:
+        return a, None
+    return dataclasses.replace(a, model_file_path=cut[0]), cut[1]
+
+
+def detector_head(a: AppConfig, model: Any, input_spec: TensorSpec, where: str,
+                  nms: Optional[Dict[str, Any]] = None) -> Optional[detection.DetectorHead]:
+    """The decoding of a detector application's outputs: the ``detector`` metadata of the
+    ONNX file that computes them (``model_file_path``, else an ``.onnx`` model); for a file
+    whose NMS was cut off (``nms``: :func:`~hetero_infer.core.onnx_import.cut_nms_file`'s
+    report) the NMS's own inputs (family ``onnx_nms``); else None.
+
+    :raises ConfigError: malformed metadata (the file named).
+    """
+    path = a.model_file_path or (a.model if a.model.endswith('.onnx') else '')
+    if not path or not os.path.isfile(path):
+        return None
+    import onnx
+    try:
+        meta = {p.key: p.value for p in onnx.load(path, load_external_data=False).metadata_props}
+    except Exception as exc:  # noqa: BLE001 - protobuf's own errors; the backend names them too
+        raise ConfigError('%s: cannot read %s: %s' % (where, path, exc)) from None
+    shape = tuple(input_spec.shape)
+    if 'detector' not in meta and nms is not None:
+        boxes, scores = (list(nms['outputs']) + ['', ''])[:2]
+        if not scores:
+            raise ConfigError('%s: application %s: %s: its NonMaxSuppression has no scores '
+                              'input' % (where, a.name, path))
+        return detection.DetectorHead(
+            'onnx_nms', 0, (int(shape[-2]), int(shape[-1])), boxes_output=boxes,
+            scores_output=scores, center_point_box=int(nms.get('center_point_box', 0)))
+    if 'detector' not in meta:
+        return None
+    try:
+        return detection.DetectorHead.from_metadata(json.loads(meta['detector']), shape[-2:])
+    except (ValueError, ConfigError) as exc:
+        raise ConfigError('%s: application %s: %s: detector metadata: %s'
+                          % (where, a.name, path, exc)) from None
+
 
 
 def load_request(cfg: ServeConfig, a: AppConfig, proc: str) -> LoadRequest:

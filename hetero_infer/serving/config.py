@@ -13,6 +13,7 @@ names (ROS parameters cannot hold a list of mappings). See ``config/serve.yaml``
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -146,7 +147,9 @@ APP_PARAMS = (
     ParamSpec('model', '', 'Zoo model name or layer-table / ONNX path.', read_only=True),
     ParamSpec('model_file_path', '', 'ONNX file the onnxruntime / tensorrt backends load; with '
               'the emulated backend, real outputs are computed from it while the timing stays '
-              'the twin\'s for model. Empty = model only.', read_only=True),
+              'the twin\'s for model. Empty = model only. A bare file name that is not in the '
+              'working directory names one of the package\'s own files (data/onnx: '
+              'tiny_ssd.onnx, tiny_cnn.onnx, ...).', read_only=True),
     ParamSpec('engine_file_path', '', 'Prebuilt TensorRT engine; empty = build and cache.',
               read_only=True),
     ParamSpec('processors', [''], 'Processors that may run this application; empty = every '
@@ -155,6 +158,12 @@ APP_PARAMS = (
               0.0, 10000.0),
     ParamSpec('slo_ms', 0.0, 'Latency objective; 0 = slo_scale x isolated latency.', 0.0, 1e6),
     ParamSpec('top_k', 5, 'Labels and scores reported per result.', 1, 1000),
+    ParamSpec('score_threshold', 0.3, 'Detectors: lowest score a detection is reported with.',
+              0.0, 1.0),
+    ParamSpec('nms_iou', 0.5, 'Detectors: boxes of one class overlapping more (IoU) than this '
+              'are suppressed by NMS.', 0.0, 1.0),
+    ParamSpec('max_detections', 100, 'Detectors: most detections reported per result (the best '
+              'after NMS).', 1, 10000),
     ParamSpec('sample_rate_hz', 16000, 'Sample rate of the audio input.', 1000, 384000,
               read_only=True),
     ParamSpec('labels_file', '', 'Text file with one label per line; empty = class_<index>.',
@@ -177,6 +186,9 @@ class AppConfig:
     top_k: int
     sample_rate_hz: int
     labels_file: str
+    score_threshold: float = 0.3
+    nms_iou: float = 0.5
+    max_detections: int = 100
 
 
 @dataclass(frozen=True)
@@ -226,6 +238,16 @@ class ServeConfig:
 
     def app_names(self) -> List[str]:
         return [a.name for a in self.apps]
+
+
+def bundled_file(path: str) -> str:
+    """``path``, or the package's own ``data/onnx/<path>`` when ``path`` is a bare file name
+    that the working directory does not have."""
+    if not path or os.sep in path or os.path.exists(path):
+        return path
+    own = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'data',
+                       'onnx', path)
+    return own if os.path.isfile(own) else path
 
 
 def app_param(app: str, key: str) -> str:
@@ -339,10 +361,13 @@ def build_config(values: Mapping[str, Any], *, node_name: str = 'scheduler') -> 
         apps.append(AppConfig(
             name=app, input_topic=a['input_topic'], input_type=a['input_type'],
             result_topic=a['result_topic'] or 'results/' + app, model=a['model'],
-            model_file_path=a['model_file_path'], engine_file_path=a['engine_file_path'],
+            model_file_path=bundled_file(a['model_file_path']),
+            engine_file_path=a['engine_file_path'],
             processors=_clean_list(a['processors']), rate_hz=float(a['rate_hz']),
             slo_ms=float(a['slo_ms']), top_k=int(a['top_k']),
-            sample_rate_hz=int(a['sample_rate_hz']), labels_file=a['labels_file']))
+            sample_rate_hz=int(a['sample_rate_hz']), labels_file=a['labels_file'],
+            score_threshold=float(a['score_threshold']), nms_iou=float(a['nms_iou']),
+            max_detections=int(a['max_detections'])))
     weights = tuple((m, float(get('goal_weights.' + m))) for m in GOAL_METRICS)
     goal = get('goal')
     if goal == 'weighted' and not any(w > 0 for _, w in weights):

@@ -19,6 +19,9 @@ Schema ``hetero_infer.result/1`` (one object per request, on the application's r
       "total_ms": float,                        # received -> result published
       "slo_ms": float, "slo_met": bool,         # total_ms <= slo_ms (dropped: false)
       "top_k": [{"label": str, "score": float}, ...],   # classifiers
+      "detections": [{"class_id": int, "score": float,  # detectors, best score first, after
+                      "bbox": [cx, cy, w, h]}, ...],    # NMS; box centre and size in the
+                                                        # input image's pixels
       "transcript": str                         # speech recognisers (CTC greedy decoding)
     }
 
@@ -28,7 +31,7 @@ the field (unknown encoding, wrong step, ...), so a subscriber can account for e
 """
 
 import json
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 RESULT_SCHEMA = 'hetero_infer.result/1'
 
@@ -37,7 +40,8 @@ def result_document(*, stamp: Tuple[int, int], frame_id: str, application: str, 
                     queue_ms: float, execute_ms: float, total_ms: float, slo_ms: float,
                     outcome: str = 'result', drop_reason: Optional[str] = None,
                     detail: str = '', top_k: Optional[List[Tuple[str, float]]] = None,
-                    transcript: Optional[str] = None) -> Dict[str, Any]:
+                    transcript: Optional[str] = None,
+                    detections: Optional[Sequence[Any]] = None) -> Dict[str, Any]:
     """The schema's dict for one request (see the module docstring)."""
     doc: Dict[str, Any] = {
         'schema': RESULT_SCHEMA,
@@ -62,6 +66,10 @@ def result_document(*, stamp: Tuple[int, int], frame_id: str, application: str, 
         doc['top_k'] = [{'label': label, 'score': round(score, 6)} for label, score in top_k]
     if transcript is not None:
         doc['transcript'] = transcript
+    if detections is not None:
+        doc['detections'] = [{'class_id': int(d.class_id), 'score': round(float(d.score), 6),
+                              'bbox': [round(float(v), 2) for v in d.bbox]}
+                             for d in detections]
     return doc
 
 
