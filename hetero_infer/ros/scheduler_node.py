@@ -260,10 +260,18 @@ def main(args=None) -> int:
     """``ros2 run hetero_infer scheduler_node [--ros-args --params-file FILE -p NAME:=VALUE]``.
 
     The package's ``config/serve.yaml`` is read first, so the node also starts without a
-    parameter file; rcl lets later ``--params-file`` / ``-p`` values override it.
+    parameter file; rcl lets later ``--params-file`` / ``-p`` values override it. The package's
+    Fast DDS profile for camera frames applies unless the user chose one
+    (:mod:`hetero_infer.ros.dds_profile`).
     """
     from hetero_infer.errors import ConfigError
     from hetero_infer.resources import find_resource
+    from hetero_infer.ros import dds_profile
+    try:
+        dds_profile.apply()
+    except ConfigError as exc:
+        print('scheduler_node: error: %s' % exc, file=sys.stderr)
+        return 1
     argv = list(sys.argv if args is None else args) or ['scheduler_node']
     try:
         argv[1:1] = ['--ros-args', '--params-file', find_resource('config', 'serve.yaml'), '--']

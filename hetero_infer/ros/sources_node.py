@@ -264,7 +264,16 @@ def wait_for_subscribers(node: Node, publishers, timeout_s: float = 5.0) -> bool
 
 
 def main(args=None) -> int:
-    """``ros2 run hetero_infer sources_node --ros-args --params-file config/serve.yaml``."""
+    """``ros2 run hetero_infer sources_node --ros-args --params-file config/serve.yaml``
+    (with the package's Fast DDS profile unless the user chose one)."""
+    import sys
+
+    from hetero_infer.ros import dds_profile
+    try:
+        dds_profile.apply()
+    except ConfigError as exc:
+        print('sources_node: error: %s' % exc, file=sys.stderr)
+        return 1
     return run_main('sources_node', lambda: [SourcesNode()], args)
 
 

@@ -114,10 +114,18 @@ class Service:
         self._plan_lock = threading.Lock()
         self._plan_wanted = threading.Event()
         self._plan_reason = 'start-up'
+        # Every re-plan request counts up; a plan is installed only if no request came while
+        # it was made (a newer goal, SLO or rate supersedes it: it is made again).
+        self._plan_generation = 0
+        #: The goal the policy in force was planned for (None: the start-up policy, which is
+        #: no goal's); ``config.goal`` is what the user asked for.
+        self.policy_goal: Optional[str] = None
+        self.superseded = 0
         self.planning = False
         self.last_plan: Dict[str, Any] = {}
         self.last_drift: Optional[float] = None
-        self._plans_by_down: Dict[frozenset, Policy] = {}  # unhealthy processors -> last plan
+        # unhealthy processors -> (last plan, the goal it was made for)
+        self._plans_by_down: Dict[frozenset, Tuple[Policy, str]] = {}
         self._warned_predictor = False
         self._closing = False
         self._silent = False
@@ -288,10 +296,12 @@ class Service:
         if known is not None:
             # A plan made earlier for these very processors serves until the re-plan is done
             # (after a recovery the current plan gives the processor nothing).
-            version = self.engine.set_policy(known)
-            self.log.info('policy %d: the last plan for processors %s'
+            with self._plan_lock:
+                version = self.engine.set_policy(known[0])
+                self.policy_goal = known[1]
+            self.log.info('policy %d: the last plan for processors %s (goal %s)'
                           % (version, ', '.join(p for p in self.engine.workers
-                                                if p not in down)))
+                                                if p not in down), known[1]))
         if healthy:
             self.log.info('processor %s is healthy again; re-planning with it' % proc)
             self.request_replan('processor %s recovered' % proc)
@@ -314,9 +324,11 @@ class Service:
 
     # -- planning ---------------------------------------------------------------------------
     def request_replan(self, reason: str) -> None:
-        """Ask the planner thread for a new policy (the latest request wins)."""
+        """Ask the planner thread for a new policy (the latest request wins: a plan under way
+        when this is called is not installed, the planner starts over)."""
         with self._plan_lock:
             self._plan_reason = reason
+            self._plan_generation += 1
         self._plan_wanted.set()
 
     def _plan_loop(self) -> None:
@@ -329,6 +341,7 @@ class Service:
             self._plan_wanted.clear()
             with self._plan_lock:
                 reason = self._plan_reason
+                generation = self._plan_generation
             cfg = self.config
             rates = list(self.planned_rates)
             down = frozenset(self.engine.health.unhealthy())
@@ -336,24 +349,36 @@ class Service:
             try:
                 result = self.plan(cfg, rates, down)
             except Exception as exc:  # noqa: BLE001  keep serving with the current policy
+                self.planning = False
                 self.log.error('planning (%s) failed, keeping policy %d: %s'
                                % (reason, self.engine.policy_version, exc))
                 continue
-            finally:
-                self.planning = False
             if self._closing:
                 return
-            self._plans_by_down[down] = result.policy
-            if down != frozenset(self.engine.health.unhealthy()):
-                # health changed while planning: that change asked for the next plan
-                self.log.info('plan (%s) kept aside: made for other healthy processors than '
-                              'now' % reason)
-                continue
-            version = self.engine.set_policy(result.policy)
-            self.last_plan = {'reason': reason, 'scheduler': result.scheduler, 'goal': result.goal,
-                              'predictor': result.predictor, 'score': result.score,
-                              'search_time_s': round(result.search_time_s, 3),
-                              'rates_hz': [round(r, 3) for r in rates]}
+            with self._plan_lock:
+                # installed (or not) and the flag cleared as one: ~/status never shows
+                # planning over with the previous goal's policy still in force
+                self.planning = False
+                if generation != self._plan_generation:
+                    # a goal, SLO, rate or health change came while planning: its plan is
+                    # made next (the event is set), this one is never installed
+                    self.superseded += 1
+                    self.log.info('plan (%s, goal %s) superseded by %s before it was installed'
+                                  % (reason, cfg.goal, self._plan_reason))
+                    continue
+                self._plans_by_down[down] = (result.policy, cfg.goal)
+                if down != frozenset(self.engine.health.unhealthy()):
+                    # health changed while planning: that change asked for the next plan
+                    self.log.info('plan (%s) kept aside: made for other healthy processors '
+                                  'than now' % reason)
+                    continue
+                version = self.engine.set_policy(result.policy)
+                self.policy_goal = cfg.goal
+                self.last_plan = {'reason': reason, 'scheduler': result.scheduler,
+                                  'goal': result.goal, 'predictor': result.predictor,
+                                  'score': result.score,
+                                  'search_time_s': round(result.search_time_s, 3),
+                                  'rates_hz': [round(r, 3) for r in rates]}
             self.log.info('policy %d (%s, goal %s, %s predictor, %.2f s): %r'
                           % (version, reason, result.goal, result.predictor,
                              result.search_time_s, result.policy))
@@ -379,13 +404,17 @@ class Service:
         self._last_busy = busy
         window = self.stats.window(self.apps, period)
         health = engine.health.snapshot()
+        with self._plan_lock:  # the policy and the goal it was made for, as one
+            version, policy, goal = engine.policy_version, engine.policy, self.policy_goal
         return {
             'schema': STATUS_SCHEMA,
             'uptime_s': round(engine.elapsed_s(), 3),
-            'policy_version': engine.policy_version,
-            'policy': engine.policy.to_dict()['allocation'],
-            'goal': self.config.goal,
-            'planning': self.planning,
+            'policy_version': version,
+            'policy': policy.to_dict()['allocation'],
+            'goal': goal,
+            'goal_requested': self.config.goal,
+            'planning': self.planning or self._plan_wanted.is_set(),
+            'plans_superseded': self.superseded,
             'last_plan': dict(self.last_plan),
             'applications': window['applications'],
             'processors': {p: {'utilisation': util[p], 'queue': w.depth,
