@@ -8,7 +8,9 @@ Sets the Fast DDS profile as ``hetero-infer serve`` does (``--dds-profile``, sam
 publishes with the sensor-data QoS of a camera driver. Before each size it probes until the node
 answers one frame of that size (best-effort samples sent while discovery completes are lost);
 then it publishes ``rate x seconds`` frames, waits for their answers and prints one JSON line:
-``{"WxH": {"sent": n, "results": r, "dropped": d, "drop_reasons": {...}}, ...}``.
+``{"WxH": {"sent": n, "results": r, "dropped": d, "drop_reasons": {...}, "dds_lost": l}, ...}``
+where ``dds_lost`` is how many more messages the node's ``~/status`` counted as lost by DDS for
+the application (``--app``) after the frames than before them (None: not reported).
 """
 
 import argparse
@@ -31,6 +33,8 @@ def main(argv=None) -> int:
     ap.add_argument('--seconds', type=float, default=5.0)
     ap.add_argument('--topic', default='cam/image')
     ap.add_argument('--results', default='results/cam')
+    ap.add_argument('--app', default='cam')
+    ap.add_argument('--status', default='/scheduler/status')
     ap.add_argument('--dds-profile', default='')
     ap.add_argument('--timeout', type=float, default=60.0)
     args = ap.parse_args(argv)
@@ -53,6 +57,24 @@ def main(argv=None) -> int:
         with lock:
             docs.append(json.loads(msg.data))
     node.create_subscription(String, args.results, on_result, QoSProfile(depth=5000))
+    statuses = []
+
+    def on_status(msg):
+        with lock:
+            statuses.append(json.loads(msg.data))
+    node.create_subscription(String, args.status, on_status, QoSProfile(depth=10))
+
+    def dds_lost():
+        """The node's count after the next status message."""
+        with lock:
+            n = len(statuses)
+        stop = time.monotonic() + 5.0
+        while time.monotonic() < stop:
+            with lock:
+                if len(statuses) > n:
+                    return statuses[-1]['applications'][args.app].get('dds_lost')
+            time.sleep(0.05)
+        return None
     pub = node.create_publisher(Image, args.topic, qos_profile_sensor_data)
     ex = SingleThreadedExecutor()
     ex.add_node(node)
@@ -81,6 +103,7 @@ def main(argv=None) -> int:
                 pub.publish(msg)
                 time.sleep(0.2)
             time.sleep(0.3)
+            lost_before = dds_lost()
             n = int(round(args.rate * args.seconds))
             msg.header.frame_id = size
             t0 = time.monotonic()
@@ -96,6 +119,7 @@ def main(argv=None) -> int:
                     if sum(d['frame_id'] == size for d in docs) >= n:
                         break
                 time.sleep(0.05)
+            lost_after = dds_lost()
             with lock:
                 mine = [d for d in docs if d['frame_id'] == size]
             reasons = {}
@@ -105,7 +129,9 @@ def main(argv=None) -> int:
             out[size] = {'sent': n, 'results': sum(d['outcome'] == 'result' for d in mine),
                          'dropped': sum(reasons.values()), 'drop_reasons': reasons,
                          'answers': len(mine),
-                         'distinct': len({d['stamp']['sec'] for d in mine})}
+                         'distinct': len({d['stamp']['sec'] for d in mine}),
+                         'dds_lost': (None if lost_after is None or lost_before is None
+                                      else lost_after - lost_before)}
     finally:
         ex.shutdown(timeout_sec=1.0)
         node.destroy_node()

@@ -19,12 +19,11 @@ application and processor, ERROR while a processor is unhealthy) are published e
 import json
 import sys
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Float32MultiArray, Int16MultiArray, String
 
@@ -37,6 +36,16 @@ from hetero_infer.errors import ConfigError
 from hetero_infer.ros import conversions, inputs, params
 from hetero_infer.ros.lifecycle import run_main
 from hetero_infer.serving.service import Service
+
+
+def input_message_type(input_type: str):
+    """The message class of an ``input_type`` (None: its optional package is not installed)."""
+    fixed = {'image': Image, 'compressed_image': CompressedImage,
+             'audio_f32': Float32MultiArray, 'audio_i16': Int16MultiArray}
+    if input_type in fixed:
+        return fixed[input_type]
+    name = {'audio_data': 'AudioData', 'audio_data_stamped': 'AudioDataStamped'}[input_type]
+    return conversions.optional_msg('audio_common_msgs.msg', name)
 
 
 class SchedulerNode(Node):
@@ -77,9 +86,15 @@ class SchedulerNode(Node):
         self.status_pub = self.create_publisher(String, '~/status', 10, event_callbacks=quiet)
         self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10,
                                               event_callbacks=quiet)
+        self._qos_notes: List[str] = []  # how each input's QoS was chosen, for the log
         self.inputs = inputs.Inputs(self, [(app.cfg.input_topic, self._input_type(app.cfg))
                                            for app in self.service.apps],
                                     self._on_input, intake=cfg.intake)
+        for app, (topic, qos), note in zip(self.service.apps, self.inputs.topics,
+                                           self._qos_notes):
+            self.get_logger().info('application %s: input %s (%s), QoS %s, %s, depth %d'
+                                   % (app.name, topic, app.cfg.input_type, note,
+                                      qos.reliability.name.lower(), qos.depth))
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._status_timer = self.create_timer(cfg.status_period_s, self._publish_status)
         self._drift_timer = self.create_timer(cfg.replan_period_s, self.service.check_drift)
@@ -102,7 +117,11 @@ class SchedulerNode(Node):
         """The ``hetero_infer.status/1`` document of the period since the last call."""
         doc = self.service.status()
         doc['intake'] = self.inputs.kind
-        doc['incompatible_publishers'] = self.inputs.check_qos()
+        incompatible, other_types = self.inputs.check_publishers()
+        doc['incompatible_publishers'] = incompatible
+        doc['other_type_publishers'] = other_types
+        for app, lost in zip(self.service.apps, self.inputs.lost):
+            doc['applications'][app.name]['dds_lost'] = lost
         return doc
 
     def summary(self) -> Dict[str, Any]:
@@ -120,22 +139,17 @@ class SchedulerNode(Node):
         return cls
 
     def _input_type(self, a: params.AppConfig):
-        """(message type, QoS) of an application's input topic."""
-        kind = a.input_type
-        if kind == 'image':
-            return Image, qos_profile_sensor_data
-        if kind == 'compressed_image':
-            return CompressedImage, qos_profile_sensor_data
-        if kind == 'audio_f32':
-            return Float32MultiArray, QoSProfile(depth=10)
-        if kind == 'audio_i16':
-            return Int16MultiArray, QoSProfile(depth=10)
-        msg_type = conversions.optional_msg('audio_common_msgs.msg', 'AudioData')
+        """(message type, QoS) of an application's input topic (``input_qos``)."""
+        msg_type = input_message_type(a.input_type)
         if msg_type is None:
-            raise ConfigError('node %s: parameter %s=audio_data but audio_common_msgs is not '
+            raise ConfigError('node %s: parameter %s=%s but audio_common_msgs is not '
                               'installed; publish std_msgs/Float32MultiArray (audio_f32)'
-                              % (self._name, params.app_param(a.name, 'input_type')))
-        return msg_type, QoSProfile(depth=10)
+                              % (self._name, params.app_param(a.name, 'input_type'),
+                                 a.input_type))
+        qos, note = inputs.input_qos(a.input_qos, a.input_type, a.rate_hz, node=self,
+                                     topic=a.input_topic)
+        self._qos_notes.append(note)
+        return msg_type, qos
 
     # -- message in -> request ------------------------------------------------------------------
     def _on_input(self, index: int, msg) -> None:
@@ -212,8 +226,9 @@ class SchedulerNode(Node):
                 s.message = 'SLO attainment %.3f below target %.3f' % (att, target)
             else:
                 s.level, s.message = DiagnosticStatus.OK, 'SLO attainment %.3f' % att
-            s.values = [KeyValue(key=k, value=str(a[k])) for k in
-                        ('rate_hz', 'slo_ms', 'slo_attainment', 'p50_ms', 'p99_ms', 'results')]
+            s.values = [KeyValue(key=k, value=str(a.get(k))) for k in
+                        ('rate_hz', 'slo_ms', 'slo_attainment', 'p50_ms', 'p99_ms', 'results',
+                         'dds_lost')]
             arr.status.append(s)
         for p, v in doc['processors'].items():
             h = v['health']

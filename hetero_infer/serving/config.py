@@ -33,7 +33,12 @@ def goal_choices() -> Tuple[str, ...]:
     code."""
     from hetero_infer.core.goals import goal_names
     return tuple(goal_names()) + ('weighted',)
-INPUT_TYPES = ('image', 'compressed_image', 'audio_f32', 'audio_i16', 'audio_data')
+INPUT_TYPES = ('image', 'compressed_image', 'audio_f32', 'audio_i16', 'audio_data',
+               'audio_data_stamped')
+#: Input QoS choices: by_type = sensor data for images, reliable for audio (the defaults).
+INPUT_QOS = ('by_type', 'sensor_data', 'reliable', 'system_default', 'auto')
+#: What float audio samples outside [-1, 1] get.
+AUDIO_RANGE = ('refuse', 'clip')
 INT32_MAX = 2 ** 31 - 1
 
 
@@ -140,8 +145,16 @@ APP_PARAMS = (
     ParamSpec('input_type', 'image', 'Input message type: image = sensor_msgs/Image, '
               'compressed_image = sensor_msgs/CompressedImage, audio_f32 = std_msgs/'
               'Float32MultiArray, audio_i16 = std_msgs/Int16MultiArray, audio_data = '
-              'audio_common_msgs/AudioData (int16, when installed).', choices=INPUT_TYPES,
+              'audio_common_msgs/AudioData (int16, when installed), audio_data_stamped = '
+              'audio_common_msgs/AudioDataStamped (its header is copied to the result).',
+              choices=INPUT_TYPES,
               read_only=True),
+    ParamSpec('input_qos', 'by_type', 'QoS of the input subscription: by_type = sensor_data for '
+              'images, reliable for audio; sensor_data = best effort, volatile; reliable = '
+              'reliable, volatile; system_default = the RMW\'s reliability and durability; '
+              'auto = the reliability and durability every publisher on the topic at start-up '
+              'offers (as recorders do; by_type when there is none yet). History: keep last, '
+              '2 s of rate_hz, at least 20 messages.', choices=INPUT_QOS, read_only=True),
     ParamSpec('result_topic', '', 'Result topic; empty = results/<application>.', read_only=True),
     ParamSpec('model', '', 'Zoo model name or layer-table / ONNX path.', read_only=True),
     ParamSpec('model_file_path', '', 'ONNX file the onnxruntime / tensorrt backends load; with '
@@ -155,8 +168,15 @@ APP_PARAMS = (
               0.0, 10000.0),
     ParamSpec('slo_ms', 0.0, 'Latency objective; 0 = slo_scale x isolated latency.', 0.0, 1e6),
     ParamSpec('top_k', 5, 'Labels and scores reported per result.', 1, 1000),
-    ParamSpec('sample_rate_hz', 16000, 'Sample rate of the audio input.', 1000, 384000,
-              read_only=True),
+    ParamSpec('sample_rate_hz', 16000, 'Sample rate of the audio input the model expects; a '
+              'chunk that states another rate (layout label samples@<rate>Hz, or the '
+              'AudioDataStamped / AudioInfo rate) is resampled when audio_resample is true, '
+              'else dropped as bad_input (bad_rate).', 1000, 384000, read_only=True),
+    ParamSpec('audio_resample', False, 'Resample audio chunks whose stated sample rate differs '
+              'from sample_rate_hz (else they are refused).', read_only=True),
+    ParamSpec('audio_out_of_range', 'refuse', 'Float audio samples outside [-1, 1]: refuse the '
+              'chunk (bad_input, out_of_range) or clip them; counted in the status either way.',
+              choices=AUDIO_RANGE, read_only=True),
     ParamSpec('labels_file', '', 'Text file with one label per line; empty = class_<index>.',
               read_only=True),
 )
@@ -177,6 +197,9 @@ class AppConfig:
     top_k: int
     sample_rate_hz: int
     labels_file: str
+    input_qos: str = 'by_type'
+    audio_resample: bool = False
+    audio_out_of_range: str = 'refuse'
 
 
 @dataclass(frozen=True)
@@ -342,7 +365,9 @@ def build_config(values: Mapping[str, Any], *, node_name: str = 'scheduler') -> 
             model_file_path=a['model_file_path'], engine_file_path=a['engine_file_path'],
             processors=_clean_list(a['processors']), rate_hz=float(a['rate_hz']),
             slo_ms=float(a['slo_ms']), top_k=int(a['top_k']),
-            sample_rate_hz=int(a['sample_rate_hz']), labels_file=a['labels_file']))
+            sample_rate_hz=int(a['sample_rate_hz']), labels_file=a['labels_file'],
+            input_qos=a['input_qos'], audio_resample=bool(a['audio_resample']),
+            audio_out_of_range=a['audio_out_of_range']))
     weights = tuple((m, float(get('goal_weights.' + m))) for m in GOAL_METRICS)
     goal = get('goal')
     if goal == 'weighted' and not any(w > 0 for _, w in weights):
