@@ -87,6 +87,7 @@ class SchedulerNode(Node):
         self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10,
                                               event_callbacks=quiet)
         self._qos_notes: List[str] = []  # how each input's QoS was chosen, for the log
+        self._clipped = [0] * len(self.service.apps)  # audio chunks with samples clipped
         self.inputs = inputs.Inputs(self, [(app.cfg.input_topic, self._input_type(app.cfg))
                                            for app in self.service.apps],
                                     self._on_input, intake=cfg.intake)
@@ -122,6 +123,8 @@ class SchedulerNode(Node):
         doc['other_type_publishers'] = other_types
         for app, lost in zip(self.service.apps, self.inputs.lost):
             doc['applications'][app.name]['dds_lost'] = lost
+            if app.is_audio:
+                doc['applications'][app.name]['clipped_chunks'] = self._clipped[app.index]
         return doc
 
     def summary(self) -> Dict[str, Any]:
@@ -161,7 +164,16 @@ class SchedulerNode(Node):
         stamp = (header.stamp.sec, header.stamp.nanosec) if header is not None else (0, 0)
         frame_id = header.frame_id if header is not None else ''
         try:
-            data, order = conversions.decode(msg, app.cfg.input_type)
+            if app.is_audio:
+                a = app.cfg
+                data, clipped = conversions.audio_input(
+                    msg, kind=a.input_type, sample_rate_hz=a.sample_rate_hz,
+                    resample=a.audio_resample, out_of_range=a.audio_out_of_range)
+                order = ''
+                if clipped:
+                    self._clipped[index] += 1
+            else:
+                data, order = conversions.decode(msg, app.cfg.input_type)
         except conversions.InputError as exc:
             self.get_logger().warning('application %s: bad input dropped: %s' % (app.name, exc),
                                       throttle_duration_sec=1.0)

@@ -169,9 +169,10 @@ APP_PARAMS = (
     ParamSpec('slo_ms', 0.0, 'Latency objective; 0 = slo_scale x isolated latency.', 0.0, 1e6),
     ParamSpec('top_k', 5, 'Labels and scores reported per result.', 1, 1000),
     ParamSpec('sample_rate_hz', 16000, 'Sample rate of the audio input the model expects; a '
-              'chunk that states another rate (layout label samples@<rate>Hz, or the '
-              'AudioDataStamped / AudioInfo rate) is resampled when audio_resample is true, '
-              'else dropped as bad_input (bad_rate).', 1000, 384000, read_only=True),
+              'multi-array chunk whose layout label states another rate (samples@<rate>Hz) is '
+              'resampled when audio_resample is true, else dropped as bad_input (bad_rate); '
+              'AudioData carries no rate and is taken at this one.', 1000, 384000,
+              read_only=True),
     ParamSpec('audio_resample', False, 'Resample audio chunks whose stated sample rate differs '
               'from sample_rate_hz (else they are refused).', read_only=True),
     ParamSpec('audio_out_of_range', 'refuse', 'Float audio samples outside [-1, 1]: refuse the '
