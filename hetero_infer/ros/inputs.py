@@ -26,6 +26,7 @@ from rclpy.qos import (
     qos_check_compatible,
 )
 
+from hetero_infer.ros import conversions
 from hetero_infer.ros import intake as intake_thread
 
 try:
@@ -100,6 +101,19 @@ def _offered(node: Node, topic: str, wait_s: float) -> List[QoSProfile]:
 #: How many status periods a publisher without a node name is waited for before warning
 #: (a node's name reaches the graph after its endpoint; a plain DDS writer never gets one).
 NAME_WAIT_PERIODS = 5
+
+
+def input_message_type(input_type: str):
+    """The message class of an ``input_type`` (None: its optional package, audio_common_msgs,
+    is not installed)."""
+    from sensor_msgs.msg import CompressedImage, Image
+    from std_msgs.msg import Float32MultiArray, Int16MultiArray
+    fixed = {'image': Image, 'compressed_image': CompressedImage,
+             'audio_f32': Float32MultiArray, 'audio_i16': Int16MultiArray}
+    if input_type in fixed:
+        return fixed[input_type]
+    name = {'audio_data': 'AudioData', 'audio_data_stamped': 'AudioDataStamped'}[input_type]
+    return conversions.optional_msg('audio_common_msgs.msg', name)
 
 
 def type_name(msg_type) -> str:

@@ -2,12 +2,14 @@
 
 The node is the ROS wiring around a :class:`hetero_infer.serving.service.Service` (which holds
 the applications, the engine, the planner and the statistics): per application (``apps.<name>.*``
-parameters, see ``config/serve.yaml``) it subscribes to the input topic (images with the
-sensor-data QoS; messages taken on the node's intake thread, :mod:`hetero_infer.ros.intake`, or
-in executor callbacks with ``intake: executor``), decodes each message
-(:mod:`hetero_infer.ros.conversions`) and submits it to the service. Each request gets exactly
-one message on the application's result topic (``results/<name>``, remappable): a result, or a
-drop with its reason (schema in :mod:`hetero_infer.serving.results`).
+parameters, see ``config/serve.yaml``) it subscribes to the input topic (QoS ``input_qos``,
+sensor data for images by default, :mod:`hetero_infer.ros.inputs`; messages taken on the node's
+intake thread, :mod:`hetero_infer.ros.intake`, or in executor callbacks with ``intake:
+executor``), decodes each message (:mod:`hetero_infer.ros.conversions`) and submits it to the
+service. Each request gets exactly one message on the application's result topic
+(``results/<name>``, remappable): a result, or a drop with its reason (schema in
+:mod:`hetero_infer.serving.results`); with ``result_type: vision_msgs`` classifier results are
+typed there and everything else goes as JSON to ``results/<name>_json``.
 
 Parameters are declared in :mod:`hetero_infer.ros.params`; a live change is validated there and
 applied by the service (SLOs at once, goal / SLOs / rates by re-planning in the background).
@@ -24,8 +26,7 @@ from typing import Any, Dict, List, Optional
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
-from sensor_msgs.msg import CompressedImage, Image
-from std_msgs.msg import Float32MultiArray, Int16MultiArray, String
+from std_msgs.msg import String
 
 try:
     from rclpy.event_handler import PublisherEventCallbacks
@@ -38,14 +39,16 @@ from hetero_infer.ros.lifecycle import run_main
 from hetero_infer.serving.service import Service
 
 
-def input_message_type(input_type: str):
-    """The message class of an ``input_type`` (None: its optional package is not installed)."""
-    fixed = {'image': Image, 'compressed_image': CompressedImage,
-             'audio_f32': Float32MultiArray, 'audio_i16': Int16MultiArray}
-    if input_type in fixed:
-        return fixed[input_type]
-    name = {'audio_data': 'AudioData', 'audio_data_stamped': 'AudioDataStamped'}[input_type]
-    return conversions.optional_msg('audio_common_msgs.msg', name)
+def typed_results(app) -> bool:
+    """Whether ``app``'s results have a typed message (vision_msgs/Classification): every
+    classifier's do; a speech recogniser's transcript does not."""
+    return not (app.is_audio and app.labels is None)
+
+
+def json_sibling(result_topic: str) -> str:
+    """Where drops and untyped results go with ``result_type: vision_msgs``:
+    ``results/cam`` -> ``results/cam_json``."""
+    return result_topic + '_json'
 
 
 class SchedulerNode(Node):
@@ -80,9 +83,21 @@ class SchedulerNode(Node):
         # every wake-up (per message); the input subscriptions keep theirs, which warn about
         # incompatible QoS, the usual reason for a node that receives nothing.
         quiet = PublisherEventCallbacks(use_default_callbacks=False)
-        self._publishers = [self.create_publisher(self._result_msg, app.cfg.result_topic, 50,
-                                                  event_callbacks=quiet)
-                            for app in self.service.apps]
+        # json: every document on results/<app>. vision_msgs: classifiers' results typed on
+        # results/<app>; their drops, and every document of a speech recogniser (no typed
+        # message fits a transcript), on the sibling results/<app>_json (String), so each
+        # request still gets exactly one message.
+        self._publishers = []
+        self._json_publishers = []
+        for app in self.service.apps:
+            typed = self._result_msg is not String and typed_results(app)
+            self._publishers.append(
+                self.create_publisher(self._result_msg, app.cfg.result_topic, 50,
+                                      event_callbacks=quiet) if typed else None)
+            json_topic = (app.cfg.result_topic if self._result_msg is String
+                          else json_sibling(app.cfg.result_topic))
+            self._json_publishers.append(self.create_publisher(String, json_topic, 50,
+                                                               event_callbacks=quiet))
         self.status_pub = self.create_publisher(String, '~/status', 10, event_callbacks=quiet)
         self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10,
                                               event_callbacks=quiet)
@@ -143,7 +158,7 @@ class SchedulerNode(Node):
 
     def _input_type(self, a: params.AppConfig):
         """(message type, QoS) of an application's input topic (``input_qos``)."""
-        msg_type = input_message_type(a.input_type)
+        msg_type = inputs.input_message_type(a.input_type)
         if msg_type is None:
             raise ConfigError('node %s: parameter %s=%s but audio_common_msgs is not '
                               'installed; publish std_msgs/Float32MultiArray (audio_f32)'
@@ -188,13 +203,12 @@ class SchedulerNode(Node):
         if self._closing:
             return
         try:
-            if self._result_msg is String:
-                msg = String(data=json.dumps(doc, separators=(',', ':')))
-            elif doc['outcome'] == 'result' and 'top_k' in doc:
-                msg = conversions.classification(self._result_msg, doc)
+            typed = self._publishers[app.index]
+            if typed is not None and doc['outcome'] == 'result' and doc.get('top_k') is not None:
+                typed.publish(conversions.classification(self._result_msg, doc))
             else:
-                return
-            self._publishers[app.index].publish(msg)
+                self._json_publishers[app.index].publish(
+                    String(data=json.dumps(doc, separators=(',', ':'))))
         except Exception as exc:  # noqa: BLE001  context shut down under us: nowhere to publish
             if not self._closing:
                 self.get_logger().error('cannot publish result of %s: %s' % (app.name, exc),
