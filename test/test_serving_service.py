@@ -202,3 +202,30 @@ def test_a_goal_change_supersedes_the_plan_under_way():
         assert status['policy_version'] == 2
     finally:
         svc.close()
+
+
+def test_a_stream_starting_mid_window_is_no_drift():
+    """A camera switched on during a drift window fills only part of it: no re-plan for that
+    window; a real change of rate in a full window still re-plans."""
+    svc, out = _service(applications=['cam'])
+    svc.start()
+    cam = svc.apps[0]
+    replans = []
+    svc.request_replan = replans.append
+
+    def window(n):
+        for _ in range(n):
+            svc.stats.received(cam.index)
+    try:
+        svc.planned_rates = [10.0]
+        svc.stats.take_drift_counts(time.perf_counter())  # start a window now
+        window(30)  # the stream starts: 30 requests in a 'short' window, none in the previous
+        svc.check_drift()
+        assert replans == []
+        svc.stats.drift_since = time.perf_counter() - 1.0  # a full 1 s window at 100 Hz
+        window(100)
+        svc.check_drift()
+        assert len(replans) == 1 and replans[0].startswith('drift')
+        assert svc.planned_rates[0] > 50.0
+    finally:
+        svc.close()

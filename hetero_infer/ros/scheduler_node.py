@@ -87,16 +87,17 @@ class SchedulerNode(Node):
         # results/<app>; their drops, and every document of a speech recogniser (no typed
         # message fits a transcript), on the sibling results/<app>_json (String), so each
         # request still gets exactly one message.
-        self._publishers = []
-        self._json_publishers = []
+        # (not ``_publishers``: that is rclpy's own list of the node's publishers)
+        self._typed_pubs: List[Any] = []
+        self._json_pubs: List[Any] = []
         for app in self.service.apps:
             typed = self._result_msg is not String and typed_results(app)
-            self._publishers.append(
+            self._typed_pubs.append(
                 self.create_publisher(self._result_msg, app.cfg.result_topic, 50,
                                       event_callbacks=quiet) if typed else None)
             json_topic = (app.cfg.result_topic if self._result_msg is String
                           else json_sibling(app.cfg.result_topic))
-            self._json_publishers.append(self.create_publisher(String, json_topic, 50,
+            self._json_pubs.append(self.create_publisher(String, json_topic, 50,
                                                                event_callbacks=quiet))
         self.status_pub = self.create_publisher(String, '~/status', 10, event_callbacks=quiet)
         self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10,
@@ -203,11 +204,11 @@ class SchedulerNode(Node):
         if self._closing:
             return
         try:
-            typed = self._publishers[app.index]
+            typed = self._typed_pubs[app.index]
             if typed is not None and doc['outcome'] == 'result' and doc.get('top_k') is not None:
                 typed.publish(conversions.classification(self._result_msg, doc))
             else:
-                self._json_publishers[app.index].publish(
+                self._json_pubs[app.index].publish(
                     String(data=json.dumps(doc, separators=(',', ':'))))
         except Exception as exc:  # noqa: BLE001  context shut down under us: nowhere to publish
             if not self._closing:

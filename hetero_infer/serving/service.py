@@ -38,6 +38,8 @@ SWITCH_INTERVAL_S = 0.0001
 #: Observed rates are compared with planned ones only over windows with at least this many
 #: requests, so that a few messages' jitter does not trigger a re-plan.
 MIN_DRIFT_REQUESTS = 20
+#: Requests in a window after a silent one that mark an application's stream as started there.
+MIN_STREAM_REQUESTS = 3
 
 Publish = Callable[[App, Dict[str, Any]], None]
 
@@ -124,6 +126,7 @@ class Service:
         self.planning = False
         self.last_plan: Dict[str, Any] = {}
         self.last_drift: Optional[float] = None
+        self._drift_previous = [0] * len(self.apps)  # requests per app in the last window
         # unhealthy processors -> (last plan, the goal it was made for)
         self._plans_by_down: Dict[frozenset, Tuple[Policy, str]] = {}
         self._warned_predictor = False
@@ -271,10 +274,20 @@ class Service:
 
         drift = max over applications of |observed - planned| / max(planned, 1 Hz), over the
         time since the last call; windows with fewer than MIN_DRIFT_REQUESTS requests are
-        ignored.
+        ignored, and so is a window in which an application's stream started (at least
+        MIN_STREAM_REQUESTS requests after a window without any: it covers only part of it).
         """
         counts, elapsed = self.stats.take_drift_counts(time.perf_counter())
+        previous, self._drift_previous = self._drift_previous, counts
         if elapsed <= 0 or sum(counts) < MIN_DRIFT_REQUESTS:
+            return
+        started = [app.name for app, c, p in zip(self.apps, counts, previous)
+                   if p == 0 and c >= MIN_STREAM_REQUESTS]
+        if started:
+            # a stream that started during this window fills only part of it: its rate shows
+            # in the next window (else every start of a camera would look like a drift)
+            self.log.info('drift check skipped: the stream of %s started in this window'
+                          % ', '.join(started))
             return
         observed = [c / elapsed for c in counts]
         drift = max(abs(o - p) / max(p, 1.0) for o, p in zip(observed, self.planned_rates))
