@@ -114,12 +114,20 @@ def test_typed_mode_one_message_per_request(context):
                 break
         mic.publish(Float32MultiArray(data=[0.0] * 1600))
         assert _spin_until(ex, lambda: any(d['application'] == 'speech' for d in docs))
-        assert all(m.header.stamp.sec == 7 and len(m.results) == 3 for m in typed)
-        cam_docs = [d for d in docs if d['application'] == 'cam']
-        assert cam_docs and all(d['outcome'] == 'dropped' and d['drop_reason'] == 'bad_input'
-                                for d in cam_docs)
         speech = [d for d in docs if d['application'] == 'speech']
         assert speech[0]['outcome'] == 'result' and 'transcript' in speech[0]
+        assert all(m.header.stamp.sec == 7 and len(m.results) == 3 for m in typed)
+        # one message per request: every cam request the node received is answered once,
+        # typed (a result) or as JSON (a drop, with its reason)
+        received = lambda: node.summary()['applications']['cam']['received']  # noqa: E731
+        assert _spin_until(ex, lambda: len(typed) + sum(
+            d['application'] == 'cam' for d in docs) == received(), 10.0)
+        _spin_until(ex, lambda: False, 0.5)  # nothing more comes
+        cam_docs = [d for d in docs if d['application'] == 'cam']
+        assert len(typed) + len(cam_docs) == received()
+        assert cam_docs and all(d['outcome'] == 'dropped' for d in cam_docs)
+        assert all(d['drop_reason'] == 'bad_input' for d in cam_docs if d['stamp']['sec'] == 8)
+        assert any(d['stamp']['sec'] == 8 for d in cam_docs)
     finally:
         driver.destroy_node()
         node.destroy_node()
