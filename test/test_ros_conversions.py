@@ -136,3 +136,18 @@ def test_audio_as_sent_rate_and_range():
                                 out_of_range='clip')
     np.testing.assert_allclose(x, [0.0, 1.0, -1.0, 0.25])
     assert clipped == 2
+
+
+def test_audio_data_and_stamped_are_int16_bytes():
+    import types
+    pcm = np.array([0, 16384, -32768], '<i2').tobytes()
+    plain = types.SimpleNamespace(data=pcm)
+    stamped = types.SimpleNamespace(header=None, audio=types.SimpleNamespace(data=pcm))
+    np.testing.assert_allclose(cv.audio_to_array(plain, kind='audio_data'), [0.0, 0.5, -1.0])
+    np.testing.assert_allclose(cv.audio_to_array(stamped, kind='audio_data_stamped'),
+                               [0.0, 0.5, -1.0])
+    assert cv.stated_rate(stamped, 'audio_data_stamped') is None  # no rate in the message
+    with pytest.raises(cv.InputError) as info:
+        cv.audio_to_array(types.SimpleNamespace(audio=types.SimpleNamespace(data=b'\x00')),
+                          kind='audio_data_stamped')
+    assert info.value.reason == 'bad_size'

@@ -131,3 +131,32 @@ def test_typed_mode_one_message_per_request(context):
     finally:
         driver.destroy_node()
         node.destroy_node()
+
+
+def test_audio_data_stamped_header_copied_to_the_result(context):
+    msgs = pytest.importorskip('audio_common_msgs.msg')
+    from hetero_infer.ros.scheduler_node import SchedulerNode
+    node = SchedulerNode(context=context, plan_in_process=True, overrides=dict(
+        BASE, **{'apps.speech.input_type': 'audio_data_stamped'}))
+    driver = rclpy.create_node('driver', context=context)
+    docs = []
+    try:
+        driver.create_subscription(String, 'results/speech',
+                                   lambda m: docs.append(json.loads(m.data)), 10)
+        mic = driver.create_publisher(msgs.AudioDataStamped, 'mic', 10)
+        ex = SingleThreadedExecutor(context=context)
+        ex.add_node(node)
+        ex.add_node(driver)
+        assert _spin_until(ex, lambda: mic.get_subscription_count() > 0)
+        msg = msgs.AudioDataStamped()
+        msg.header.stamp.sec, msg.header.stamp.nanosec = 42, 9
+        msg.header.frame_id = 'mic0'
+        msg.audio.data = np.zeros(1600, '<i2').tobytes()
+        mic.publish(msg)
+        assert _spin_until(ex, lambda: docs)
+        d = docs[0]
+        assert d['outcome'] == 'result' and d['frame_id'] == 'mic0'
+        assert d['stamp'] == {'sec': 42, 'nanosec': 9}
+    finally:
+        driver.destroy_node()
+        node.destroy_node()
