@@ -39,7 +39,7 @@ def main(argv=None) -> int:
     ap.add_argument('--timeout', type=float, default=60.0)
     args = ap.parse_args(argv)
 
-    from hetero_infer.ros import dds_profile
+    from hetero_infer import dds_profile
     dds_profile.apply(choice=args.dds_profile)
     import numpy as np
     import rclpy
@@ -134,6 +134,7 @@ def main(argv=None) -> int:
                                       else lost_after - lost_before)}
     finally:
         ex.shutdown(timeout_sec=1.0)
+        spinner.join(timeout=5.0)  # destroying the node under a spinning executor aborts
         node.destroy_node()
         rclpy.try_shutdown()
     print(json.dumps(out))

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
+from hetero_infer import dds_profile
 from hetero_infer.errors import ConfigError
-from hetero_infer.ros import dds_profile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

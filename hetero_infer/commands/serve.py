@@ -112,7 +112,7 @@ def start_nodes(args, *, sources: bool):
 def run(args) -> int:
     if args.localhost:
         keep_dds_local()
-    from hetero_infer.ros import dds_profile
+    from hetero_infer import dds_profile
     dds_profile.apply(choice=args.dds_profile)
     ros_args = ros_arguments(args)
     from hetero_infer.ros.lifecycle import ros_session, spin_nodes

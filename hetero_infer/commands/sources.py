@@ -77,7 +77,7 @@ def run(args) -> int:
     if args.localhost:
         from hetero_infer.commands.serve import keep_dds_local
         keep_dds_local()
-    from hetero_infer.ros import dds_profile
+    from hetero_infer import dds_profile
     dds_profile.apply(choice=args.dds_profile)
     streams = build_streams(args)
     from hetero_infer.ros.lifecycle import ros_session, spin_nodes

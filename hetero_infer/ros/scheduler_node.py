@@ -304,11 +304,11 @@ def main(args=None) -> int:
     The package's ``config/serve.yaml`` is read first, so the node also starts without a
     parameter file; rcl lets later ``--params-file`` / ``-p`` values override it. The package's
     Fast DDS profile for camera frames applies unless the user chose one
-    (:mod:`hetero_infer.ros.dds_profile`).
+    (:mod:`hetero_infer.dds_profile`).
     """
+    from hetero_infer import dds_profile
     from hetero_infer.errors import ConfigError
     from hetero_infer.resources import find_resource
-    from hetero_infer.ros import dds_profile
     try:
         dds_profile.apply()
     except ConfigError as exc:

@@ -313,7 +313,7 @@ def main(args=None) -> int:
     (with the package's Fast DDS profile unless the user chose one)."""
     import sys
 
-    from hetero_infer.ros import dds_profile
+    from hetero_infer import dds_profile
     try:
         dds_profile.apply()
     except ConfigError as exc:

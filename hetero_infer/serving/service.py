@@ -116,8 +116,9 @@ class Service:
         self._plan_lock = threading.Lock()
         self._plan_wanted = threading.Event()
         self._plan_reason = 'start-up'
-        # Every re-plan request counts up; a plan is installed only if no request came while
-        # it was made (a newer goal, SLO or rate supersedes it: it is made again).
+        # Every change of what plans are made for (goal, weights, SLOs, planned rates set by the
+        # user) counts up; a plan made before the change is never installed (nor kept for a
+        # later health change): it is made again for the new settings.
         self._plan_generation = 0
         #: The goal the policy in force was planned for (None: the start-up policy, which is
         #: no goal's); ``config.goal`` is what the user asked for.
@@ -266,7 +267,7 @@ class Service:
         if rates_changed:
             self.planned_rates = [a.rate_hz for a in new.apps]
         if new.goal_spec() != old.goal_spec() or slos_changed or rates_changed:
-            self.request_replan('parameters ' + ', '.join(sorted(changes)))
+            self.request_replan('parameters ' + ', '.join(sorted(changes)), supersede=True)
         return old
 
     def check_drift(self) -> None:
@@ -336,12 +337,18 @@ class Service:
         return mask
 
     # -- planning ---------------------------------------------------------------------------
-    def request_replan(self, reason: str) -> None:
-        """Ask the planner thread for a new policy (the latest request wins: a plan under way
-        when this is called is not installed, the planner starts over)."""
+    def request_replan(self, reason: str, *, supersede: bool = False) -> None:
+        """Ask the planner thread for a new policy (the latest request wins).
+
+        :param supersede: the settings plans are made for changed (a live parameter change):
+            a plan under way is never installed, and plans kept for other sets of healthy
+            processors are forgotten (they were made for the old settings).
+        """
         with self._plan_lock:
             self._plan_reason = reason
-            self._plan_generation += 1
+            if supersede:
+                self._plan_generation += 1
+                self._plans_by_down.clear()
         self._plan_wanted.set()
 
     def _plan_loop(self) -> None:
@@ -373,8 +380,8 @@ class Service:
                 # planning over with the previous goal's policy still in force
                 self.planning = False
                 if generation != self._plan_generation:
-                    # a goal, SLO, rate or health change came while planning: its plan is
-                    # made next (the event is set), this one is never installed
+                    # the goal, an SLO or a rate changed while planning: the plan for the new
+                    # settings is made next (the event is set), this one is never installed
                     self.superseded += 1
                     self.log.info('plan (%s, goal %s) superseded by %s before it was installed'
                                   % (reason, cfg.goal, self._plan_reason))
