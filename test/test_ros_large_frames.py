@@ -82,11 +82,10 @@ def test_without_the_profile_what_dds_loses_is_counted(tmp_path, monkeypatch):
     in DDS. Every frame is answered or counted in ~/status as lost (but the last: a loss shows
     when a later sample reveals the gap). (The executor intake's event wiring:
     test_ros_inputs.py.)"""
-    intake = 'thread'
     pytest.importorskip('rclpy')
     from node_process import start_serve, stop_serve
     cfg = tmp_path / 'serve.yaml'
-    cfg.write_text(CONFIG.replace('{intake}', intake))
+    cfg.write_text(CONFIG.replace('{intake}', 'thread'))
     for name in dds_profile.PROFILE_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     proc, log = start_serve(cfg, str(cfg) + '.log', '--log-level', 'warn', '--dds-profile',

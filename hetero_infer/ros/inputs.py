@@ -98,6 +98,7 @@ def _offered(node: Node, topic: str, wait_s: float) -> List[QoSProfile]:
             return [i.qos_profile for i in infos]
         time.sleep(0.05)
 
+
 #: How many status periods a publisher without a node name is waited for before warning
 #: (a node's name reaches the graph after its endpoint; a plain DDS writer never gets one).
 NAME_WAIT_PERIODS = 5
@@ -160,9 +161,9 @@ class Inputs:
                                            event_callbacks=events)
             self._subs.append(sub)
             self.topics.append((sub.topic_name, qos))
-            if not any(getattr(h, 'event_type', None) is not None and 'LOST' in str(h.event_type)
+            if not any(getattr(h, 'event_type', None) == intake_thread.MESSAGE_LOST
                        for h in getattr(sub, 'event_handlers', [])):
-                self._lost[i] = None  # the RMW has no message-lost event
+                self._lost[i] = None  # rclpy skipped it: the RMW has no message-lost event
 
     def _on_lost(self, index: int, info) -> None:
         self._lost[index] = int(info.total_count)

@@ -32,6 +32,14 @@ from typing import Any, Callable, List, Optional, Tuple
 
 from rclpy.impl.implementation_singleton import rclpy_implementation
 
+try:
+    from rclpy.event_handler import QoSSubscriptionEventType
+except ImportError:  # Humble
+    from rclpy.qos_event import QoSSubscriptionEventType
+
+#: The RMW event of a subscription's lost messages.
+MESSAGE_LOST = QoSSubscriptionEventType.RCL_SUBSCRIPTION_MESSAGE_LOST
+
 #: The wait returns at least this often (seconds) to notice a stop when no message comes.
 POLL_S = 0.2
 
@@ -64,13 +72,8 @@ def _check_type(msg_type) -> None:
 def message_lost_event(rclpy_impl, handle):
     """The message-lost event of subscription ``handle``, or None where the RMW has none."""
     try:
-        from rclpy.event_handler import QoSSubscriptionEventType
-    except ImportError:  # Humble
-        from rclpy.qos_event import QoSSubscriptionEventType
-    try:
         with handle:
-            return rclpy_impl.EventHandle(
-                handle, QoSSubscriptionEventType.RCL_SUBSCRIPTION_MESSAGE_LOST)
+            return rclpy_impl.EventHandle(handle, MESSAGE_LOST)
     except Exception:  # noqa: BLE001  UnsupportedEventTypeError, or an rclpy without events
         return None
 
