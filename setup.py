@@ -34,7 +34,7 @@ setup(
         ('share/ament_index/resource_index/packages', ['resource/' + PACKAGE]),
         ('share/' + PACKAGE, ['package.xml']),
         ('share/' + PACKAGE + '/launch', _files('launch/*.launch.py')),
-        ('share/' + PACKAGE + '/config', _files('config/*.yaml')),
+        ('share/' + PACKAGE + '/config', _files('config/*.yaml') + _files('config/*.xml')),
         ('share/' + PACKAGE + '/config/platforms', _files('config/platforms/*.yaml')),
     ],
     install_requires=[

@@ -5,12 +5,16 @@
    the node: DDS in and out, conversion, preprocessing, routing, queueing, JSON, publishing);
 2. the highest request rate the node sustains with the zero-time backend, against raw DDS: the
    same messages through a relay process that only answers each one with a small String (the
-   physical limit of publish -> other process -> publish -> subscriber here).
+   physical limit of publish -> other process -> publish -> subscriber here);
+3. camera frames of real sizes (640x480 and 1280x720 rgb8 at 30 Hz, from another process,
+   ``test/frame_client.py``) answered with a result, with Fast DDS's defaults and with the
+   package's profile (``config/fastdds_camera.xml``) on both sides.
 
 Node and relay run in their own processes; the publisher and the result sink run here.
-Images default to 320x240 rgb8 (230 KB): Fast DDS's shared-memory segments are 512 KB by
-default, so a 640x480 rgb8 frame (921 KB) goes over UDP fragments, which best-effort (sensor
-data) QoS loses wholesale under load, raw DDS included (--width 640 --height 480 shows it).
+Images of 1. and 2. default to 320x240 rgb8 (230 KB) and run without the profile (``--dds-profile
+none``): Fast DDS's shared-memory segments are 512 KB by default, so a 640x480 rgb8 frame (921 KB)
+goes over UDP fragments, which best-effort (sensor data) QoS loses wholesale under load, raw DDS
+included (3. shows it, and what the profile changes).
 
 Prints a table and JSON. Usage: python bench/bench_ros_node.py [--duration S] [--json FILE]
 """
@@ -246,6 +250,54 @@ def cpu_per_message(bench, pid, rate_hz, duration_s):
             'driver_ms_per_msg': (d1 - d0) * 1e3 / sent}
 
 
+FRAME_CONFIG = """
+/**:
+  ros__parameters:
+    platform: xavier
+    backend: emulated
+    slo_scale: 20.0
+    plan_samples: 12
+    plan_duration_s: 1.0
+    replan_period_s: 3600.0
+    applications: [cam]
+    apps:
+      cam: {input_topic: cam/image, input_type: image, model: resnet18, rate_hz: 30.0}
+"""
+
+
+def large_frames(tmp, seconds, procs):
+    """640x480 and 1280x720 rgb8 at 30 Hz from test/frame_client.py into a node (emulated
+    resnet18), without and with the package's Fast DDS profile (both processes alike)."""
+    cfg = os.path.join(tmp, 'frames.yaml')
+    with open(cfg, 'w') as f:
+        f.write(FRAME_CONFIG)
+    client = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, 'test',
+                          'frame_client.py')
+    env = {k: v for k, v in os.environ.items()
+           if k not in ('FASTRTPS_DEFAULT_PROFILES_FILE', 'FASTDDS_DEFAULT_PROFILES_FILE')}
+    out = {}
+    for label, choice in (('fastdds_defaults', 'none'), ('package_profile', '')):
+        log = open(os.path.join(tmp, 'frames_%s.log' % label), 'w')
+        node = subprocess.Popen([sys.executable, '-m', 'hetero_infer.cli', 'serve', '--config',
+                                 cfg, '--log-level', 'warn', '--dds-profile', choice],
+                                stdout=log, stderr=log, env=env)
+        procs.append(node)
+        try:
+            run = subprocess.run([sys.executable, client, '--sizes', '640x480,1280x720',
+                                  '--rate', '30', '--seconds', str(seconds),
+                                  '--dds-profile', choice],
+                                 capture_output=True, text=True, timeout=120 + 4 * seconds,
+                                 env=env)
+            if run.returncode != 0:
+                raise RuntimeError('frame_client (%s): %s' % (label, run.stderr[-1000:]))
+            out[label] = json.loads(run.stdout.strip().splitlines()[-1])
+        finally:
+            node.terminate()
+            node.wait(15)
+            log.close()
+    return out
+
+
 def pct(values, q):
     return float(np.percentile(values, q)) if values else float('nan')
 
@@ -258,6 +310,8 @@ def main(argv=None):
                     help='seconds per rate trial of the sustained-rate search')
     ap.add_argument('--width', type=int, default=320)
     ap.add_argument('--height', type=int, default=240)
+    ap.add_argument('--frames-seconds', type=float, default=10.0,
+                    help='seconds per size of the large-frame runs (3.); 0 skips them')
     ap.add_argument('--json', default=None, metavar='FILE')
     args = ap.parse_args(argv)
     topics = ['bench/cam0', 'bench/cam1', 'bench/cam2']
@@ -289,7 +343,8 @@ def main(argv=None):
         # -- the node -------------------------------------------------------------------------
         log = open(os.path.join(tmp, 'node.log'), 'w')
         node = subprocess.Popen([sys.executable, '-m', 'hetero_infer.cli', 'serve', '--config',
-                                 cfg, '--log-level', 'warn'], stdout=log, stderr=log)
+                                 cfg, '--log-level', 'warn', '--dds-profile', 'none'],
+                                stdout=log, stderr=log)
         procs.append(node)
         bench = Bench(topics, args.width, args.height)
         bench.wait_connected()
@@ -310,6 +365,8 @@ def main(argv=None):
         node.terminate()
         node.wait(15)
         log.close()
+        if args.frames_seconds > 0:
+            out['large_frames'] = large_frames(tmp, args.frames_seconds, procs)
     finally:
         for p in procs:
             if p.poll() is None:
@@ -340,6 +397,10 @@ def main(argv=None):
     print('%-44s %10.3f' % ('driver CPU ms per message, with relay', rc['driver_ms_per_msg']))
     print('%-44s %10.3f' % ('driver CPU ms per message, with node', nc['driver_ms_per_msg']))
     print('%-44s %10.2f' % ('(driver+relay) / (driver+node) CPU', out['cpu_bound_ratio']))
+    for label, sizes in out.get('large_frames', {}).items():
+        for size, c in sizes.items():
+            print('%-44s %10s' % ('%s rgb8 30 Hz results, %s' % (size, label),
+                                   '%d/%d' % (c['results'], c['sent'])))
     print(json.dumps(out, indent=1))
     if args.json:
         with open(args.json, 'w') as f:

@@ -94,3 +94,60 @@ def test_audio_conversions_and_checks():
     with pytest.raises(cv.InputError) as info:
         cv.audio_to_array(std_msgs.Float32MultiArray(), kind='audio_f32')
     assert info.value.reason == 'empty'
+
+
+def _chunk(x, label=None, kind=None):
+    msg = (kind or std_msgs.Float32MultiArray)(data=x)
+    if label is not None:
+        msg.layout.dim = [std_msgs.MultiArrayDimension(label=label, size=len(x), stride=len(x))]
+    return msg
+
+
+def test_audio_as_sent_rate_and_range():
+    tone = (0.5 * np.sin(2 * np.pi * 440.0 * np.arange(8000) / 8000.0)).astype(np.float32)
+    # no stated rate, or the application's: taken as is
+    x, clipped = cv.audio_input(_chunk(tone), kind='audio_f32', sample_rate_hz=16000)
+    assert x.size == 8000 and clipped == 0
+    x, _ = cv.audio_input(_chunk(tone, 'samples@16000Hz'), kind='audio_f32',
+                          sample_rate_hz=16000)
+    assert x.size == 8000
+    # another rate: refused, naming both rates and the parameter, unless resampling is on
+    with pytest.raises(cv.InputError) as info:
+        cv.audio_input(_chunk(tone, 'samples@8000Hz'), kind='audio_f32', sample_rate_hz=16000)
+    assert info.value.reason == 'bad_rate'
+    assert '8000 Hz' in str(info.value) and '16000' in str(info.value)
+    assert 'audio_resample' in str(info.value)
+    x, _ = cv.audio_input(_chunk(tone, 'pcm @ 8000 Hz'), kind='audio_f32', sample_rate_hz=16000,
+                          resample=True)
+    assert x.size == 16000 and x.dtype == np.float32
+    # still a 440 Hz tone at the new rate
+    peak_hz = np.argmax(np.abs(np.fft.rfft(x))) * 16000.0 / x.size
+    assert abs(peak_hz - 440.0) < 2.0
+    i16 = _chunk((tone * 32767).astype(np.int16), 'samples@44100Hz', std_msgs.Int16MultiArray)
+    x, _ = cv.audio_input(i16, kind='audio_i16', sample_rate_hz=16000, resample=True)
+    assert abs(x.size - round(8000 * 16000 / 44100)) <= 1
+    # float samples outside [-1, 1]: refused by default, clipped and counted on request
+    loud = np.array([0.0, 1.5, -2.0, 0.25], np.float32)
+    with pytest.raises(cv.InputError) as info:
+        cv.audio_input(_chunk(loud), kind='audio_f32', sample_rate_hz=16000)
+    assert info.value.reason == 'out_of_range' and '2 of 4 samples' in str(info.value)
+    assert 'audio_out_of_range: clip' in str(info.value)
+    x, clipped = cv.audio_input(_chunk(loud), kind='audio_f32', sample_rate_hz=16000,
+                                out_of_range='clip')
+    np.testing.assert_allclose(x, [0.0, 1.0, -1.0, 0.25])
+    assert clipped == 2
+
+
+def test_audio_data_and_stamped_are_int16_bytes():
+    import types
+    pcm = np.array([0, 16384, -32768], '<i2').tobytes()
+    plain = types.SimpleNamespace(data=pcm)
+    stamped = types.SimpleNamespace(header=None, audio=types.SimpleNamespace(data=pcm))
+    np.testing.assert_allclose(cv.audio_to_array(plain, kind='audio_data'), [0.0, 0.5, -1.0])
+    np.testing.assert_allclose(cv.audio_to_array(stamped, kind='audio_data_stamped'),
+                               [0.0, 0.5, -1.0])
+    assert cv.stated_rate(stamped, 'audio_data_stamped') is None  # no rate in the message
+    with pytest.raises(cv.InputError) as info:
+        cv.audio_to_array(types.SimpleNamespace(audio=types.SimpleNamespace(data=b'\x00')),
+                          kind='audio_data_stamped')
+    assert info.value.reason == 'bad_size'

@@ -64,6 +64,7 @@ def test_colcon_build_install_layout(tmp_path):
     share = prefix / 'share'
     assert (share / 'hetero_infer' / 'launch' / 'serve.launch.py').is_file()
     assert (share / 'hetero_infer' / 'config' / 'serve.yaml').is_file()
+    assert (share / 'hetero_infer' / 'config' / 'fastdds_camera.xml').is_file()
     assert (share / 'hetero_infer' / 'package.xml').is_file()
     assert (share / 'ament_index' / 'resource_index' / 'packages' / 'hetero_infer').is_file()
     # The package itself must be importable from the install space, with its data.

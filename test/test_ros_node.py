@@ -324,8 +324,10 @@ def test_drift_from_planned_mix_triggers_replan(harness):
     h = harness
     assert _wait(h.ex, lambda: not h.latest_status()['planning'], 30.0)
     before = h.latest_status()['policy_version']
-    # Planned: cam 20 Hz, jpeg 5, speech 2, heavy 10. Observed: cam only, at ~40 Hz.
-    assert h.set_param('replan_period_s', 0.5).successful
+    # Planned: cam 20 Hz, jpeg 5, speech 2, heavy 10. Observed: cam only, at up to 40 Hz
+    # (about 24 Hz on a loaded machine: a 1 s window still holds the 20 requests a drift check
+    # needs, a 0.5 s one did not).
+    assert h.set_param('replan_period_s', 1.0).successful
     try:
         def drifted():
             st = h.latest_status()

@@ -153,3 +153,79 @@ def test_live_p99_is_the_simulations_p99():
     assert window['p99_ms'] == round(percentile(lat, 99), 3)
     assert window['p99_ms'] != round(sorted(lat)[int(0.99 * len(lat))], 3)
     assert st.totals([app], ['gpu'])['processors']['a@gpu']['p99_ms'] == percentile(lat, 99)
+
+
+def test_a_goal_change_supersedes_the_plan_under_way():
+    """The plan for the old goal, finishing after the change, is never installed, and the status
+    never names a goal whose policy is not the one in force."""
+    svc, out = _service()
+    real_plan = svc.plan
+    gate = threading.Event()
+    started = threading.Event()
+    planned_goals = []
+
+    def slow_plan(cfg, rates, down=frozenset()):
+        planned_goals.append(cfg.goal)
+        if len(planned_goals) == 1:  # the start-up plan (goodput) is still searching...
+            started.set()
+            assert gate.wait(30.0)
+        return real_plan(cfg, rates, down)
+    svc.plan = slow_plan
+    installed = []
+    real_set = svc.engine.set_policy
+
+    def set_policy(policy):
+        installed.append(svc.config.goal)
+        return real_set(policy)
+    svc.engine.set_policy = set_policy
+    svc.start()
+    try:
+        assert started.wait(30.0)
+        status = svc.status()
+        assert status['goal'] is None and status['goal_requested'] == 'goodput'
+        assert status['planning']
+        svc.apply({'goal': 'fairness'})  # ...when the user changes the goal
+        status = svc.status()
+        assert (status['goal'], status['goal_requested'], status['planning']) == (
+            None, 'fairness', True)
+        gate.set()
+        end = time.monotonic() + 30.0
+        while time.monotonic() < end and svc.status()['goal'] != 'fairness':
+            assert svc.status()['goal'] in (None, 'fairness')
+            time.sleep(0.01)
+        status = svc.status()
+        assert status['goal'] == 'fairness' and not status['planning']
+        assert status['plans_superseded'] == 1
+        assert planned_goals == ['goodput', 'fairness']
+        assert installed == ['fairness']  # the goodput plan never went in
+        assert svc.last_plan['reason'] == 'parameters goal'
+        assert status['policy_version'] == 2
+    finally:
+        svc.close()
+
+
+def test_a_stream_starting_mid_window_is_no_drift():
+    """A camera switched on during a drift window fills only part of it: no re-plan for that
+    window; a real change of rate in a full window still re-plans."""
+    svc, out = _service(applications=['cam'])
+    svc.start()
+    cam = svc.apps[0]
+    replans = []
+    svc.request_replan = replans.append
+
+    def window(n):
+        for _ in range(n):
+            svc.stats.received(cam.index)
+    try:
+        svc.planned_rates = [10.0]
+        svc.stats.take_drift_counts(time.perf_counter())  # start a window now
+        window(30)  # the stream starts: 30 requests in a 'short' window, none in the previous
+        svc.check_drift()
+        assert replans == []
+        svc.stats.drift_since = time.perf_counter() - 1.0  # a full 1 s window at 100 Hz
+        window(100)
+        svc.check_drift()
+        assert len(replans) == 1 and replans[0].startswith('drift')
+        assert svc.planned_rates[0] > 50.0
+    finally:
+        svc.close()

@@ -29,6 +29,15 @@ def add_arguments(parser):
     parser.add_argument('--localhost', action='store_true',
                         help='keep DDS discovery on this machine with a random domain id '
                         '(as the tests and the demo do)')
+    add_dds_profile_argument(parser)
+
+
+def add_dds_profile_argument(parser) -> None:
+    parser.add_argument('--dds-profile', default='', metavar='FILE|none',
+                        help='Fast DDS XML profile (default: the package\'s '
+                        'config/fastdds_camera.xml, sized for camera frames, unless '
+                        'FASTRTPS_DEFAULT_PROFILES_FILE or FASTDDS_DEFAULT_PROFILES_FILE is set; '
+                        'none: Fast DDS\'s defaults)')
 
 
 def add_fault_argument(parser) -> None:
@@ -103,6 +112,8 @@ def start_nodes(args, *, sources: bool):
 def run(args) -> int:
     if args.localhost:
         keep_dds_local()
+    from hetero_infer import dds_profile
+    dds_profile.apply(choice=args.dds_profile)
     ros_args = ros_arguments(args)
     from hetero_infer.ros.lifecycle import ros_session, spin_nodes
     with ros_session(['hetero-infer'] + ros_args) as nodes:

@@ -34,6 +34,8 @@ def add_arguments(parser):
                         help='stop after S seconds (default: until Ctrl-C)')
     parser.add_argument('--localhost', action='store_true',
                         help='keep DDS discovery on this machine with a random domain id')
+    from hetero_infer.commands.serve import add_dds_profile_argument
+    add_dds_profile_argument(parser)
 
 
 def build_streams(args):
@@ -75,6 +77,8 @@ def run(args) -> int:
     if args.localhost:
         from hetero_infer.commands.serve import keep_dds_local
         keep_dds_local()
+    from hetero_infer import dds_profile
+    dds_profile.apply(choice=args.dds_profile)
     streams = build_streams(args)
     from hetero_infer.ros.lifecycle import ros_session, spin_nodes
     from hetero_infer.ros.sources_node import SourcesNode

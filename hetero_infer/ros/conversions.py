@@ -12,15 +12,18 @@ without rclpy and used by the node and the sources alike. What a model makes of 
 """
 
 import importlib
-from typing import Any, Dict, Tuple
+import re
+from fractions import Fraction
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
 from hetero_infer.serving.preprocess import INPUT_REASONS, InputError
 
 __all__ = ['IMAGE_ENCODINGS', 'INPUT_REASONS', 'InputError', 'MAX_AUDIO_SAMPLE',
-           'MAX_IMAGE_SIDE', 'array_to_image_fields', 'audio_to_array', 'classification',
-           'compressed_to_array', 'decode', 'image_to_array', 'optional_msg']
+           'MAX_IMAGE_SIDE', 'array_to_image_fields', 'audio_input', 'audio_to_array',
+           'classification', 'compressed_to_array', 'decode', 'image_to_array', 'optional_msg',
+           'stated_rate']
 
 #: encoding -> (channels, numpy dtype, channel order a model wants converted from)
 IMAGE_ENCODINGS = {
@@ -37,6 +40,9 @@ IMAGE_ENCODINGS = {
 MAX_IMAGE_SIDE = 16384
 #: Largest audio sample magnitude accepted (int16 full scale; float PCM is in [-1, 1]).
 MAX_AUDIO_SAMPLE = 32768
+#: A multi-array dimension label that states the sample rate: ``samples@16000Hz`` (what
+#: hetero_infer's sources write), ``pcm @ 44100 Hz``...
+RATE_LABEL = re.compile(r'@\s*(\d+(?:\.\d+)?)\s*hz', re.IGNORECASE)
 
 
 def _buffer(data: Any) -> np.ndarray:
@@ -119,8 +125,9 @@ def audio_to_array(msg: Any, *, kind: str) -> np.ndarray:
     """PCM samples of an audio message as float32 in [-1, 1].
 
     :param kind: ``'audio_f32'`` (std_msgs/Float32MultiArray, samples in [-1, 1]),
-        ``'audio_i16'`` (std_msgs/Int16MultiArray) or ``'audio_data'``
-        (audio_common_msgs/AudioData: int16 little-endian bytes in ``data``).
+        ``'audio_i16'`` (std_msgs/Int16MultiArray), ``'audio_data'``
+        (audio_common_msgs/AudioData: int16 little-endian bytes in ``data``) or
+        ``'audio_data_stamped'`` (audio_common_msgs/AudioDataStamped: the same in ``audio``).
     :raises InputError: empty chunk, NaN or infinite samples, a sample beyond
         :data:`MAX_AUDIO_SAMPLE`, wrong kind.
     """
@@ -128,8 +135,8 @@ def audio_to_array(msg: Any, *, kind: str) -> np.ndarray:
         x = np.asarray(msg.data, dtype=np.float32).reshape(-1)
     elif kind == 'audio_i16':
         x = np.asarray(msg.data, dtype=np.int16).reshape(-1).astype(np.float32) / 32768.0
-    elif kind == 'audio_data':
-        buf = _buffer(msg.data)
+    elif kind in ('audio_data', 'audio_data_stamped'):
+        buf = _buffer(msg.data if kind == 'audio_data' else msg.audio.data)
         if buf.size % 2:
             raise InputError('bad_size', 'AudioData.data has %d bytes, not whole int16 samples'
                              % buf.size)
@@ -149,6 +156,65 @@ def audio_to_array(msg: Any, *, kind: str) -> np.ndarray:
         raise InputError('bad_audio', 'audio chunk (%s) has a sample of magnitude %.3g, beyond '
                          '%d (float audio is in [-1, 1])' % (kind, peak, MAX_AUDIO_SAMPLE))
     return x
+
+def stated_rate(msg: Any, kind: str) -> Optional[float]:
+    """The sample rate an audio message states (a multi-array dimension label such as
+    ``samples@16000Hz``), or None: AudioData and AudioDataStamped carry no rate (their
+    AudioInfo is another topic), nor does a multi-array without such a label."""
+    if kind not in ('audio_f32', 'audio_i16'):
+        return None
+    layout = getattr(msg, 'layout', None)
+    for dim in getattr(layout, 'dim', ()) or ():
+        m = RATE_LABEL.search(str(getattr(dim, 'label', '')))
+        if m:
+            return float(m.group(1))
+    return None
+
+
+def audio_input(msg: Any, *, kind: str, sample_rate_hz: int, resample: bool = False,
+                out_of_range: str = 'refuse') -> Tuple[np.ndarray, int]:
+    """An audio message as the application's samples: ``(float32 samples at sample_rate_hz,
+    number of samples clipped)``.
+
+    Float samples outside [-1, 1] are clipped (``out_of_range='clip'``) or refuse the chunk; a
+    chunk that states another sample rate (:func:`stated_rate`) is resampled (``resample``)
+    or refused.
+
+    :raises InputError: what :func:`audio_to_array` raises; ``out_of_range`` and ``bad_rate``
+        as above, naming the values and the parameter that would accept them.
+    """
+    x = audio_to_array(msg, kind=kind)
+    clipped = 0
+    if kind == 'audio_f32':
+        outside = int(np.count_nonzero(np.abs(x) > 1.0))
+        if outside:
+            if out_of_range != 'clip':
+                raise InputError('out_of_range', 'audio chunk (%s) has %d of %d samples outside '
+                                 '[-1, 1] (peak %.3g); audio_out_of_range: clip would clip them'
+                                 % (kind, outside, x.size, float(np.max(np.abs(x)))))
+            x = np.clip(x, -1.0, 1.0)
+            clipped = outside
+    rate = stated_rate(msg, kind)
+    if rate is not None and abs(rate - sample_rate_hz) > 1e-6:
+        if rate <= 0:
+            raise InputError('bad_rate', 'audio chunk (%s) states a sample rate of %g Hz'
+                             % (kind, rate))
+        if not resample:
+            raise InputError('bad_rate', 'audio chunk (%s) states %g Hz, the application '
+                             'expects sample_rate_hz %d; audio_resample: true would resample it'
+                             % (kind, rate, sample_rate_hz))
+        x = resample_audio(x, rate, sample_rate_hz)
+    return x, clipped
+
+
+def resample_audio(x: np.ndarray, from_hz: float, to_hz: int) -> np.ndarray:
+    """Polyphase resampling (scipy) of ``x`` from ``from_hz`` to ``to_hz``."""
+    from scipy.signal import resample_poly
+    ratio = Fraction(int(to_hz), 1) / Fraction(from_hz).limit_denominator(1000)
+    ratio = ratio.limit_denominator(1000)
+    y = resample_poly(x.astype(np.float64), ratio.numerator, ratio.denominator)
+    return y.astype(np.float32)
+
 
 def array_to_image_fields(img: np.ndarray, encoding: str) -> Dict[str, Any]:
     """Fields of a ``sensor_msgs/Image`` for an HxW[xC] array (used by the sources and tests)."""

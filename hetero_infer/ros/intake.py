@@ -16,6 +16,12 @@ remappings resolve exactly as for ``Node.create_subscription`` and the graph (``
 ``ros2 topic info``) shows them under the node; the executor never sees them, so a message is
 taken once. The parameter services, timers and publishers stay on the executor.
 
+Each subscription also gets the RMW's message-lost event (what rclpy's
+``SubscriptionEventCallbacks(message_lost=...)`` wires for executor subscriptions): samples DDS
+knows it lost before the node could take them (a gap in a best-effort writer's sequence numbers,
+fragments that never completed) are counted per input in :attr:`Intake.lost`. Where the RMW has
+no such event (:attr:`Intake.lost` holds None for the input) nothing is counted.
+
 This uses rclpy's implementation module (``_rclpy``) as ``rclpy.wait_for_message`` does; if it
 differs (another rclpy), :func:`available` says why and the node falls back to executor
 callbacks (parameter ``intake: executor``).
@@ -25,6 +31,14 @@ import threading
 from typing import Any, Callable, List, Optional, Tuple
 
 from rclpy.impl.implementation_singleton import rclpy_implementation
+
+try:
+    from rclpy.event_handler import QoSSubscriptionEventType
+except ImportError:  # Humble
+    from rclpy.qos_event import QoSSubscriptionEventType
+
+#: The RMW event of a subscription's lost messages.
+MESSAGE_LOST = QoSSubscriptionEventType.RCL_SUBSCRIPTION_MESSAGE_LOST
 
 #: The wait returns at least this often (seconds) to notice a stop when no message comes.
 POLL_S = 0.2
@@ -55,15 +69,27 @@ def _check_type(msg_type) -> None:
     check(msg_type)
 
 
-class _Input:
-    __slots__ = ('handle', 'msg_type', 'handler', 'topic', 'pointer')
+def message_lost_event(rclpy_impl, handle):
+    """The message-lost event of subscription ``handle``, or None where the RMW has none."""
+    try:
+        with handle:
+            return rclpy_impl.EventHandle(handle, MESSAGE_LOST)
+    except Exception:  # noqa: BLE001  UnsupportedEventTypeError, or an rclpy without events
+        return None
 
-    def __init__(self, handle, msg_type, handler, topic: str) -> None:
+
+class _Input:
+    __slots__ = ('handle', 'msg_type', 'handler', 'topic', 'pointer', 'lost_event', 'lost')
+
+    def __init__(self, handle, msg_type, handler, topic: str, lost_event) -> None:
         self.handle = handle
         self.msg_type = msg_type
         self.handler = handler
         self.topic = topic
         self.pointer = handle.pointer
+        self.lost_event = lost_event
+        #: messages DDS reported lost on this input (None: the RMW does not report them)
+        self.lost = None if lost_event is None else 0
 
 
 class Intake:
@@ -101,12 +127,19 @@ class Intake:
             node._validate_topic_or_service_name(topic)  # raises with rclpy's own message
             raise
         resolved = handle.get_topic_name()
-        self._inputs.append(_Input(handle, msg_type, handler, resolved))
+        self._inputs.append(_Input(handle, msg_type, handler, resolved,
+                                   message_lost_event(self._rclpy, handle)))
         return resolved
 
     @property
     def topics(self) -> List[str]:
         return [i.topic for i in self._inputs]
+
+    @property
+    def lost(self) -> List[Optional[int]]:
+        """Per input (in :meth:`add` order): messages DDS reported lost since start, or None
+        where the RMW has no message-lost event."""
+        return [i.lost for i in self._inputs]
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name='hetero-infer-intake',
@@ -117,7 +150,8 @@ class Intake:
         rclpy_impl = self._rclpy
         inputs = self._inputs
         context = self._node.context
-        wait_set = rclpy_impl.WaitSet(len(inputs), 1, 0, 0, 0, 0, context.handle)
+        events = [i for i in inputs if i.lost_event is not None]
+        wait_set = rclpy_impl.WaitSet(len(inputs), 1, 0, 0, 0, len(events), context.handle)
         timeout_ns = int(POLL_S * 1e9)
         wake = self._wake.handle
         while not self._stop and context.ok():
@@ -125,6 +159,7 @@ class Intake:
             for i in inputs:
                 wait_set.add_subscription(i.handle)
             wait_set.add_guard_condition(wake)
+            indices = [wait_set.add_event(i.lost_event) for i in events]
             try:
                 wait_set.wait(timeout_ns)
             except Exception:  # context shut down while waiting
@@ -133,12 +168,25 @@ class Intake:
                 raise
             if self._stop:
                 return
+            for i, index in zip(events, indices):
+                if wait_set.is_ready('event', index):
+                    self._take_lost(i)
             ready = wait_set.get_ready_entities('subscription')
             if not ready:
                 continue
             for i in inputs:
                 if i.pointer in ready:
                     self._drain(i)
+
+    def _take_lost(self, i: _Input) -> None:
+        try:
+            with i.lost_event:
+                info = i.lost_event.take_event()
+        except Exception as exc:  # noqa: BLE001  an RMW error: say so, keep taking messages
+            self._on_error('%s: cannot take the message-lost event: %s' % (i.topic, exc))
+            return
+        if info is not None:
+            i.lost = int(info.total_count)
 
     def _drain(self, i: _Input) -> None:
         """Every message waiting on ``i`` (at most its QoS depth), in order."""
@@ -167,10 +215,13 @@ class Intake:
         if self._thread is not None:
             self._thread.join(timeout_s)
         for i in self._inputs:
-            try:
-                i.handle.destroy_when_not_in_use()
-            except Exception:  # noqa: BLE001 - already destroyed with the node
-                pass
+            for entity in (i.lost_event, i.handle):
+                if entity is None:
+                    continue
+                try:
+                    entity.destroy_when_not_in_use()
+                except Exception:  # noqa: BLE001 - already destroyed with the node
+                    pass
         self._inputs = []
         try:
             self._wake.destroy()

@@ -2,12 +2,14 @@
 
 The node is the ROS wiring around a :class:`hetero_infer.serving.service.Service` (which holds
 the applications, the engine, the planner and the statistics): per application (``apps.<name>.*``
-parameters, see ``config/serve.yaml``) it subscribes to the input topic (images with the
-sensor-data QoS; messages taken on the node's intake thread, :mod:`hetero_infer.ros.intake`, or
-in executor callbacks with ``intake: executor``), decodes each message
-(:mod:`hetero_infer.ros.conversions`) and submits it to the service. Each request gets exactly
-one message on the application's result topic (``results/<name>``, remappable): a result, or a
-drop with its reason (schema in :mod:`hetero_infer.serving.results`).
+parameters, see ``config/serve.yaml``) it subscribes to the input topic (QoS ``input_qos``,
+sensor data for images by default, :mod:`hetero_infer.ros.inputs`; messages taken on the node's
+intake thread, :mod:`hetero_infer.ros.intake`, or in executor callbacks with ``intake:
+executor``), decodes each message (:mod:`hetero_infer.ros.conversions`) and submits it to the
+service. Each request gets exactly one message on the application's result topic
+(``results/<name>``, remappable): a result, or a drop with its reason (schema in
+:mod:`hetero_infer.serving.results`); with ``result_type: vision_msgs`` classifier results are
+typed there and everything else goes as JSON to ``results/<name>_json``.
 
 Parameters are declared in :mod:`hetero_infer.ros.params`; a live change is validated there and
 applied by the service (SLOs at once, goal / SLOs / rates by re-planning in the background).
@@ -19,14 +21,12 @@ application and processor, ERROR while a processor is unhealthy) are published e
 import json
 import sys
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, qos_profile_sensor_data
-from sensor_msgs.msg import CompressedImage, Image
-from std_msgs.msg import Float32MultiArray, Int16MultiArray, String
+from std_msgs.msg import String
 
 try:
     from rclpy.event_handler import PublisherEventCallbacks
@@ -37,6 +37,18 @@ from hetero_infer.errors import ConfigError
 from hetero_infer.ros import conversions, inputs, params
 from hetero_infer.ros.lifecycle import run_main
 from hetero_infer.serving.service import Service
+
+
+def typed_results(app) -> bool:
+    """Whether ``app``'s results have a typed message (vision_msgs/Classification): every
+    classifier's do; a speech recogniser's transcript does not."""
+    return not (app.is_audio and app.labels is None)
+
+
+def json_sibling(result_topic: str) -> str:
+    """Where drops and untyped results go with ``result_type: vision_msgs``:
+    ``results/cam`` -> ``results/cam_json``."""
+    return result_topic + '_json'
 
 
 class SchedulerNode(Node):
@@ -71,16 +83,36 @@ class SchedulerNode(Node):
         # every wake-up (per message); the input subscriptions keep theirs, which warn about
         # incompatible QoS, the usual reason for a node that receives nothing.
         quiet = PublisherEventCallbacks(use_default_callbacks=False)
+        # json: every document on results/<app>. vision_msgs: classifiers' results typed on
+        # results/<app> (Classification), detectors' too (Detection2DArray); their drops, and
+        # every document of a speech recogniser (no typed message fits a transcript), on the
+        # sibling results/<app>_json (String), so each request still gets exactly one message.
+        # (not ``_publishers``: that is rclpy's own list of the node's publishers)
         self._result_msgs = [self._app_result_type(app) for app in self.service.apps]
-        self._publishers = [self.create_publisher(msg_type, app.cfg.result_topic, 50,
-                                                  event_callbacks=quiet)
-                            for msg_type, app in zip(self._result_msgs, self.service.apps)]
+        self._typed_pubs: List[Any] = []
+        self._json_pubs: List[Any] = []
+        for msg_type, app in zip(self._result_msgs, self.service.apps):
+            typed = self._result_msg is not String and typed_results(app)
+            self._typed_pubs.append(
+                self.create_publisher(msg_type, app.cfg.result_topic, 50,
+                                      event_callbacks=quiet) if typed else None)
+            json_topic = (app.cfg.result_topic if self._result_msg is String
+                          else json_sibling(app.cfg.result_topic))
+            self._json_pubs.append(self.create_publisher(String, json_topic, 50,
+                                                         event_callbacks=quiet))
         self.status_pub = self.create_publisher(String, '~/status', 10, event_callbacks=quiet)
         self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10,
                                               event_callbacks=quiet)
+        self._qos_notes: List[str] = []  # how each input's QoS was chosen, for the log
+        self._clipped = [0] * len(self.service.apps)  # audio chunks with samples clipped
         self.inputs = inputs.Inputs(self, [(app.cfg.input_topic, self._input_type(app.cfg))
                                            for app in self.service.apps],
                                     self._on_input, intake=cfg.intake)
+        for app, (topic, qos), note in zip(self.service.apps, self.inputs.topics,
+                                           self._qos_notes):
+            self.get_logger().info('application %s: input %s (%s), QoS %s, %s, depth %d'
+                                   % (app.name, topic, app.cfg.input_type, note,
+                                      qos.reliability.name.lower(), qos.depth))
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._status_timer = self.create_timer(cfg.status_period_s, self._publish_status)
         self._drift_timer = self.create_timer(cfg.replan_period_s, self.service.check_drift)
@@ -103,7 +135,13 @@ class SchedulerNode(Node):
         """The ``hetero_infer.status/1`` document of the period since the last call."""
         doc = self.service.status()
         doc['intake'] = self.inputs.kind
-        doc['incompatible_publishers'] = self.inputs.check_qos()
+        incompatible, other_types = self.inputs.check_publishers()
+        doc['incompatible_publishers'] = incompatible
+        doc['other_type_publishers'] = other_types
+        for app, lost in zip(self.service.apps, self.inputs.lost):
+            doc['applications'][app.name]['dds_lost'] = lost
+            if app.is_audio:
+                doc['applications'][app.name]['clipped_chunks'] = self._clipped[app.index]
         return doc
 
     def summary(self) -> Dict[str, Any]:
@@ -132,22 +170,17 @@ class SchedulerNode(Node):
         return cls
 
     def _input_type(self, a: params.AppConfig):
-        """(message type, QoS) of an application's input topic."""
-        kind = a.input_type
-        if kind == 'image':
-            return Image, qos_profile_sensor_data
-        if kind == 'compressed_image':
-            return CompressedImage, qos_profile_sensor_data
-        if kind == 'audio_f32':
-            return Float32MultiArray, QoSProfile(depth=10)
-        if kind == 'audio_i16':
-            return Int16MultiArray, QoSProfile(depth=10)
-        msg_type = conversions.optional_msg('audio_common_msgs.msg', 'AudioData')
+        """(message type, QoS) of an application's input topic (``input_qos``)."""
+        msg_type = inputs.input_message_type(a.input_type)
         if msg_type is None:
-            raise ConfigError('node %s: parameter %s=audio_data but audio_common_msgs is not '
+            raise ConfigError('node %s: parameter %s=%s but audio_common_msgs is not '
                               'installed; publish std_msgs/Float32MultiArray (audio_f32)'
-                              % (self._name, params.app_param(a.name, 'input_type')))
-        return msg_type, QoSProfile(depth=10)
+                              % (self._name, params.app_param(a.name, 'input_type'),
+                                 a.input_type))
+        qos, note = inputs.input_qos(a.input_qos, a.input_type, a.rate_hz, node=self,
+                                     topic=a.input_topic)
+        self._qos_notes.append(note)
+        return msg_type, qos
 
     # -- message in -> request ------------------------------------------------------------------
     def _on_input(self, index: int, msg) -> None:
@@ -159,7 +192,16 @@ class SchedulerNode(Node):
         stamp = (header.stamp.sec, header.stamp.nanosec) if header is not None else (0, 0)
         frame_id = header.frame_id if header is not None else ''
         try:
-            data, order = conversions.decode(msg, app.cfg.input_type)
+            if app.is_audio:
+                a = app.cfg
+                data, clipped = conversions.audio_input(
+                    msg, kind=a.input_type, sample_rate_hz=a.sample_rate_hz,
+                    resample=a.audio_resample, out_of_range=a.audio_out_of_range)
+                order = ''
+                if clipped:
+                    self._clipped[index] += 1
+            else:
+                data, order = conversions.decode(msg, app.cfg.input_type)
         except conversions.InputError as exc:
             self.get_logger().warning('application %s: bad input dropped: %s' % (app.name, exc),
                                       throttle_duration_sec=1.0)
@@ -174,15 +216,15 @@ class SchedulerNode(Node):
         if self._closing:
             return
         try:
-            if self._result_msg is String:
-                msg = String(data=json.dumps(doc, separators=(',', ':')))
-            elif doc['outcome'] == 'result' and 'detections' in doc:
-                msg = conversions.detection_array(self._result_msgs[app.index], doc)
-            elif doc['outcome'] == 'result' and 'top_k' in doc:
-                msg = conversions.classification(self._result_msg, doc)
+            typed = self._typed_pubs[app.index]
+            if typed is not None and doc['outcome'] == 'result' and 'detections' in doc:
+                typed.publish(conversions.detection_array(self._result_msgs[app.index], doc))
+            elif typed is not None and doc['outcome'] == 'result' \
+                    and doc.get('top_k') is not None:
+                typed.publish(conversions.classification(self._result_msg, doc))
             else:
-                return
-            self._publishers[app.index].publish(msg)
+                self._json_pubs[app.index].publish(
+                    String(data=json.dumps(doc, separators=(',', ':'))))
         except Exception as exc:  # noqa: BLE001  context shut down under us: nowhere to publish
             if not self._closing:
                 self.get_logger().error('cannot publish result of %s: %s' % (app.name, exc),
@@ -226,8 +268,9 @@ class SchedulerNode(Node):
                 s.message = 'SLO attainment %.3f below target %.3f' % (att, target)
             else:
                 s.level, s.message = DiagnosticStatus.OK, 'SLO attainment %.3f' % att
-            s.values = [KeyValue(key=k, value=str(a[k])) for k in
-                        ('rate_hz', 'slo_ms', 'slo_attainment', 'p50_ms', 'p99_ms', 'results')]
+            s.values = [KeyValue(key=k, value=str(a.get(k))) for k in
+                        ('rate_hz', 'slo_ms', 'slo_attainment', 'p50_ms', 'p99_ms', 'results',
+                         'dds_lost')]
             arr.status.append(s)
         for p, v in doc['processors'].items():
             h = v['health']
@@ -274,10 +317,18 @@ def main(args=None) -> int:
     """``ros2 run hetero_infer scheduler_node [--ros-args --params-file FILE -p NAME:=VALUE]``.
 
     The package's ``config/serve.yaml`` is read first, so the node also starts without a
-    parameter file; rcl lets later ``--params-file`` / ``-p`` values override it.
+    parameter file; rcl lets later ``--params-file`` / ``-p`` values override it. The package's
+    Fast DDS profile for camera frames applies unless the user chose one
+    (:mod:`hetero_infer.dds_profile`).
     """
+    from hetero_infer import dds_profile
     from hetero_infer.errors import ConfigError
     from hetero_infer.resources import find_resource
+    try:
+        dds_profile.apply()
+    except ConfigError as exc:
+        print('scheduler_node: error: %s' % exc, file=sys.stderr)
+        return 1
     argv = list(sys.argv if args is None else args) or ['scheduler_node']
     try:
         argv[1:1] = ['--ros-args', '--params-file', find_resource('config', 'serve.yaml'), '--']

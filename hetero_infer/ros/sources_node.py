@@ -6,11 +6,17 @@ One stream per application of the scheduler's configuration (same ``applications
 - images (``image`` -> sensor_msgs/Image, ``compressed_image`` -> CompressedImage, JPEG): a
   moving pattern (gradient with a bright square crossing it), or the frames of a video file or an
   image folder read with OpenCV, looped;
-- audio (``audio_f32`` / ``audio_i16`` -> std_msgs multi-arrays of PCM samples): a generated
-  chirp with noise, or a 16-bit PCM WAV file, looped, cut into ``chunk_s`` chunks.
+- audio (``audio_f32`` / ``audio_i16`` -> std_msgs multi-arrays of PCM samples, ``audio_data`` /
+  ``audio_data_stamped`` -> audio_common_msgs AudioData / AudioDataStamped when installed): a
+  generated chirp with noise, or a 16-bit PCM WAV file, looped, cut into ``chunk_s`` chunks.
 
-Every message carries ``header.stamp`` = the node clock at publication (images) and
-``frame_id``; audio multi-arrays have no header, their layout label carries the sample rate.
+Each stream is published in its input's own type and with QoS the scheduler's input accepts
+(``input_qos``). A stream that cannot be published (its message package is not installed, or
+this process already has another type on the topic) is skipped with an error in the log; the
+other streams go on.
+
+Every message carries ``header.stamp`` = the node clock at publication (images, stamped audio)
+and ``frame_id``; audio multi-arrays have no header, their layout label carries the sample rate.
 """
 
 import os
@@ -22,12 +28,13 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from rclpy.qos import QoSProfile, qos_profile_sensor_data, qos_profile_system_default
 from sensor_msgs.msg import CompressedImage, Image
-from std_msgs.msg import Float32MultiArray, Int16MultiArray, MultiArrayDimension
+from std_msgs.msg import MultiArrayDimension
 
 from hetero_infer.errors import ConfigError
-from hetero_infer.ros.lifecycle import run_main
+from hetero_infer.ros import inputs
+from hetero_infer.ros.lifecycle import RCLError, run_main
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.ppm', '.pgm', '.tif', '.tiff')
 
@@ -38,7 +45,7 @@ class StreamSpec:
 
     name: str
     topic: str
-    kind: str                      # image | compressed_image | audio_f32 | audio_i16
+    kind: str                      # an input_type: image, compressed_image, audio_f32, ...
     rate_hz: float
     width: int = 640
     height: int = 480
@@ -48,6 +55,7 @@ class StreamSpec:
     sample_rate_hz: int = 16000
     chunk_s: float = 1.0
     frame_id: str = ''
+    qos: str = 'by_type'           # the input's input_qos (auto publishes by_type)
 
 
 def streams_from_params(values: Dict[str, Any], *, width: int = 640, height: int = 480,
@@ -63,14 +71,13 @@ def streams_from_params(values: Dict[str, Any], *, width: int = 640, height: int
         def get(key, default, n=n):
             return values.get('apps.%s.%s' % (n, key), default)
         kind = get('input_type', 'image')
-        if kind == 'audio_data':
-            kind = 'audio_i16'  # audio_common_msgs may be absent; the node accepts both
         out.append(StreamSpec(
             name=n, topic=get('input_topic', n), kind=kind, rate_hz=float(get('rate_hz', 10.0)),
             width=width, height=height, video=video if kind.endswith('image') else '',
             wav=wav if kind.startswith('audio') else '',
             sample_rate_hz=int(get('sample_rate_hz', 16000)),
-            chunk_s=1.0 / max(float(get('rate_hz', 10.0)), 1e-3), frame_id=n))
+            chunk_s=1.0 / max(float(get('rate_hz', 10.0)), 1e-3), frame_id=n,
+            qos=get('input_qos', 'by_type')))
     return out
 
 
@@ -175,14 +182,17 @@ class SourcesNode(Node):
     """Publishes ``streams`` until destroyed; ``published[name]`` counts messages sent.
 
     :param streams: what to publish; None = read the scheduler-style parameters
-        (``applications``, ``apps.<name>.*``) given to this node.
+        (``applications``, ``apps.<name>.*``) given to this node. ``skipped[name]`` says why a
+        stream is not published (see the module docstring).
     """
 
     def __init__(self, streams: Optional[Sequence[StreamSpec]] = None, *,
                  node_name: str = 'sources', namespace: Optional[str] = None,
-                 seed: int = 0) -> None:
+                 seed: int = 0, context=None) -> None:
+        kwargs = {} if context is None else {'context': context}
         super().__init__(node_name, namespace=namespace or '',
-                         automatically_declare_parameters_from_overrides=streams is None)
+                         automatically_declare_parameters_from_overrides=streams is None,
+                         **kwargs)
         if streams is None:
             values = {name: p.value for name, p in self._parameters.items()}
             streams = streams_from_params(values)
@@ -190,27 +200,36 @@ class SourcesNode(Node):
         self.published: Dict[str, int] = {s.name: 0 for s in self.streams}
         self._lock = threading.Lock()
         self._timers = []
+        self.skipped: Dict[str, str] = {}  # stream -> why it is not published
         for i, s in enumerate(self.streams):
             if s.rate_hz <= 0:
                 continue
+            if s.kind not in STREAM_TYPES:
+                raise ConfigError('sources: stream %s has input_type %r; %s expected'
+                                  % (s.name, s.kind, ', '.join(STREAM_TYPES)))
+            msg_type = inputs.input_message_type(s.kind)
+            if msg_type is None:
+                self._skip(s, 'input_type %s needs audio_common_msgs, which is not installed'
+                           % s.kind)
+                continue
+            try:
+                pub = self.create_publisher(msg_type, s.topic, publisher_qos(s))
+            except RCLError as exc:  # another type on this topic in this process
+                self._skip(s, 'cannot publish %s on %s: %s' % (
+                    msg_type.__name__, s.topic, ' '.join(str(exc).split())[:300]))
+                continue
             if s.kind in ('image', 'compressed_image'):
-                src = _ImageSource(s, seed + i)
-                msg_type = Image if s.kind == 'image' else CompressedImage
-                pub = self.create_publisher(msg_type, s.topic, qos_profile_sensor_data)
-                cb = self._image_callback(s, src, pub)
-            elif s.kind in ('audio_f32', 'audio_i16'):
-                src = _AudioSource(s, seed + i)
-                msg_type = Float32MultiArray if s.kind == 'audio_f32' else Int16MultiArray
-                pub = self.create_publisher(msg_type, s.topic, QoSProfile(depth=10))
-                cb = self._audio_callback(s, src, pub)
+                cb = self._image_callback(s, _ImageSource(s, seed + i), pub)
             else:
-                raise ConfigError('sources: stream %s has input_type %r; image, '
-                                  'compressed_image, audio_f32 or audio_i16 expected'
-                                  % (s.name, s.kind))
+                cb = self._audio_callback(s, _AudioSource(s, seed + i), pub, msg_type)
             self._timers.append(self.create_timer(1.0 / s.rate_hz, cb))
         self.get_logger().info('publishing %s' % ', '.join(
             '%s (%s) at %.1f Hz on %s' % (s.name, s.kind, s.rate_hz, s.topic)
-            for s in self.streams))
+            for s in self.streams if s.name not in self.skipped))
+
+    def _skip(self, s: StreamSpec, why: str) -> None:
+        self.skipped[s.name] = why
+        self.get_logger().error('stream %s not published: %s' % (s.name, why))
 
     def _count(self, name: str) -> None:
         with self._lock:
@@ -237,20 +256,46 @@ class SourcesNode(Node):
             self._count(s.name)
         return cb
 
-    def _audio_callback(self, s: StreamSpec, src: _AudioSource, pub):
+    def _audio_callback(self, s: StreamSpec, src: _AudioSource, pub, msg_type):
         def cb():
             x = src.next_chunk()
-            if s.kind == 'audio_i16':
-                msg = Int16MultiArray()
-                msg.data = np.clip(x * 32768.0, -32768, 32767).astype(np.int16)
-            else:
-                msg = Float32MultiArray()
+            pcm = np.clip(x * 32768.0, -32768, 32767).astype(np.int16)
+            msg = msg_type()
+            if s.kind == 'audio_f32':
                 msg.data = x
-            msg.layout.dim = [MultiArrayDimension(
-                label='samples@%dHz' % s.sample_rate_hz, size=int(x.size), stride=int(x.size))]
+            elif s.kind == 'audio_i16':
+                msg.data = pcm
+            elif s.kind == 'audio_data':
+                msg.data = pcm.astype('<i2').tobytes()
+            else:  # audio_data_stamped
+                msg.audio.data = pcm.astype('<i2').tobytes()
+                msg.header.stamp = self.get_clock().now().to_msg()
+                msg.header.frame_id = s.frame_id or s.name
+            if hasattr(msg, 'layout'):
+                msg.layout.dim = [MultiArrayDimension(
+                    label='samples@%dHz' % s.sample_rate_hz, size=int(x.size),
+                    stride=int(x.size))]
             pub.publish(msg)
             self._count(s.name)
         return cb
+
+
+#: The input types a stream can have.
+STREAM_TYPES = ('image', 'compressed_image', 'audio_f32', 'audio_i16', 'audio_data',
+                'audio_data_stamped')
+
+
+def publisher_qos(s: StreamSpec) -> QoSProfile:
+    """QoS the scheduler's input (``input_qos``) accepts: best effort for sensor data,
+    reliable otherwise (a reliable writer also reaches a best-effort reader)."""
+    choice = 'by_type' if s.qos == 'auto' else s.qos
+    if choice == 'by_type':
+        choice = 'sensor_data' if s.kind in ('image', 'compressed_image') else 'reliable'
+    if choice == 'sensor_data':
+        return qos_profile_sensor_data
+    if choice == 'system_default':
+        return qos_profile_system_default
+    return QoSProfile(depth=10)
 
 
 def wait_for_subscribers(node: Node, publishers, timeout_s: float = 5.0) -> bool:
@@ -264,7 +309,16 @@ def wait_for_subscribers(node: Node, publishers, timeout_s: float = 5.0) -> bool
 
 
 def main(args=None) -> int:
-    """``ros2 run hetero_infer sources_node --ros-args --params-file config/serve.yaml``."""
+    """``ros2 run hetero_infer sources_node --ros-args --params-file config/serve.yaml``
+    (with the package's Fast DDS profile unless the user chose one)."""
+    import sys
+
+    from hetero_infer import dds_profile
+    try:
+        dds_profile.apply()
+    except ConfigError as exc:
+        print('sources_node: error: %s' % exc, file=sys.stderr)
+        return 1
     return run_main('sources_node', lambda: [SourcesNode()], args)
 
 

@@ -34,7 +34,12 @@ def goal_choices() -> Tuple[str, ...]:
     code."""
     from hetero_infer.core.goals import goal_names
     return tuple(goal_names()) + ('weighted',)
-INPUT_TYPES = ('image', 'compressed_image', 'audio_f32', 'audio_i16', 'audio_data')
+INPUT_TYPES = ('image', 'compressed_image', 'audio_f32', 'audio_i16', 'audio_data',
+               'audio_data_stamped')
+#: Input QoS choices: by_type = sensor data for images, reliable for audio (the defaults).
+INPUT_QOS = ('by_type', 'sensor_data', 'reliable', 'system_default', 'auto')
+#: What float audio samples outside [-1, 1] get.
+AUDIO_RANGE = ('refuse', 'clip')
 INT32_MAX = 2 ** 31 - 1
 
 
@@ -141,8 +146,16 @@ APP_PARAMS = (
     ParamSpec('input_type', 'image', 'Input message type: image = sensor_msgs/Image, '
               'compressed_image = sensor_msgs/CompressedImage, audio_f32 = std_msgs/'
               'Float32MultiArray, audio_i16 = std_msgs/Int16MultiArray, audio_data = '
-              'audio_common_msgs/AudioData (int16, when installed).', choices=INPUT_TYPES,
+              'audio_common_msgs/AudioData (int16, when installed), audio_data_stamped = '
+              'audio_common_msgs/AudioDataStamped (its header is copied to the result).',
+              choices=INPUT_TYPES,
               read_only=True),
+    ParamSpec('input_qos', 'by_type', 'QoS of the input subscription: by_type = sensor_data for '
+              'images, reliable for audio; sensor_data = best effort, volatile; reliable = '
+              'reliable, volatile; system_default = the RMW\'s reliability and durability; '
+              'auto = the reliability and durability every publisher on the topic at start-up '
+              'offers (as recorders do; by_type when there is none yet). History: keep last, '
+              '2 s of rate_hz, at least 20 messages.', choices=INPUT_QOS, read_only=True),
     ParamSpec('result_topic', '', 'Result topic; empty = results/<application>.', read_only=True),
     ParamSpec('model', '', 'Zoo model name or layer-table / ONNX path.', read_only=True),
     ParamSpec('model_file_path', '', 'ONNX file the onnxruntime / tensorrt backends load; with '
@@ -164,8 +177,16 @@ APP_PARAMS = (
               'are suppressed by NMS.', 0.0, 1.0),
     ParamSpec('max_detections', 100, 'Detectors: most detections reported per result (the best '
               'after NMS).', 1, 10000),
-    ParamSpec('sample_rate_hz', 16000, 'Sample rate of the audio input.', 1000, 384000,
+    ParamSpec('sample_rate_hz', 16000, 'Sample rate of the audio input the model expects; a '
+              'multi-array chunk whose layout label states another rate (samples@<rate>Hz) is '
+              'resampled when audio_resample is true, else dropped as bad_input (bad_rate); '
+              'AudioData carries no rate and is taken at this one.', 1000, 384000,
               read_only=True),
+    ParamSpec('audio_resample', False, 'Resample audio chunks whose stated sample rate differs '
+              'from sample_rate_hz (else they are refused).', read_only=True),
+    ParamSpec('audio_out_of_range', 'refuse', 'Float audio samples outside [-1, 1]: refuse the '
+              'chunk (bad_input, out_of_range) or clip them; counted in the status either way.',
+              choices=AUDIO_RANGE, read_only=True),
     ParamSpec('labels_file', '', 'Text file with one label per line; empty = class_<index>.',
               read_only=True),
 )
@@ -189,6 +210,9 @@ class AppConfig:
     score_threshold: float = 0.3
     nms_iou: float = 0.5
     max_detections: int = 100
+    input_qos: str = 'by_type'
+    audio_resample: bool = False
+    audio_out_of_range: str = 'refuse'
 
 
 @dataclass(frozen=True)
@@ -367,7 +391,9 @@ def build_config(values: Mapping[str, Any], *, node_name: str = 'scheduler') -> 
             slo_ms=float(a['slo_ms']), top_k=int(a['top_k']),
             sample_rate_hz=int(a['sample_rate_hz']), labels_file=a['labels_file'],
             score_threshold=float(a['score_threshold']), nms_iou=float(a['nms_iou']),
-            max_detections=int(a['max_detections'])))
+            max_detections=int(a['max_detections']),
+            input_qos=a['input_qos'], audio_resample=bool(a['audio_resample']),
+            audio_out_of_range=a['audio_out_of_range']))
     weights = tuple((m, float(get('goal_weights.' + m))) for m in GOAL_METRICS)
     goal = get('goal')
     if goal == 'weighted' and not any(w > 0 for _, w in weights):

@@ -20,7 +20,8 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 #: Reasons an input is rejected; the node counts drops under these names.
-INPUT_REASONS = ('bad_encoding', 'bad_size', 'bad_step', 'empty', 'decode_failed', 'bad_audio')
+INPUT_REASONS = ('bad_encoding', 'bad_size', 'bad_step', 'empty', 'decode_failed', 'bad_audio',
+                 'bad_rate', 'out_of_range')
 
 
 class InputError(HeteroInferError, ValueError):

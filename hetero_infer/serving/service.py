@@ -38,6 +38,8 @@ SWITCH_INTERVAL_S = 0.0001
 #: Observed rates are compared with planned ones only over windows with at least this many
 #: requests, so that a few messages' jitter does not trigger a re-plan.
 MIN_DRIFT_REQUESTS = 20
+#: Requests in a window after a silent one that mark an application's stream as started there.
+MIN_STREAM_REQUESTS = 3
 
 Publish = Callable[[App, Dict[str, Any]], None]
 
@@ -114,10 +116,20 @@ class Service:
         self._plan_lock = threading.Lock()
         self._plan_wanted = threading.Event()
         self._plan_reason = 'start-up'
+        # Every change of what plans are made for (goal, weights, SLOs, planned rates set by the
+        # user) counts up; a plan made before the change is never installed (nor kept for a
+        # later health change): it is made again for the new settings.
+        self._plan_generation = 0
+        #: The goal the policy in force was planned for (None: the start-up policy, which is
+        #: no goal's); ``config.goal`` is what the user asked for.
+        self.policy_goal: Optional[str] = None
+        self.superseded = 0
         self.planning = False
         self.last_plan: Dict[str, Any] = {}
         self.last_drift: Optional[float] = None
-        self._plans_by_down: Dict[frozenset, Policy] = {}  # unhealthy processors -> last plan
+        self._drift_previous = [0] * len(self.apps)  # requests per app in the last window
+        # unhealthy processors -> (last plan, the goal it was made for)
+        self._plans_by_down: Dict[frozenset, Tuple[Policy, str]] = {}
         self._warned_predictor = False
         self._closing = False
         self._silent = False
@@ -255,7 +267,7 @@ class Service:
         if rates_changed:
             self.planned_rates = [a.rate_hz for a in new.apps]
         if new.goal_spec() != old.goal_spec() or slos_changed or rates_changed:
-            self.request_replan('parameters ' + ', '.join(sorted(changes)))
+            self.request_replan('parameters ' + ', '.join(sorted(changes)), supersede=True)
         return old
 
     def check_drift(self) -> None:
@@ -263,10 +275,20 @@ class Service:
 
         drift = max over applications of |observed - planned| / max(planned, 1 Hz), over the
         time since the last call; windows with fewer than MIN_DRIFT_REQUESTS requests are
-        ignored.
+        ignored, and so is a window in which an application's stream started (at least
+        MIN_STREAM_REQUESTS requests after a window without any: it covers only part of it).
         """
         counts, elapsed = self.stats.take_drift_counts(time.perf_counter())
+        previous, self._drift_previous = self._drift_previous, counts
         if elapsed <= 0 or sum(counts) < MIN_DRIFT_REQUESTS:
+            return
+        started = [app.name for app, c, p in zip(self.apps, counts, previous)
+                   if p == 0 and c >= MIN_STREAM_REQUESTS]
+        if started:
+            # a stream that started during this window fills only part of it: its rate shows
+            # in the next window (else every start of a camera would look like a drift)
+            self.log.info('drift check skipped: the stream of %s started in this window'
+                          % ', '.join(started))
             return
         observed = [c / elapsed for c in counts]
         drift = max(abs(o - p) / max(p, 1.0) for o, p in zip(observed, self.planned_rates))
@@ -288,10 +310,12 @@ class Service:
         if known is not None:
             # A plan made earlier for these very processors serves until the re-plan is done
             # (after a recovery the current plan gives the processor nothing).
-            version = self.engine.set_policy(known)
-            self.log.info('policy %d: the last plan for processors %s'
+            with self._plan_lock:
+                version = self.engine.set_policy(known[0])
+                self.policy_goal = known[1]
+            self.log.info('policy %d: the last plan for processors %s (goal %s)'
                           % (version, ', '.join(p for p in self.engine.workers
-                                                if p not in down)))
+                                                if p not in down), known[1]))
         if healthy:
             self.log.info('processor %s is healthy again; re-planning with it' % proc)
             self.request_replan('processor %s recovered' % proc)
@@ -313,10 +337,18 @@ class Service:
         return mask
 
     # -- planning ---------------------------------------------------------------------------
-    def request_replan(self, reason: str) -> None:
-        """Ask the planner thread for a new policy (the latest request wins)."""
+    def request_replan(self, reason: str, *, supersede: bool = False) -> None:
+        """Ask the planner thread for a new policy (the latest request wins).
+
+        :param supersede: the settings plans are made for changed (a live parameter change):
+            a plan under way is never installed, and plans kept for other sets of healthy
+            processors are forgotten (they were made for the old settings).
+        """
         with self._plan_lock:
             self._plan_reason = reason
+            if supersede:
+                self._plan_generation += 1
+                self._plans_by_down.clear()
         self._plan_wanted.set()
 
     def _plan_loop(self) -> None:
@@ -329,6 +361,7 @@ class Service:
             self._plan_wanted.clear()
             with self._plan_lock:
                 reason = self._plan_reason
+                generation = self._plan_generation
             cfg = self.config
             rates = list(self.planned_rates)
             down = frozenset(self.engine.health.unhealthy())
@@ -336,24 +369,36 @@ class Service:
             try:
                 result = self.plan(cfg, rates, down)
             except Exception as exc:  # noqa: BLE001  keep serving with the current policy
+                self.planning = False
                 self.log.error('planning (%s) failed, keeping policy %d: %s'
                                % (reason, self.engine.policy_version, exc))
                 continue
-            finally:
-                self.planning = False
             if self._closing:
                 return
-            self._plans_by_down[down] = result.policy
-            if down != frozenset(self.engine.health.unhealthy()):
-                # health changed while planning: that change asked for the next plan
-                self.log.info('plan (%s) kept aside: made for other healthy processors than '
-                              'now' % reason)
-                continue
-            version = self.engine.set_policy(result.policy)
-            self.last_plan = {'reason': reason, 'scheduler': result.scheduler, 'goal': result.goal,
-                              'predictor': result.predictor, 'score': result.score,
-                              'search_time_s': round(result.search_time_s, 3),
-                              'rates_hz': [round(r, 3) for r in rates]}
+            with self._plan_lock:
+                # installed (or not) and the flag cleared as one: ~/status never shows
+                # planning over with the previous goal's policy still in force
+                self.planning = False
+                if generation != self._plan_generation:
+                    # the goal, an SLO or a rate changed while planning: the plan for the new
+                    # settings is made next (the event is set), this one is never installed
+                    self.superseded += 1
+                    self.log.info('plan (%s, goal %s) superseded by %s before it was installed'
+                                  % (reason, cfg.goal, self._plan_reason))
+                    continue
+                self._plans_by_down[down] = (result.policy, cfg.goal)
+                if down != frozenset(self.engine.health.unhealthy()):
+                    # health changed while planning: that change asked for the next plan
+                    self.log.info('plan (%s) kept aside: made for other healthy processors '
+                                  'than now' % reason)
+                    continue
+                version = self.engine.set_policy(result.policy)
+                self.policy_goal = cfg.goal
+                self.last_plan = {'reason': reason, 'scheduler': result.scheduler,
+                                  'goal': result.goal, 'predictor': result.predictor,
+                                  'score': result.score,
+                                  'search_time_s': round(result.search_time_s, 3),
+                                  'rates_hz': [round(r, 3) for r in rates]}
             self.log.info('policy %d (%s, goal %s, %s predictor, %.2f s): %r'
                           % (version, reason, result.goal, result.predictor,
                              result.search_time_s, result.policy))
@@ -379,13 +424,17 @@ class Service:
         self._last_busy = busy
         window = self.stats.window(self.apps, period)
         health = engine.health.snapshot()
+        with self._plan_lock:  # the policy and the goal it was made for, as one
+            version, policy, goal = engine.policy_version, engine.policy, self.policy_goal
         return {
             'schema': STATUS_SCHEMA,
             'uptime_s': round(engine.elapsed_s(), 3),
-            'policy_version': engine.policy_version,
-            'policy': engine.policy.to_dict()['allocation'],
-            'goal': self.config.goal,
-            'planning': self.planning,
+            'policy_version': version,
+            'policy': policy.to_dict()['allocation'],
+            'goal': goal,
+            'goal_requested': self.config.goal,
+            'planning': self.planning or self._plan_wanted.is_set(),
+            'plans_superseded': self.superseded,
             'last_plan': dict(self.last_plan),
             'applications': window['applications'],
             'processors': {p: {'utilisation': util[p], 'queue': w.depth,
