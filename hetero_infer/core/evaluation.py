@@ -184,7 +184,8 @@ def _plan_key(rec: dict) -> tuple:
     pol = rec['policy']
     if pol is None:
         return ('rule', rec['source'])
-    return ('policy', pol.allocation.shape, pol.allocation.tobytes())
+    return ('policy', pol.allocation.shape, pol.allocation.tobytes(),
+            tuple(sorted(pol.router.items())))
 
 
 def _plan_job(scenario, platform_name: str, name: str, plan_seed: int, settings: EvalSettings,

@@ -29,10 +29,11 @@ DEFAULT_MAX_QUEUE = 64
 class _View:
     """DispatchView of the simulator: queue lengths and isolated-latency finish estimates."""
 
-    __slots__ = ('now_ms', '_index', '_qlen', '_free', '_queued')
+    __slots__ = ('now_ms', 'queue_limit', '_index', '_qlen', '_free', '_queued')
 
-    def __init__(self, index, qlen, free, queued):
+    def __init__(self, index, qlen, free, queued, queue_limit):
         self.now_ms = 0.0
+        self.queue_limit = queue_limit
         self._index = index
         self._qlen = qlen
         self._free = free
@@ -182,7 +183,7 @@ class PlanSimulator:
         queued = [0.0] * n          # isolated ms of waiting requests
         running = [-1] * n          # app index running on each processor
         cur_arrival = [0.0] * n
-        view = _View(index, qlen, free, queued)
+        view = _View(index, qlen, free, queued, max_queue)
         dispatcher.reset(apps, self.platform)
         dispatch = dispatcher.dispatch
         completed = getattr(dispatcher, 'completed', None)

@@ -121,21 +121,31 @@ class PlanProblem:
         return [a.name for a in self.apps]
 
 
+def plan_simulator(problem: PlanProblem, seed: Optional[int] = None) -> PlanSimulator:
+    """The planner's simulator of ``problem`` (arrival trace ``seed``, default the settings'):
+    its dispatchers are reset with the isolated-latency table as their platform, the table the
+    live engine gives its router too."""
+    s = problem.settings
+    table = LatencyTable.from_snapshot(problem.table_entries, [a.model for a in problem.apps],
+                                       problem.processor_ids)
+    sim = PlanSimulator(problem.apps, problem.processor_ids, table, problem.isolated_ms,
+                        duration_s=s.duration_s, warmup_s=s.warmup_s,
+                        seed=s.seed if seed is None else seed, max_queue=s.max_queue,
+                        progressive=s.progressive)
+    sim.platform = _NamePlatform(problem.processor_ids,
+                                 {a.model.name: row for a, row in
+                                  zip(problem.apps, problem.isolated_ms)})
+    return sim
+
+
 class _Scorer:
     """Scores allocations of one problem (lives once per worker process)."""
 
     def __init__(self, problem: PlanProblem) -> None:
         self.problem = problem
         s = problem.settings
-        table = LatencyTable.from_snapshot(problem.table_entries, [a.model for a in problem.apps],
-                                           problem.processor_ids)
-        self.sim = PlanSimulator(problem.apps, problem.processor_ids, table,
-                                 problem.isolated_ms, duration_s=s.duration_s,
-                                 warmup_s=s.warmup_s, seed=s.seed, max_queue=s.max_queue,
-                                 progressive=s.progressive)
-        self.sim.platform = _NamePlatform(
-            problem.processor_ids, {a.model.name: row for a, row in
-                                    zip(problem.apps, problem.isolated_ms)})
+        self.sim = plan_simulator(problem)
+        self.router_options = {'tie_tolerance': s.router_tie_tolerance}
         self.goal: Goal = get_goal(problem.goal_spec)
         self.pure_slo99 = self.goal.name == 'slo99_throughput'
         self.keep = bool(self.goal.needs & {'mean_latency_ms', 'p99_latency_ms'})
@@ -144,8 +154,9 @@ class _Scorer:
     def _router(self, alloc: np.ndarray) -> PriorityRouter:
         p = self.problem
         s = p.settings
-        return PriorityRouter(Policy(p.app_names, p.processor_ids, alloc, mask=p.mask),
-                              decay=s.router_decay, tie_tolerance=s.router_tie_tolerance)
+        return PriorityRouter(Policy(p.app_names, p.processor_ids, alloc, mask=p.mask,
+                                     router=self.router_options),
+                              decay=s.router_decay)
 
     def _slo99(self, alloc, floor_scale: float) -> Tuple[float, bool]:
         """(best passing scale, pruned?) by bisection above ``floor_scale``."""
@@ -368,12 +379,15 @@ def search(problem: PlanProblem, *, n_samples: Optional[int] = None,
             continue
         candidates.append(allocs[i])
         scores.append(float(results[i][0]))
+    router = {'tie_tolerance': problem.settings.router_tie_tolerance}
     return SearchResult(
-        policy=Policy(names, procs, best_alloc, mask=problem.mask), score=float(best_value),
+        policy=Policy(names, procs, best_alloc, mask=problem.mask, router=router),
+        score=float(best_value),
         metrics=best_metrics, goal=goal_name, predictor=predictor_name,
         search_time_s=time.perf_counter() - t0, n_samples=n, n_evaluated=evaluated,
         top_fraction=top_fraction, confidence=confidence, history=history,
-        candidates=[Policy(names, procs, c, mask=problem.mask) for c in candidates],
+        candidates=[Policy(names, procs, c, mask=problem.mask, router=router)
+                    for c in candidates],
         candidate_scores=scores)
 
 

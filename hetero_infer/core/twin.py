@@ -614,6 +614,7 @@ class Twin:
             for p in allowed[ai]:
                 st.iso[(ai, eng.index[p])] = plat.isolated_latency_ms(a.model, p)
         view = _View(st)
+        view.queue_limit = max_queue
         dispatcher.reset(apps, plat)
         records: List[RequestRecord] = []
         gave_up = []

@@ -85,6 +85,8 @@ class DispatchView:
     """What a dispatcher may look at when it places a request (read-only)."""
 
     now_ms = 0.0
+    #: requests that may wait per processor behind the running one (None: not bounded)
+    queue_limit = None
 
     def queue_len(self, proc: str) -> int:
         """Requests waiting for or running on ``proc``."""

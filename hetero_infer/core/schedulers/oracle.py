@@ -30,7 +30,8 @@ from hetero_infer.core.search import build_problem, search
 
 def _same_plan(a: Plan, b: Plan) -> bool:
     if a.policy is not None and b.policy is not None:
-        return bool(np.array_equal(a.policy.allocation, b.policy.allocation))
+        return bool(np.array_equal(a.policy.allocation, b.policy.allocation)
+                    and a.policy.router == b.policy.router)
     return a.policy is None and b.policy is None and a.source == b.source
 
 

@@ -8,9 +8,9 @@ from hetero_infer.core.search import build_problem, search
 
 
 def router_factory(policy, settings):
-    """A fresh :class:`PriorityRouter` per run, configured like the planner's."""
-    return functools.partial(PriorityRouter, policy, decay=settings.router_decay,
-                             tie_tolerance=settings.router_tie_tolerance)
+    """A fresh :class:`PriorityRouter` per run, configured like the planner's: the settings'
+    decay, and the router options the policy records (band, overflow, SLO-aware dispatch)."""
+    return functools.partial(PriorityRouter, policy, decay=settings.router_decay)
 
 
 class SearchScheduler(Scheduler):
