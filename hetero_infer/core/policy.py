@@ -186,7 +186,7 @@ class Policy:
         d = {
             'format': POLICY_FORMAT,
             'processors': list(self.processor_ids),
-            'allocation': {a: {p: round(float(v), 6) for p, v in zip(self.processor_ids, row)}
+            'allocation': {a: {p: round(float(v), 9) for p, v in zip(self.processor_ids, row)}
                            for a, row in zip(self.app_names, self.allocation)},
         }
         if self.router:
@@ -305,7 +305,7 @@ def samples_for_guarantee(top_fraction: float, confidence: float) -> int:
 
 
 def uniform_policy(app_names: Sequence[str], processor_ids: Sequence[str], mask,
-                   weights: Optional[np.ndarray] = None) -> Policy:
+                   weights: Optional[np.ndarray] = None, router=None) -> Policy:
     """Each row proportional to ``weights`` (default: equal) over the processors it may use."""
     mask = np.asarray(mask, dtype=bool)
     w = np.ones(mask.shape) if weights is None else np.asarray(weights, dtype=float)
@@ -314,4 +314,4 @@ def uniform_policy(app_names: Sequence[str], processor_ids: Sequence[str], mask,
     if np.any(sums <= 0):
         bad = [app_names[i] for i in np.flatnonzero(sums[:, 0] <= 0)]
         raise ConfigError('policy: applications %s have no processor with positive weight' % bad)
-    return Policy(app_names, processor_ids, alloc / sums, mask=mask)
+    return Policy(app_names, processor_ids, alloc / sums, mask=mask, router=router)
