@@ -1,5 +1,7 @@
 """Search and the planner's simulator: seeded determinism, invariants, baseline schedulers."""
 
+from collections import Counter
+
 import numpy as np
 import pytest
 
@@ -205,3 +207,32 @@ def test_orin_plans_its_scenarios_with_its_shipped_interference_model(tmp_path, 
     assert doc['platform'] == 'orin' and len(doc['applications']) == 4
     pol = Policy.from_dict(doc['policy'])
     assert np.allclose(pol.allocation.sum(axis=1), 1.0)
+
+
+def _flooded(platform, apps, **router):
+    """``apps`` with the first application at 5x its rate, planned on the GPU only."""
+    flood = [apps[0].scaled(5.0)] + list(apps[1:])
+    sim = _sim(platform, flood, IsolatedPredictor(platform), duration_s=1.0, warmup_s=0.1,
+               max_queue=4)
+    sim.platform = platform  # the routers get the platform's service times
+    alloc = [[1.0, 0.0, 0.0]] + [[0.0, 0.5, 0.5]] * (len(apps) - 1)
+    rec = _Counting(PriorityRouter(Policy([a.name for a in flood], platform.processor_ids,
+                                          alloc, router=router)))
+    seen = Counter()
+    inner = rec.inner
+
+    def dispatch(a, t, view):
+        proc = inner.dispatch(a, t, view)
+        seen[(a, proc)] += 1
+        return proc
+    rec.dispatch = dispatch
+    return sim.run(rec), seen
+
+
+def test_plansim_overflow_uses_idle_processors_before_dropping(platform, apps):
+    off, seen_off = _flooded(platform, apps, overflow=False)
+    on, seen_on = _flooded(platform, apps, overflow=True)
+    assert seen_off[(0, 'dla0')] == seen_off[(0, 'dla1')] == 0
+    assert seen_on[(0, 'dla0')] > 0 and seen_on[(0, 'dla1')] > 0
+    assert off.dropped[0] > 0 and on.dropped[0] < off.dropped[0]
+    assert on.goodput > off.goodput

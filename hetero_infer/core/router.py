@@ -22,7 +22,7 @@ router options (:data:`hetero_infer.core.policy.ROUTER_DEFAULTS`), which the sea
 scenario; so are the two rules below.
 
 - **Overflow** (``overflow``, on by default): when the processor chosen has a full queue
-  (``view.queue_limit`` waiting) the request goes to an idle processor (nothing queued or
+  (``view.queue_full(p)``) the request goes to an idle processor (nothing queued or
   running) that the application may use and its model can run on, planned share or not, the
   fastest such; a processor never sits idle while the application drops requests for full
   queues. Overflow decisions do not count as consumed shares.
@@ -193,9 +193,9 @@ class PriorityRouter:
                     if finish < best_finish:
                         best, best_finish = j, finish
             if self.overflow and view is not None:
-                limit = getattr(view, 'queue_limit', None)
-                if limit is not None and view.queue_len(procs[best]) > limit:
-                    # full (``limit`` waiting behind the running one): the fastest idle one
+                full = getattr(view, 'queue_full', None)
+                if full is not None and full(procs[best]):
+                    # the fastest idle processor instead
                     spare, spare_ms = -1, _INF
                     for j in self._allowed[app_index]:
                         if j != best and service[j] < spare_ms and view.queue_len(procs[j]) == 0:

@@ -85,8 +85,6 @@ class DispatchView:
     """What a dispatcher may look at when it places a request (read-only)."""
 
     now_ms = 0.0
-    #: requests that may wait per processor behind the running one (None: not bounded)
-    queue_limit = None
 
     def queue_len(self, proc: str) -> int:
         """Requests waiting for or running on ``proc``."""
@@ -95,6 +93,10 @@ class DispatchView:
     def expected_free_ms(self, proc: str) -> float:
         """When ``proc`` is expected to be free, from isolated latencies (absolute ms)."""
         raise NotImplementedError
+
+    def queue_full(self, proc: str) -> bool:
+        """True when a request placed on ``proc`` now would be dropped for a full queue."""
+        return False
 
 
 class Dispatcher:

@@ -115,9 +115,9 @@ class _View:
         self._engine = engine
         self.now_ms = 0.0
 
-    @property
-    def queue_limit(self) -> int:
-        return self._engine.queue_limit
+    def queue_full(self, proc: str) -> bool:
+        w = self._engine.workers.get(proc)
+        return w is not None and len(w.queue) >= self._engine.queue_limit
 
     def queue_len(self, proc: str) -> int:
         w = self._engine.workers.get(proc)
