@@ -236,3 +236,53 @@ def test_plansim_overflow_uses_idle_processors_before_dropping(platform, apps):
     assert seen_on[(0, 'dla0')] > 0 and seen_on[(0, 'dla1')] > 0
     assert off.dropped[0] > 0 and on.dropped[0] < off.dropped[0]
     assert on.goodput > off.goodput
+
+
+def test_search_keeps_a_seeded_plan_its_own_model_scores_higher(platform, apps):
+    problem = build_problem(platform, apps, _Slowdown(platform), 'goodput', FAST)
+    big = search(problem, n_samples=60, seed=1, workers=1, max_refine_evals=40)
+    small = search(problem, n_samples=3, seed=2, workers=1, refine=False)
+    seeded = search(problem, n_samples=3, seed=2, workers=1, refine=False,
+                    seed_allocations=[big.policy])
+    assert small.score < big.score
+    # the seed is a finalist scored on the same traces: the result is at least as good
+    assert seeded.score >= big.score
+    assert any(np.array_equal(c.allocation, big.policy.allocation) for c in seeded.candidates)
+    with pytest.raises(ConfigError, match='sum to'):
+        search(problem, n_samples=3, workers=1, seed_allocations=[np.full((3, 3), 0.5)])
+
+
+def test_search_chooses_the_best_router_options_on_common_traces(platform, apps):
+    problem = build_problem(platform, apps, _Slowdown(platform), 'goodput', FAST)
+    choices = [{'tie_tolerance': 0.0, 'overflow': False}, {'tie_tolerance': 1.0}]
+    both = search(problem, n_samples=20, seed=3, workers=1, router_choices=choices)
+    each = [search(problem, n_samples=20, seed=3, workers=1, router_choices=[c])
+            for c in choices]
+    # the same finalists either way: the pair is the better of the two, options recorded
+    best = max(each, key=lambda r: r.score)
+    assert both.score == max(r.score for r in each)
+    assert both.policy == best.policy and both.policy.router == best.policy.router
+
+
+def test_search_scores_its_plan_as_the_mean_over_the_planners_traces(platform, apps):
+    from hetero_infer.core.search import plan_simulator, trace_seeds
+    problem = build_problem(platform, apps, _Slowdown(platform), 'goodput', FAST)
+    r = search(problem, n_samples=10, seed=4, workers=1, refine=False)
+    seeds = trace_seeds(problem.settings)
+    assert len(set(seeds)) == FAST.plan_traces == 3
+    got = [plan_simulator(problem, s).run(PriorityRouter(r.policy)).goodput for s in seeds]
+    assert r.score == pytest.approx(np.mean(got))
+    assert len(set(got)) > 1   # different traces, not one trace three times
+
+
+def test_talk_exact_is_registered_evaluated_and_routes_by_the_talks_rule(platform, apps):
+    from hetero_infer.core.schedulers.talk_exact import TALK_ROUTER
+    assert 'talk_exact' in known_schedulers() and 'talk_exact' in EVALUATED
+    ctx = PlanContext(platform=platform, apps=apps, goal='goodput', settings=FAST,
+                      n_samples=8, max_refine_evals=4, workers=1)
+    plan = get_scheduler('talk_exact').plan(ctx)
+    assert plan.policy.router == TALK_ROUTER
+    router = plan.make_dispatcher()
+    assert router.options() == TALK_ROUTER
+    ia = get_scheduler('interference_aware').plan(ctx)
+    assert ia.policy.router['overflow'] is True
