@@ -286,3 +286,14 @@ def test_talk_exact_is_registered_evaluated_and_routes_by_the_talks_rule(platfor
     assert router.options() == TALK_ROUTER
     ia = get_scheduler('interference_aware').plan(ctx)
     assert ia.policy.router['overflow'] is True
+
+
+def test_interference_aware_seeds_the_no_interference_plan(platform, apps):
+    ctx = PlanContext(platform=platform, apps=apps, goal='goodput', settings=FAST,
+                      n_samples=8, max_refine_evals=4, workers=1)
+    ni = get_scheduler('no_interference').plan(ctx)
+    seeds = get_scheduler('interference_aware').seed_allocations(ctx)
+    assert any(np.array_equal(s, ni.policy.allocation) for s in seeds)
+    base = get_scheduler('base').plan(ctx).policy.allocation
+    assert any(np.allclose(s, base) for s in seeds)
+    assert get_scheduler('talk_exact').seed_allocations(ctx) == []
