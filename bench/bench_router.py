@@ -1,7 +1,8 @@
 """Priority-router decision time (target: median under 20 microseconds).
 
 Times ``PriorityRouter.dispatch`` one decision at a time (perf_counter_ns around each call) for
-3 processors and 4 applications with a view whose tie-break is exercised, then prints JSON and a
+3 processors and 4 applications with a view whose tie-break is exercised (and, in the last
+variant, the overflow rule on every decision and the SLO check), then prints JSON and a
 table. Usage: ``python bench/bench_router.py [--decisions N]``.
 """
 
@@ -23,13 +24,18 @@ class _App:
 
 
 class _View:
+    """Every queue full except dla1's, so the overflow rule runs on every decision."""
+
     now_ms = 0.0
 
     def queue_len(self, proc):
-        return 0
+        return 0 if proc == 'dla1' else 5
 
     def expected_free_ms(self, proc):
         return 1.0
+
+    def queue_full(self, proc):
+        return proc != 'dla1'
 
 
 def main(argv=None) -> int:
@@ -40,9 +46,15 @@ def main(argv=None) -> int:
     alloc = [[0.5, 0.25, 0.25], [0.2, 0.4, 0.4], [1.0, 0.0, 0.0], [0.3, 0.3, 0.4]]
     names = ['app%d' % i for i in range(len(alloc))]
     results = {}
-    for label, tol in (('exact_ties', 0.0), ('default_band_0.5', 0.5)):
-        router = PriorityRouter(Policy(names, procs, alloc), tie_tolerance=tol)
+    variants = (('exact_ties', {'tie_tolerance': 0.0, 'overflow': False}),
+                ('default_band_0.5', {'tie_tolerance': 0.5, 'overflow': False}),
+                ('band+overflow+slo', {'tie_tolerance': 0.5, 'overflow': True,
+                                       'slo_dispatch': 'drop'}))
+    for label, options in variants:
+        router = PriorityRouter(Policy(names, procs, alloc, router=options))
         router.reset([_App(n) for n in names], None)
+        router.set_service_ms([{'gpu': 2.0, 'dla0': 4.0, 'dla1': 4.5}] * len(alloc))
+        router.set_slos([1e9] * len(alloc))
         apps = np.random.default_rng(0).integers(0, len(alloc), args.decisions).tolist()
         view = _View()
         samples = []

@@ -145,3 +145,98 @@ def test_concurrent_dispatch_from_threads_keeps_shares():
     c = Counter(out)
     assert len(out) == 12000
     assert abs(c['gpu'] / 12000 - 0.5) < 0.01
+
+
+class _QueueView:
+    """Queue lengths and expected free times by hand, with a queue limit."""
+
+    def __init__(self, qlen, free=None, limit=2):
+        self.qlen = dict(qlen)
+        self.free = free or {p: 0.0 for p in PROCS}
+        self.queue_limit = limit
+        self.now_ms = 0.0
+
+    def queue_len(self, proc):
+        return self.qlen[proc]
+
+    def expected_free_ms(self, proc):
+        return self.free[proc]
+
+    def queue_full(self, proc):  # the running one plus ``limit`` waiting
+        return self.qlen[proc] > self.queue_limit
+
+
+def _timed_router(alloc, service, mask=None, slos=None, **router):
+    names = ['a%d' % i for i in range(len(alloc))]
+    r = PriorityRouter(Policy(names, PROCS, alloc, mask=mask, router=router))
+    r.reset([_App(n) for n in names], None)
+    r.set_service_ms(service)
+    if slos is not None:
+        r.set_slos(slos)
+    return r
+
+
+def test_full_queue_overflows_to_the_fastest_idle_allowed_processor():
+    service = [{'gpu': 2.0, 'dla0': 5.0, 'dla1': 4.0}]
+    r = _timed_router([[1.0, 0.0, 0.0]], service)
+    # gpu full (running + 2 waiting), both DLAs idle: the faster DLA, outside the plan
+    assert r.dispatch(0, 0.0, _QueueView({'gpu': 3, 'dla0': 0, 'dla1': 0})) == 'dla1'
+    # overflow does not count as the plan's share: the next free gpu slot is still taken
+    assert r.consumed_shares(0) == {'gpu': 0.0, 'dla0': 0.0, 'dla1': 0.0}
+    assert r.dispatch(0, 0.0, _QueueView({'gpu': 2, 'dla0': 0, 'dla1': 0})) == 'gpu'
+    # no idle processor: the full one is returned (the host drops it as queue_full)
+    assert r.dispatch(0, 0.0, _QueueView({'gpu': 3, 'dla0': 1, 'dla1': 1})) == 'gpu'
+
+
+def test_overflow_never_goes_where_the_application_may_not_or_cannot_run():
+    mask = [[True, True, False]]
+    service = [{'gpu': 2.0, 'dla0': 5.0}]      # dla1: the model has no engine there either
+    r = _timed_router([[1.0, 0.0, 0.0]], service, mask=mask)
+    assert r.dispatch(0, 0.0, _QueueView({'gpu': 3, 'dla0': 0, 'dla1': 0})) == 'dla0'
+    r2 = _timed_router([[1.0, 0.0, 0.0]], [{'gpu': 2.0, 'dla0': 5.0}])
+    assert r2.dispatch(0, 0.0, _QueueView({'gpu': 3, 'dla0': 1, 'dla1': 0})) == 'gpu'
+    off = _timed_router([[1.0, 0.0, 0.0]], [{'gpu': 2.0, 'dla0': 5.0, 'dla1': 4.0}],
+                        overflow=False)
+    assert off.dispatch(0, 0.0, _QueueView({'gpu': 3, 'dla0': 0, 'dla1': 0})) == 'gpu'
+
+
+def test_slo_unreachable_drops_only_when_no_processor_can_make_it():
+    service = [{'gpu': 2.0, 'dla0': 5.0, 'dla1': 5.0}]
+    r = _timed_router([[0.5, 0.5, 0.0]], service, slos=[10.0], slo_dispatch='drop')
+    busy = {'gpu': 9.0, 'dla0': 6.0, 'dla1': 0.0}
+    # dla1 (share 0 but allowed) could finish at 5 ms <= 10: reachable, routed by the plan
+    proc, why = r.route(0, 0.0, _QueueView({p: 1 for p in PROCS}, busy))
+    assert why == '' and proc in ('gpu', 'dla0')
+    late = {'gpu': 9.0, 'dla0': 6.0, 'dla1': 6.0}
+    assert r.route(0, 0.0, _QueueView({p: 1 for p in PROCS}, late)) == (None, 'slo_unreachable')
+    assert r.dispatch(0, 0.0, _QueueView({p: 1 for p in PROCS}, late)) is None
+    off = _timed_router([[0.5, 0.5, 0.0]], service, slos=[10.0])
+    assert off.route(0, 0.0, _QueueView({p: 1 for p in PROCS}, late))[0] in ('gpu', 'dla0')
+
+
+def test_bad_service_times_and_router_options_are_refused_by_name():
+    r = _router([[0.5, 0.5, 0.0]])
+    with pytest.raises(ConfigError, match='dla0.*-1'):
+        r.set_service_ms([{'gpu': 1.0, 'dla0': -1}])
+    with pytest.raises(ConfigError, match='2 service-time rows for 1'):
+        r.set_service_ms([{}, {}])
+    with pytest.raises(ConfigError, match='slo_dispatch.*maybe'):
+        Policy(['a'], PROCS, [[1.0, 0.0, 0.0]], router={'slo_dispatch': 'maybe'})
+    with pytest.raises(ConfigError, match="unknown router option 'band'"):
+        Policy(['a'], PROCS, [[1.0, 0.0, 0.0]], router={'band': 0.5})
+
+
+def test_router_options_round_trip_and_old_policy_files_load_with_defaults():
+    pol = Policy(['a'], PROCS, [[0.5, 0.5, 0.0]],
+                 router={'tie_tolerance': 0.25, 'slo_dispatch': 'drop'})
+    back = Policy.from_dict(pol.to_dict())
+    assert back == pol and back.router_option('tie_tolerance') == 0.25
+    assert PriorityRouter(back).options() == {'tie_tolerance': 0.25, 'overflow': True,
+                                              'slo_dispatch': 'drop'}
+    old = {'format': 'hetero_infer.policy/1', 'processors': list(PROCS),
+           'allocation': {'a': {'gpu': 0.5, 'dla0': 0.5}}}
+    assert PriorityRouter(Policy.from_dict(old)).options() == {
+        'tie_tolerance': 0.5, 'overflow': True, 'slo_dispatch': 'off'}
+    # a third of a share survives the file's rounding (rows must still sum to 1)
+    third = Policy(['a'], PROCS, [[1 / 3, 1 / 3, 1 / 3]])
+    assert np.allclose(Policy.from_dict(third.to_dict()).allocation, 1 / 3)

@@ -1,5 +1,7 @@
 """Search and the planner's simulator: seeded determinism, invariants, baseline schedulers."""
 
+from collections import Counter
+
 import numpy as np
 import pytest
 
@@ -101,16 +103,19 @@ def test_search_is_deterministic_per_seed_and_valid(platform, apps):
     assert a.n_samples == 40 and a.n_evaluated >= 40
     assert a.score == pytest.approx(a.metrics['goodput'])
     c = search(problem, n_samples=40, seed=5, workers=1, refine=False)
-    assert c.n_evaluated == 40
+    # 40 samples, then 4 finalists x 1 router option x the planner's traces
+    assert c.n_evaluated == 40 + 4 * FAST.plan_traces
     # refining starts from the same samples' best and keeps only improvements
-    assert a.score >= c.score
+    assert a.history[0] == c.history[0]
+    climbed = [v for _, v in a.history[:-1]]
+    assert climbed == sorted(climbed) and len(climbed) > 1
 
 
 def test_default_sample_count_is_459(platform, apps):
     problem = build_problem(platform, apps, IsolatedPredictor(platform), 'throughput',
                             SimSettings(duration_s=0.4, warmup_s=0.05))
     r = search(problem, workers=1, refine=False)
-    assert r.n_samples == 459 and r.n_evaluated == 459
+    assert r.n_samples == 459 and r.n_evaluated == 459 + 4 * problem.settings.plan_traces
 
 
 def test_refinement_never_loses_and_slo99_goal_runs(platform, apps):
@@ -202,3 +207,93 @@ def test_orin_plans_its_scenarios_with_its_shipped_interference_model(tmp_path, 
     assert doc['platform'] == 'orin' and len(doc['applications']) == 4
     pol = Policy.from_dict(doc['policy'])
     assert np.allclose(pol.allocation.sum(axis=1), 1.0)
+
+
+def _flooded(platform, apps, **router):
+    """``apps`` with the first application at 5x its rate, planned on the GPU only."""
+    flood = [apps[0].scaled(5.0)] + list(apps[1:])
+    sim = _sim(platform, flood, IsolatedPredictor(platform), duration_s=1.0, warmup_s=0.1,
+               max_queue=4)
+    sim.platform = platform  # the routers get the platform's service times
+    alloc = [[1.0, 0.0, 0.0]] + [[0.0, 0.5, 0.5]] * (len(apps) - 1)
+    rec = _Counting(PriorityRouter(Policy([a.name for a in flood], platform.processor_ids,
+                                          alloc, router=router)))
+    seen = Counter()
+    inner = rec.inner
+
+    def dispatch(a, t, view):
+        proc = inner.dispatch(a, t, view)
+        seen[(a, proc)] += 1
+        return proc
+    rec.dispatch = dispatch
+    return sim.run(rec), seen
+
+
+def test_plansim_overflow_uses_idle_processors_before_dropping(platform, apps):
+    off, seen_off = _flooded(platform, apps, overflow=False)
+    on, seen_on = _flooded(platform, apps, overflow=True)
+    assert seen_off[(0, 'dla0')] == seen_off[(0, 'dla1')] == 0
+    assert seen_on[(0, 'dla0')] > 0 and seen_on[(0, 'dla1')] > 0
+    assert off.dropped[0] > 0 and on.dropped[0] < off.dropped[0]
+    assert on.goodput > off.goodput
+
+
+def test_search_keeps_a_seeded_plan_its_own_model_scores_higher(platform, apps):
+    problem = build_problem(platform, apps, _Slowdown(platform), 'goodput', FAST)
+    big = search(problem, n_samples=60, seed=1, workers=1, max_refine_evals=40)
+    small = search(problem, n_samples=3, seed=2, workers=1, refine=False)
+    seeded = search(problem, n_samples=3, seed=2, workers=1, refine=False,
+                    seed_allocations=[big.policy])
+    assert small.score < big.score
+    # the seed is a finalist scored on the same traces: the result is at least as good
+    assert seeded.score >= big.score
+    assert any(np.array_equal(c.allocation, big.policy.allocation) for c in seeded.candidates)
+    with pytest.raises(ConfigError, match='sum to'):
+        search(problem, n_samples=3, workers=1, seed_allocations=[np.full((3, 3), 0.5)])
+
+
+def test_search_chooses_the_best_router_options_on_common_traces(platform, apps):
+    problem = build_problem(platform, apps, _Slowdown(platform), 'goodput', FAST)
+    choices = [{'tie_tolerance': 0.0, 'overflow': False}, {'tie_tolerance': 1.0}]
+    both = search(problem, n_samples=20, seed=3, workers=1, router_choices=choices)
+    each = [search(problem, n_samples=20, seed=3, workers=1, router_choices=[c])
+            for c in choices]
+    # the same finalists either way: the pair is the better of the two, options recorded
+    best = max(each, key=lambda r: r.score)
+    assert both.score == max(r.score for r in each)
+    assert both.policy == best.policy and both.policy.router == best.policy.router
+
+
+def test_search_scores_its_plan_as_the_mean_over_the_planners_traces(platform, apps):
+    from hetero_infer.core.search import plan_simulator, trace_seeds
+    problem = build_problem(platform, apps, _Slowdown(platform), 'goodput', FAST)
+    r = search(problem, n_samples=10, seed=4, workers=1, refine=False)
+    seeds = trace_seeds(problem.settings)
+    assert len(set(seeds)) == FAST.plan_traces == 3
+    got = [plan_simulator(problem, s).run(PriorityRouter(r.policy)).goodput for s in seeds]
+    assert r.score == pytest.approx(np.mean(got))
+    assert len(set(got)) > 1   # different traces, not one trace three times
+
+
+def test_talk_exact_is_registered_evaluated_and_routes_by_the_talks_rule(platform, apps):
+    from hetero_infer.core.schedulers.talk_exact import TALK_ROUTER
+    assert 'talk_exact' in known_schedulers() and 'talk_exact' in EVALUATED
+    ctx = PlanContext(platform=platform, apps=apps, goal='goodput', settings=FAST,
+                      n_samples=8, max_refine_evals=4, workers=1)
+    plan = get_scheduler('talk_exact').plan(ctx)
+    assert plan.policy.router == TALK_ROUTER
+    router = plan.make_dispatcher()
+    assert router.options() == TALK_ROUTER
+    ia = get_scheduler('interference_aware').plan(ctx)
+    assert ia.policy.router['overflow'] is True
+
+
+def test_interference_aware_seeds_the_no_interference_plan(platform, apps):
+    ctx = PlanContext(platform=platform, apps=apps, goal='goodput', settings=FAST,
+                      n_samples=8, max_refine_evals=4, workers=1)
+    ni = get_scheduler('no_interference').plan(ctx)
+    seeds = get_scheduler('interference_aware').seed_allocations(ctx)
+    assert any(np.array_equal(s, ni.policy.allocation) for s in seeds)
+    base = get_scheduler('base').plan(ctx).policy.allocation
+    assert any(np.allclose(s, base) for s in seeds)
+    assert get_scheduler('talk_exact').seed_allocations(ctx) == []

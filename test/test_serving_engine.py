@@ -261,3 +261,42 @@ def test_close_drops_waiting_requests_as_shutdown():
     _wait_all(eng, outcomes, 21)
     assert len(outcomes) == 21
     assert sum(o.drop_reason == 'shutdown' for o in outcomes) >= 10
+
+
+def _flood(router, n=40):
+    policy = Policy(['a', 'b'], PROCS, [[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]], router=router)
+    eng, outcomes = _engine(ms=20.0, queue_limit=2, policy=policy, slo_ms=1e4)
+    for i in range(n):
+        eng.submit(eng.new_request(0, {'x': i}))
+    _wait_all(eng, outcomes, n)
+    eng.close()
+    assert len(outcomes) == n
+    return eng, outcomes
+
+
+def test_full_queue_overflows_to_idle_processors_outside_the_plan():
+    off, _ = _flood({'overflow': False})
+    on, outcomes = _flood({'overflow': True})
+    assert off.proc_results['dla0'] == off.proc_results['dla1'] == 0
+    # the plan gives the DLAs nothing; they were idle while the GPU's queue was full
+    assert on.proc_results['dla0'] >= 1 and on.proc_results['dla1'] >= 1
+    assert on.drops['queue_full'] < off.drops['queue_full']
+    assert on.counts['results'] > off.counts['results']
+
+
+def test_slo_unreachable_requests_are_dropped_at_once_and_counted_apart():
+    mask = [[True, False, False], [True, True, True]]
+    policy = Policy(['a', 'b'], PROCS, [[1.0, 0.0, 0.0], [0.0, 0.5, 0.5]], mask=mask,
+                    router={'slo_dispatch': 'drop'})
+    eng, outcomes = _engine(ms=10.0, queue_limit=50, policy=policy, slo_ms=25.0)
+    n = 20
+    for i in range(n):
+        eng.submit(eng.new_request(0, {'x': i}))
+    _wait_all(eng, outcomes, n)
+    eng.close()
+    assert len(outcomes) == n
+    unreachable = [o for o in outcomes if o.drop_reason == 'slo_unreachable']
+    # expected finishes 10, 20 ms fit the 25 ms SLO; the third (30 ms) and later cannot
+    assert len(unreachable) >= n - 3 and eng.drops['slo_unreachable'] == len(unreachable)
+    assert all(o.proc is None and 'SLO of 25.0 ms' in o.detail for o in unreachable)
+    assert eng.counts['results'] >= 2 and 'slo_unreachable' in DROP_REASONS

@@ -141,6 +141,14 @@ def run(args) -> int:
                 metric, b, _pct(st['geomean_pct']),
                 '[n/a]' if ci is None else '[%+.1f, %+.1f]' % tuple(ci),
                 st['wins'], st['ties'], st['losses'], _pct(st['talk_mean_pct'])))
+    fid = d.get('plan_fidelity') or {}
+    rows = [r for r in fid.get('per_scenario', []) if r['scheduler'] == 'interference_aware']
+    if rows:
+        print('interference_aware goodput, predicted by its search vs measured on the twin:')
+        for r in rows:
+            print('  %-14s predicted %8.1f  measured %8.1f  error %s'
+                  % (r['scenario'], r['predicted_goodput'], r['measured_goodput'],
+                     _pct(r.get('error_pct'))))
     print('wrote ' + ', '.join(os.path.relpath(p) for p in paths))
     return 0
 

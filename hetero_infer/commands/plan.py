@@ -21,7 +21,8 @@ def add_arguments(parser):
                         help='goodput, slo99_throughput, throughput, fairness, a weighted sum '
                              '("0.7*goodput+0.3*fairness") or module:function')
     parser.add_argument('--scheduler', default='interference_aware',
-                        help='interference_aware (default), no_interference or oracle')
+                        help='interference_aware (default), talk_exact, no_interference or '
+                             'oracle')
     parser.add_argument('--top-fraction', type=argtypes.float_in(1e-3, 0.5), default=0.01,
                         help='sampling guarantee: best within this top fraction (default 0.01)')
     parser.add_argument('--confidence', type=argtypes.float_in(0.5, 0.9999), default=0.99,
@@ -44,8 +45,8 @@ def run(args) -> int:
     from hetero_infer.core.search import default_workers
     from hetero_infer.errors import ConfigError
 
-    if args.scheduler not in ('interference_aware', 'no_interference', 'oracle'):
-        raise ConfigError('--scheduler %r does not search (use interference_aware, '
+    if args.scheduler not in ('interference_aware', 'talk_exact', 'no_interference', 'oracle'):
+        raise ConfigError('--scheduler %r does not search (use interference_aware, talk_exact, '
                           'no_interference or oracle)' % args.scheduler)
     scenario = find_scenario(load_scenarios(args.scenarios), args.scenario)
     name, warning = choose_platform(args.platform, [scenario])
@@ -54,7 +55,7 @@ def run(args) -> int:
     platform = Platform.load(name)
     apps = scenario.build(platform)
     interference_model = args.interference_model
-    if args.scheduler == 'interference_aware':
+    if args.scheduler in ('interference_aware', 'talk_exact'):
         from hetero_infer.core.predictors import load_interference_model
         load_interference_model(platform, interference_model,  # fail before the search
                                 force=args.force_interference_model)
@@ -83,6 +84,8 @@ def run(args) -> int:
         print('  %-20s ' % '' + ' '.join('%6s' % p for p in procs))
         for name, row in zip(plan.policy.app_names, plan.policy.allocation):
             print('  %-20s ' % name + ' '.join('%6.2f' % v for v in row))
+        print('router: ' + ', '.join('%s %s' % (k, plan.policy.router_option(k))
+                                     for k in ('tie_tolerance', 'overflow', 'slo_dispatch')))
     if plan.source == args.scheduler:
         print('predicted: ' + ', '.join('%s %.4g' % (k, v)
                                         for k, v in sorted(res.metrics.items())))

@@ -94,11 +94,12 @@ def write_markdown(summary: dict, details: dict, path: str) -> None:
                 'n/a' if st['median_abs_error_pct'] is None
                 else '%.1f%%' % st['median_abs_error_pct'],
                 'n/a' if sp is None else '%.2f' % sp))
-        lines += ['', '| scenario | scheduler | predicted | measured |', '|---|---|---|---|']
+        lines += ['', '| scenario | scheduler | predicted | measured | error |',
+                  '|---|---|---|---|---|']
         for r in fid['per_scenario']:
-            lines.append('| %s | %s | %.1f | %.1f |' % (r['scenario'], r['scheduler'],
-                                                         r['predicted_goodput'],
-                                                         r['measured_goodput']))
+            lines.append('| %s | %s | %.1f | %.1f | %s |' % (
+                r['scenario'], r['scheduler'], r['predicted_goodput'], r['measured_goodput'],
+                _pct(r.get('error_pct'))))
     rank = details.get('rank_correlation') or []
     if rank:
         lines += ['', '## Does the search rank its top candidates right?', '',

@@ -45,7 +45,7 @@ from hetero_infer.errors import ConfigError
 METRICS = ('goodput', 'slo99_throughput', 'throughput', 'fairness', 'slo_attainment_min')
 PROPOSED = 'interference_aware'
 #: Schedulers whose plan depends on the goal (they search); the others plan once.
-GOAL_DEPENDENT = ('interference_aware', 'no_interference', 'oracle')
+GOAL_DEPENDENT = ('interference_aware', 'talk_exact', 'no_interference', 'oracle')
 GOALS = ('goodput', 'slo99_throughput')
 #: first seed of the oracle's selection traces; measurement trace seeds must stay below it
 ORACLE_SELECT_SEED = 1000000
@@ -184,7 +184,8 @@ def _plan_key(rec: dict) -> tuple:
     pol = rec['policy']
     if pol is None:
         return ('rule', rec['source'])
-    return ('policy', pol.allocation.shape, pol.allocation.tobytes())
+    return ('policy', pol.allocation.shape, pol.allocation.tobytes(),
+            tuple(sorted(pol.router.items())))
 
 
 def _plan_job(scenario, platform_name: str, name: str, plan_seed: int, settings: EvalSettings,
@@ -479,9 +480,11 @@ def _assemble(scenarios, units, schedulers, settings, plans, plan_times, measure
             rec = recs[sched]['goodput']
             if rec['predicted'] is None or rec['source'] != sched:
                 continue
+            pred, meas = rec['predicted'].get('goodput'), results[sched]['goodput']
             fidelity.append({'scenario': s.name, 'scheduler': sched,
-                             'predicted_goodput': rec['predicted'].get('goodput'),
-                             'measured_goodput': results[sched]['goodput']})
+                             'predicted_goodput': pred, 'measured_goodput': meas,
+                             'error_pct': (100.0 * (pred / meas - 1.0)
+                                           if pred is not None and meas > 0 else None)})
     paired, paired_extra, per_scenario_pairs = _paired(entries, schedulers)
     summary = {'replications': n, 'scenarios': entries,
                'average_improvement_pct': {

@@ -30,10 +30,12 @@ DEFAULT_MAX_QUEUE = 64
 class _View:
     """DispatchView of the simulator: queue lengths and isolated-latency finish estimates."""
 
-    __slots__ = ('now_ms', '_index', '_qlen', '_free', '_queued')
+    __slots__ = ('now_ms', '_limit', '_index', '_qlen', '_free', '_queued', '_running')
 
-    def __init__(self, index, qlen, free, queued):
+    def __init__(self, index, qlen, free, queued, running, limit):
         self.now_ms = 0.0
+        self._limit = limit
+        self._running = running
         self._index = index
         self._qlen = qlen
         self._free = free
@@ -45,6 +47,10 @@ class _View:
     def expected_free_ms(self, proc: str) -> float:
         j = self._index[proc]
         return max(self.now_ms, self._free[j]) + self._queued[j]
+
+    def queue_full(self, proc: str) -> bool:
+        j = self._index[proc]
+        return self._qlen[j] - (self._running[j] != -1) >= self._limit
 
 
 class SimResult:
@@ -184,7 +190,7 @@ class PlanSimulator:
         queued = [0.0] * n          # isolated ms of waiting requests
         running = [-1] * n          # app index running on each processor
         cur_arrival = [0.0] * n
-        view = _View(index, qlen, free, queued)
+        view = _View(index, qlen, free, queued, running, max_queue)
         dispatcher.reset(apps, self.platform)
         dispatch = dispatcher.dispatch
         completed = getattr(dispatcher, 'completed', None)

@@ -18,6 +18,52 @@ ROW_SUM_TOL = 1e-6
 
 POLICY_FORMAT = 'hetero_infer.policy/1'
 
+#: How the priority router follows a policy (``Policy.router``); a key a policy does not set
+#: takes the default here. Policy files written before these existed load with the defaults.
+#:
+#: - ``tie_tolerance``: scores within this relative distance of the best share score are tied
+#:   and the tie goes to the earliest expected finish (0: the talk's exact ties).
+#: - ``overflow``: a request whose chosen processor's queue is full goes to an idle processor
+#:   its model can run on (planned share or not) instead of being dropped.
+#: - ``slo_dispatch``: ``'drop'`` drops a request at once (reason ``slo_unreachable``) when no
+#:   processor can finish it within its SLO given the queues; ``'off'`` never does.
+ROUTER_DEFAULTS = {'tie_tolerance': 0.5, 'overflow': True, 'slo_dispatch': 'off'}
+SLO_DISPATCH_MODES = ('off', 'drop')
+
+
+def check_router_options(options, where: str = 'policy') -> Dict[str, object]:
+    """Validated router options (a copy); unknown keys and bad values are refused.
+
+    :raises ConfigError: naming the key and the value.
+    """
+    if options is None:
+        return {}
+    if not isinstance(options, dict):
+        raise ConfigError('%s: "router" must be a mapping of %s, got %r'
+                          % (where, sorted(ROUTER_DEFAULTS), options))
+    out: Dict[str, object] = {}
+    for key, value in options.items():
+        if key == 'tie_tolerance':
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not 0.0 <= float(value) < 100.0:
+                raise ConfigError('%s: router tie_tolerance must be a number in [0, 100), got %r'
+                                  % (where, value))
+            out[key] = float(value)
+        elif key == 'overflow':
+            if not isinstance(value, bool):
+                raise ConfigError('%s: router overflow must be true or false, got %r'
+                                  % (where, value))
+            out[key] = value
+        elif key == 'slo_dispatch':
+            if value not in SLO_DISPATCH_MODES:
+                raise ConfigError('%s: router slo_dispatch must be one of %s, got %r'
+                                  % (where, list(SLO_DISPATCH_MODES), value))
+            out[key] = value
+        else:
+            raise ConfigError('%s: unknown router option %r (known: %s)'
+                              % (where, key, ', '.join(sorted(ROUTER_DEFAULTS))))
+    return out
+
 
 class Policy:
     """An allocation matrix with the names of its rows (applications) and columns (processors).
@@ -27,14 +73,16 @@ class Policy:
     :param allocation: ``len(app_names) x len(processor_ids)`` non-negative shares.
     :param mask: optional boolean matrix of the same shape; ``False`` = the model cannot run there,
         so the allocation must be zero.
+    :param router: how the router follows the plan (:data:`ROUTER_DEFAULTS` has the keys); keys
+        left out take the defaults.
     :raises ConfigError: wrong shape, negative or non-finite entries, a row that does not sum to 1,
         or a share on a processor the mask forbids (the message names the application and value).
     """
 
-    __slots__ = ('app_names', 'processor_ids', 'allocation', 'mask')
+    __slots__ = ('app_names', 'processor_ids', 'allocation', 'mask', 'router')
 
     def __init__(self, app_names: Sequence[str], processor_ids: Sequence[str], allocation,
-                 *, mask=None) -> None:
+                 *, mask=None, router=None) -> None:
         self.app_names = tuple(str(a) for a in app_names)
         self.processor_ids = tuple(str(p) for p in processor_ids)
         if len(set(self.processor_ids)) != len(self.processor_ids):
@@ -76,6 +124,7 @@ class Policy:
         mask_arr.setflags(write=False)
         self.allocation = alloc
         self.mask = mask_arr
+        self.router = check_router_options(router)
 
     # ---------------------------------------------------------------- access
     @property
@@ -91,6 +140,17 @@ class Policy:
             raise ConfigError('policy: unknown application %r or processor %r (apps %s, '
                               'processors %s)' % (app, proc, list(self.app_names),
                                                   list(self.processor_ids))) from None
+
+    def router_option(self, key: str):
+        """The router option ``key`` of this policy, or its default."""
+        return self.router.get(key, ROUTER_DEFAULTS[key])
+
+    def with_router(self, **options) -> 'Policy':
+        """The same allocation with these router options set (the others kept)."""
+        merged = dict(self.router)
+        merged.update(options)
+        return Policy(self.app_names, self.processor_ids, self.allocation, mask=self.mask,
+                      router=merged)
 
     def row(self, app_index: int) -> Dict[str, float]:
         return {p: float(v) for p, v in zip(self.processor_ids, self.allocation[app_index])}
@@ -118,16 +178,20 @@ class Policy:
             else:
                 raise ConfigError('policy: removing %r leaves application %r no processor'
                                   % (proc, self.app_names[i]))
-        return Policy(self.app_names, [self.processor_ids[j] for j in keep], alloc, mask=mask)
+        return Policy(self.app_names, [self.processor_ids[j] for j in keep], alloc, mask=mask,
+                      router=self.router)
 
     # ---------------------------------------------------------------- I/O
     def to_dict(self) -> dict:
-        return {
+        d = {
             'format': POLICY_FORMAT,
             'processors': list(self.processor_ids),
-            'allocation': {a: {p: round(float(v), 6) for p, v in zip(self.processor_ids, row)}
+            'allocation': {a: {p: round(float(v), 9) for p, v in zip(self.processor_ids, row)}
                            for a, row in zip(self.app_names, self.allocation)},
         }
+        if self.router:
+            d['router'] = dict(self.router)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict, *, mask=None, where: str = '<policy>') -> 'Policy':
@@ -145,7 +209,8 @@ class Policy:
                     procs.append(p)
         apps = list(alloc_map)
         matrix = [[float(alloc_map[a].get(p, 0.0)) for p in procs] for a in apps]
-        return cls(apps, procs, matrix, mask=mask)
+        router = check_router_options(d.get('router'), where)
+        return cls(apps, procs, matrix, mask=mask, router=router)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1)
@@ -153,15 +218,19 @@ class Policy:
     def __eq__(self, other) -> bool:
         return (isinstance(other, Policy) and self.app_names == other.app_names
                 and self.processor_ids == other.processor_ids
-                and np.array_equal(self.allocation, other.allocation))
+                and np.array_equal(self.allocation, other.allocation)
+                and self.router == other.router)
 
     def __hash__(self) -> int:
-        return hash((self.app_names, self.processor_ids, self.allocation.tobytes()))
+        return hash((self.app_names, self.processor_ids, self.allocation.tobytes(),
+                     tuple(sorted(self.router.items()))))
 
     def __repr__(self) -> str:
         rows = ', '.join('%s: %s' % (a, ' '.join('%s=%.2f' % (p, v) for p, v in
                                                   zip(self.processor_ids, row) if v > 0))
                          for a, row in zip(self.app_names, self.allocation))
+        if self.router:
+            rows += '; router %s' % ', '.join('%s=%s' % kv for kv in sorted(self.router.items()))
         return 'Policy(%s)' % rows
 
 
@@ -215,7 +284,8 @@ def neighbours(policy: Policy, step: float) -> List[Policy]:
                 new[i, src] = max(new[i, src], 0.0)
                 if new[i, src] < 1e-9:
                     new[i, src] = 0.0
-                out.append(Policy(policy.app_names, policy.processor_ids, new, mask=mask))
+                out.append(Policy(policy.app_names, policy.processor_ids, new, mask=mask,
+                                  router=policy.router))
     return out
 
 
@@ -235,7 +305,7 @@ def samples_for_guarantee(top_fraction: float, confidence: float) -> int:
 
 
 def uniform_policy(app_names: Sequence[str], processor_ids: Sequence[str], mask,
-                   weights: Optional[np.ndarray] = None) -> Policy:
+                   weights: Optional[np.ndarray] = None, router=None) -> Policy:
     """Each row proportional to ``weights`` (default: equal) over the processors it may use."""
     mask = np.asarray(mask, dtype=bool)
     w = np.ones(mask.shape) if weights is None else np.asarray(weights, dtype=float)
@@ -244,4 +314,4 @@ def uniform_policy(app_names: Sequence[str], processor_ids: Sequence[str], mask,
     if np.any(sums <= 0):
         bad = [app_names[i] for i in np.flatnonzero(sums[:, 0] <= 0)]
         raise ConfigError('policy: applications %s have no processor with positive weight' % bad)
-    return Policy(app_names, processor_ids, alloc / sums, mask=mask)
+    return Policy(app_names, processor_ids, alloc / sums, mask=mask, router=router)

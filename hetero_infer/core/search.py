@@ -57,6 +57,8 @@ class SimSettings:
     slo99_hi_scale: float = 1.5
     slo99_iterations: int = 6
     slo99_requests: int = 600
+    #: arrival traces (common to every finalist) the search's finalists are scored on
+    plan_traces: int = 3
 
 
 @dataclass
@@ -121,33 +123,53 @@ class PlanProblem:
         return [a.name for a in self.apps]
 
 
+def plan_simulator(problem: PlanProblem, seed: Optional[int] = None) -> PlanSimulator:
+    """The planner's simulator of ``problem`` (arrival trace ``seed``, default the settings'):
+    its dispatchers are reset with the isolated-latency table as their platform, the table the
+    live engine gives its router too."""
+    s = problem.settings
+    table = LatencyTable.from_snapshot(problem.table_entries, [a.model for a in problem.apps],
+                                       problem.processor_ids)
+    sim = PlanSimulator(problem.apps, problem.processor_ids, table, problem.isolated_ms,
+                        duration_s=s.duration_s, warmup_s=s.warmup_s,
+                        seed=s.seed if seed is None else seed, max_queue=s.max_queue,
+                        progressive=s.progressive)
+    sim.platform = _NamePlatform(problem.processor_ids,
+                                 {a.model.name: row for a, row in
+                                  zip(problem.apps, problem.isolated_ms)})
+    return sim
+
+
 class _Scorer:
     """Scores allocations of one problem (lives once per worker process)."""
 
     def __init__(self, problem: PlanProblem) -> None:
         self.problem = problem
         s = problem.settings
-        table = LatencyTable.from_snapshot(problem.table_entries, [a.model for a in problem.apps],
-                                           problem.processor_ids)
-        self.sim = PlanSimulator(problem.apps, problem.processor_ids, table,
-                                 problem.isolated_ms, duration_s=s.duration_s,
-                                 warmup_s=s.warmup_s, seed=s.seed, max_queue=s.max_queue,
-                                 progressive=s.progressive)
-        self.sim.platform = _NamePlatform(
-            problem.processor_ids, {a.model.name: row for a, row in
-                                    zip(problem.apps, problem.isolated_ms)})
+        self._sims: Dict[int, PlanSimulator] = {}
+        self.sim = self.simulator(s.seed)
+        self.router_options = {'tie_tolerance': s.router_tie_tolerance}
         self.goal: Goal = get_goal(problem.goal_spec)
         self.pure_slo99 = self.goal.name == 'slo99_throughput'
         self.keep = bool(self.goal.needs & {'mean_latency_ms', 'p99_latency_ms'})
         self.base_rate = sum(a.rate_hz for a in problem.apps)
 
-    def _router(self, alloc: np.ndarray) -> PriorityRouter:
+    def simulator(self, seed: int) -> PlanSimulator:
+        """The simulator of arrival trace ``seed`` (made once per process)."""
+        sim = self._sims.get(seed)
+        if sim is None:
+            sim = self._sims[seed] = plan_simulator(self.problem, seed)
+        return sim
+
+    def _router(self, alloc: np.ndarray, router: Optional[dict] = None) -> PriorityRouter:
         p = self.problem
         s = p.settings
-        return PriorityRouter(Policy(p.app_names, p.processor_ids, alloc, mask=p.mask),
-                              decay=s.router_decay, tie_tolerance=s.router_tie_tolerance)
+        return PriorityRouter(Policy(p.app_names, p.processor_ids, alloc, mask=p.mask,
+                                     router=self.router_options if router is None else router),
+                              decay=s.router_decay)
 
-    def _slo99(self, alloc, floor_scale: float) -> Tuple[float, bool]:
+    def _slo99(self, alloc, floor_scale: float, router: Optional[dict],
+               sim: PlanSimulator) -> Tuple[float, bool]:
         """(best passing scale, pruned?) by bisection above ``floor_scale``."""
         s = self.problem.settings
         base = self.base_rate
@@ -156,7 +178,7 @@ class _Scorer:
 
         def passes(scale: float) -> bool:
             dur = max(s.slo99_requests / (base * scale), 0.05)
-            r = self.sim.run(self._router(alloc), scale=scale, duration_s=dur)
+            r = sim.run(self._router(alloc, router), scale=scale, duration_s=dur)
             return r.slo_attainment_min >= SLO_TARGET
 
         hi = s.slo99_hi_scale
@@ -180,29 +202,41 @@ class _Scorer:
                 hi = mid
         return lo, False
 
-    def score(self, alloc: np.ndarray, floor_score: float = -math.inf
+    def score(self, alloc: np.ndarray, floor_score: float = -math.inf,
+              router: Optional[dict] = None, seed: Optional[int] = None
               ) -> Tuple[float, Dict[str, float], bool]:
-        """(goal value, predicted metrics, pruned?) of one allocation."""
+        """(goal value, predicted metrics, pruned?) of one allocation, routed with the router
+        options ``router`` (default: the settings' band) on arrival trace ``seed`` (default:
+        the settings' seed)."""
+        sim = self.sim if seed is None else self.simulator(seed)
         metrics: Dict[str, float] = {}
         pruned = False
         if 'slo99_throughput' in self.goal.needs:
             floor_scale = 0.0
             if self.pure_slo99 and floor_score > 0 and self.base_rate > 0:
                 floor_scale = floor_score / self.base_rate
-            scale, pruned = self._slo99(alloc, floor_scale)
+            scale, pruned = self._slo99(alloc, floor_scale, router, sim)
             metrics['slo99_throughput'] = scale * self.base_rate
             if pruned:  # worse than the best so far: skip the full-load run
                 return self.goal(metrics), metrics, True
-        metrics.update(self.sim.run(self._router(alloc), keep_latencies=self.keep).metrics())
+        metrics.update(sim.run(self._router(alloc, router), keep_latencies=self.keep).metrics())
         value = self.goal(metrics)
         return value, metrics, pruned
 
-    def score_chunk(self, allocs: Sequence[np.ndarray], floor_score: float
+    def score_chunk(self, items: Sequence, floor_score: float
                     ) -> List[Tuple[float, Dict[str, float], bool]]:
+        """Score ``items``: allocations, or ``(allocation, router options, trace seed)``;
+        with a finite ``floor_score`` (pure SLO99, one trace) a policy below the best so far is
+        pruned."""
         out = []
         best = floor_score
-        for alloc in allocs:
-            value, metrics, pruned = self.score(alloc, best if self.pure_slo99 else -math.inf)
+        for item in items:
+            if isinstance(item, tuple):
+                alloc, router, seed = item
+            else:
+                alloc, router, seed = item, None, None
+            value, metrics, pruned = self.score(alloc, best if self.pure_slo99 else -math.inf,
+                                                router, seed)
             out.append((value, metrics, pruned))
             if not pruned and value > best:
                 best = value
@@ -303,11 +337,32 @@ def build_problem(platform, apps: Sequence, predictor: Predictor, goal,
     return PlanProblem(apps, procs, mask, iso, table.snapshot(), settings, goal_spec)
 
 
+#: Distance between the arrival-trace seeds a plan's finalists are scored on (trace k of plan
+#: seed s is s + k * TRACE_SEED_STRIDE), so plan seeds 0, 1, 2, ... never share a trace.
+TRACE_SEED_STRIDE = 100003
+
+
+def trace_seeds(settings: SimSettings) -> List[int]:
+    """The planner traces every finalist is scored on (common random numbers)."""
+    return [settings.seed + k * TRACE_SEED_STRIDE for k in range(max(1, settings.plan_traces))]
+
+
 def search(problem: PlanProblem, *, n_samples: Optional[int] = None,
            top_fraction: float = 0.01, confidence: float = 0.99, seed: int = 0,
            refine: bool = True, max_refine_evals: int = 120, workers: Optional[int] = None,
-           predictor_name: str = '', keep_top: int = 4, progress=None) -> SearchResult:
+           predictor_name: str = '', keep_top: int = 4, progress=None,
+           seed_allocations: Sequence = (), router_choices: Optional[Sequence[dict]] = None
+           ) -> SearchResult:
     """Sample, score and refine policies for ``problem``; return the best.
+
+    1. ``n`` random allocations plus ``seed_allocations`` (other planners' plans: a plan the
+       search's own model scores higher can never be passed over) are scored on the settings'
+       trace with the settings' band; hill climbing refines the best of them.
+    2. Finalists (the refined best, the next ``keep_top - 1`` distinct samples, every seed)
+       are scored with every router option set of ``router_choices`` (default: the settings'
+       band alone) on ``settings.plan_traces`` arrival traces, the same traces for all (common
+       random numbers); the (allocation, router options) pair with the best mean goal value
+       over the traces is the plan, its router options recorded in the policy.
 
     :param n_samples: number of random policies; default from ``top_fraction``/``confidence``.
     :param workers: processes to use (default: the cores available; 1 = serial).
@@ -321,7 +376,20 @@ def search(problem: PlanProblem, *, n_samples: Optional[int] = None,
     rng = np.random.default_rng(seed)
     names = problem.app_names
     procs = problem.processor_ids
+    settings = problem.settings
+    base_router = {'tie_tolerance': settings.router_tie_tolerance}
+    choices = [dict(c) for c in router_choices] if router_choices else [base_router]
+    for c in choices:
+        Policy(names, procs, np.where(problem.mask, 1.0, 0.0)
+               / problem.mask.sum(axis=1, keepdims=True), mask=problem.mask, router=c)
+    seeded = []
+    for alloc in seed_allocations:
+        arr = np.asarray(getattr(alloc, 'allocation', alloc), dtype=float)
+        # validated like any policy: shape, rows summing to 1, nothing where the mask forbids
+        seeded.append(Policy(names, procs, arr, mask=problem.mask).allocation)
     allocs = [random_policy(rng, names, procs, problem.mask).allocation for _ in range(n)]
+    allocs += seeded
+    total = len(allocs)
     workers = default_workers() if workers is None else max(1, int(workers))
     runner = _Runner(problem, workers)
     goal_name = get_goal(problem.goal_spec).name
@@ -331,17 +399,17 @@ def search(problem: PlanProblem, *, n_samples: Optional[int] = None,
                    for r in chunk]
         evaluated = len(results)
         if progress is not None:
-            progress(evaluated, n)
-        order = sorted(range(n), key=lambda i: (-results[i][0], i))
+            progress(evaluated, total)
+        order = sorted(range(total), key=lambda i: (-results[i][0], i))
         best_i = order[0]
         best_alloc = allocs[best_i]
-        best_value, best_metrics, _ = results[best_i]
-        history.append(('sample', best_value))
+        best_value = results[best_i][0]
+        history.append(('sample' if best_i < n else 'seed %d' % (best_i - n), best_value))
         step = 0.2
-        while refine and step >= 0.05 - 1e-9 and evaluated < n + max_refine_evals:
+        while refine and step >= 0.05 - 1e-9 and evaluated < total + max_refine_evals:
             pol = Policy(names, procs, best_alloc, mask=problem.mask)
             cands = [q.allocation for q in neighbours(pol, step)]
-            cands = cands[:max(0, n + max_refine_evals - evaluated)]
+            cands = cands[:max(0, total + max_refine_evals - evaluated)]
             if not cands:
                 break
             res = [r for chunk in runner.run(_chunks(cands, N_CHUNKS), best_value)
@@ -351,30 +419,52 @@ def search(problem: PlanProblem, *, n_samples: Optional[int] = None,
                                                     -i))
             if not res[k][2] and res[k][0] > best_value * (1 + 1e-9) + 1e-12:
                 best_alloc = cands[k]
-                best_value, best_metrics = res[k][0], res[k][1]
+                best_value = res[k][0]
                 history.append(('refine %.2f' % step, best_value))
             else:
                 step /= 2.0
             if progress is not None:
-                progress(evaluated, n)
+                progress(evaluated, total)
+        finalists = [best_alloc]
+        for i in order:
+            if len(finalists) >= max(1, keep_top) and i < n:
+                continue
+            if (results[i][2] and i < n) or any(np.array_equal(allocs[i], c) for c in finalists):
+                continue
+            finalists.append(allocs[i])
+        seeds = trace_seeds(settings)
+        items = [(f, c, s) for f in finalists for c in choices for s in seeds]
+        res = [r for chunk in runner.run(_chunks(items, N_CHUNKS), -math.inf) for r in chunk]
+        evaluated += len(res)
     finally:
         runner.close()
-    candidates = [best_alloc]
-    scores = [float(best_value)]
-    for i in order:
-        if len(candidates) >= keep_top:
-            break
-        if results[i][2] or any(np.array_equal(allocs[i], c) for c in candidates):
+    per = len(seeds)
+    scored = []  # (mean value, finalist index, choice index, mean metrics)
+    for k in range(0, len(items), per):
+        vals = [r[0] for r in res[k:k + per]]
+        mets = [r[1] for r in res[k:k + per]]
+        keys = set(mets[0]).intersection(*mets[1:])
+        mean = {m: float(np.mean([x[m] for x in mets])) for m in keys}
+        f, c = divmod(k // per, len(choices))
+        scored.append((float(np.mean(vals)), f, c, mean))
+    scored.sort(key=lambda x: (-x[0], x[1], x[2]))
+    value, f, c, metrics = scored[0]
+    history.append(('finalists x %d router options x %d traces' % (len(choices), per), value))
+    candidates, cand_scores, seen = [], [], set()
+    for v, fi, ci, _ in scored:
+        if fi in seen:
             continue
-        candidates.append(allocs[i])
-        scores.append(float(results[i][0]))
+        seen.add(fi)
+        candidates.append(Policy(names, procs, finalists[fi], mask=problem.mask,
+                                 router=choices[ci]))
+        cand_scores.append(v)
+        if len(candidates) >= max(1, keep_top):
+            break
     return SearchResult(
-        policy=Policy(names, procs, best_alloc, mask=problem.mask), score=float(best_value),
-        metrics=best_metrics, goal=goal_name, predictor=predictor_name,
-        search_time_s=time.perf_counter() - t0, n_samples=n, n_evaluated=evaluated,
-        top_fraction=top_fraction, confidence=confidence, history=history,
-        candidates=[Policy(names, procs, c, mask=problem.mask) for c in candidates],
-        candidate_scores=scores)
+        policy=candidates[0], score=float(value), metrics=metrics, goal=goal_name,
+        predictor=predictor_name, search_time_s=time.perf_counter() - t0, n_samples=n,
+        n_evaluated=evaluated, top_fraction=top_fraction, confidence=confidence,
+        history=history, candidates=candidates, candidate_scores=cand_scores)
 
 
 def plan(platform, apps: Sequence, goal, predictor: Predictor, *,

@@ -432,8 +432,12 @@ class _Engine:
 
 
 class _View(DispatchView):
-    def __init__(self, twin_state):
+    def __init__(self, twin_state, max_queue=None):
         self._s = twin_state
+        self._limit = max_queue
+
+    def queue_full(self, proc):
+        return self._limit is not None and len(self._s.queues[self._s.index[proc]]) >= self._limit
 
     def queue_len(self, proc):
         s = self._s
@@ -613,7 +617,7 @@ class Twin:
         for ai, a in enumerate(apps):
             for p in allowed[ai]:
                 st.iso[(ai, eng.index[p])] = plat.isolated_latency_ms(a.model, p)
-        view = _View(st)
+        view = _View(st, max_queue)
         # host post-processing (detectors' decoding and NMS) ends each request after its
         # processor is free again: no scheduled processor, only latency
         post_ms = [a.model.postprocess_ms for a in apps]

@@ -94,6 +94,10 @@ class DispatchView:
         """When ``proc`` is expected to be free, from isolated latencies (absolute ms)."""
         raise NotImplementedError
 
+    def queue_full(self, proc: str) -> bool:
+        """True when a request placed on ``proc`` now would be dropped for a full queue."""
+        return False
+
 
 class Dispatcher:
     """Places each request on a processor. Schedulers and the priority router implement this.

@@ -11,6 +11,12 @@ rules are tested directly:
 - with admission control, a request whose SLO is already lost when its processor is free to start
   it (waited + expected execution > SLO) is dropped (``rejected``) instead of wasting the
   processor;
+- routing is the planner's: the :class:`PriorityRouter` gets the same isolated-latency table
+  the planner's simulator uses (``expected_ms``) and the policy's router options, kept across
+  re-plans and processor removal / restore; so a request whose processor's queue is full goes
+  to an idle processor its application may use before it would be dropped, and with
+  ``slo_dispatch='drop'`` a request no processor can finish within its SLO is dropped at once
+  (``slo_unreachable``, counted apart from the other drops);
 - the policy is swapped atomically (:meth:`set_policy`): requests already queued keep their
   processor, new ones follow the new plan; nothing is lost or stalled;
 - a processor whose executor fails to load is taken out of routing (its share is spread over the
@@ -37,11 +43,11 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from hetero_infer.core.faults import HealthSettings, HealthTracker
 from hetero_infer.core.policy import Policy
-from hetero_infer.core.router import PriorityRouter
+from hetero_infer.core.router import SLO_UNREACHABLE, PriorityRouter
 from hetero_infer.errors import ModelError
 
 DROP_REASONS = ('queue_full', 'rejected', 'no_processor', 'processor_failed', 'bad_input',
-                'shutdown')
+                'shutdown', SLO_UNREACHABLE)
 
 #: How often the watchdog looks at the running inferences and due probes (s). Detection takes
 #: at most the watchdog plus this.
@@ -108,6 +114,10 @@ class _View:
     def __init__(self, engine: 'ServingEngine') -> None:
         self._engine = engine
         self.now_ms = 0.0
+
+    def queue_full(self, proc: str) -> bool:
+        w = self._engine.workers.get(proc)
+        return w is not None and len(w.queue) >= self._engine.queue_limit
 
     def queue_len(self, proc: str) -> int:
         w = self._engine.workers.get(proc)
@@ -276,8 +286,12 @@ class ServingEngine:
         self._next_probe_s: Dict[str, float] = {}
         self._last_inputs: Dict[int, Dict[str, Any]] = {}
         self._view = _View(self)
+        # the planner's simulator routes with the platform's isolated latencies; the engine's
+        # executors come with the same table (``expected_ms``), so both decide alike
         self.router = PriorityRouter(policy)
         self.router.reset(_apps_view(self.app_names))
+        self.router.set_service_ms(self.expected_ms)
+        self.router.set_slos(self.slo_ms)
         for p in policy.processor_ids:
             if p not in self.workers:
                 self.router.remove_processor(p)
@@ -327,7 +341,12 @@ class ServingEngine:
         now = self.now_ms()
         self._view.now_ms = now
         req.policy_version = self.policy_version
-        proc = self.router.dispatch(req.app_index, now, self._view)
+        proc, why = self.router.route(req.app_index, now, self._view)
+        if why == SLO_UNREACHABLE:
+            self._finish(Outcome(req, None, SLO_UNREACHABLE,
+                                 'no processor can finish it within its SLO of %.1f ms'
+                                 % self.slo_ms[req.app_index]))
+            return
         if proc is None or proc not in self.workers:
             self._finish(Outcome(req, proc, 'no_processor',
                                  'no processor left for application %s'
@@ -646,6 +665,7 @@ class ServingEngine:
 
     def set_slos(self, slo_ms: Sequence[float]) -> None:
         self.slo_ms = [float(s) for s in slo_ms]
+        self.router.set_slos(self.slo_ms)
 
     def set_limits(self, *, queue_limit: int, admission_control: bool) -> None:
         self.queue_limit = int(queue_limit)

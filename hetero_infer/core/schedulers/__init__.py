@@ -12,7 +12,7 @@ from hetero_infer.core.schedulers.registry import (
 )
 
 #: The evaluation's schedulers, in the order of the talk's plots.
-EVALUATED = ('interference_aware', 'no_interference', 'base', 'round_robin',
+EVALUATED = ('interference_aware', 'talk_exact', 'no_interference', 'base', 'round_robin',
              'least_finish_time', 'fastest_only', 'oracle')
 
 __all__ = ['EVALUATED', 'Plan', 'PlanContext', 'Scheduler', 'get_scheduler',

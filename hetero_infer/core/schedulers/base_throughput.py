@@ -9,7 +9,7 @@ the other applications and memory interference.
 
 from hetero_infer.core.policy import uniform_policy
 from hetero_infer.core.schedulers.interface import Plan, PlanContext, Scheduler
-from hetero_infer.core.schedulers.searched import router_factory
+from hetero_infer.core.schedulers.searched import BASELINE_ROUTER, router_factory
 
 
 class BaseThroughputScheduler(Scheduler):
@@ -19,7 +19,7 @@ class BaseThroughputScheduler(Scheduler):
     def _plan(self, ctx: PlanContext) -> Plan:
         iso = ctx.isolated_ms()
         policy = uniform_policy(ctx.app_names, ctx.platform.processor_ids, ctx.mask(),
-                                weights=1.0 / iso)
+                                weights=1.0 / iso, router=BASELINE_ROUTER)
         return Plan(self.name, router_factory(policy, ctx.settings), policy=policy)
 
 

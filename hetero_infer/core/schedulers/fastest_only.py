@@ -4,7 +4,7 @@ import numpy as np
 
 from hetero_infer.core.policy import Policy
 from hetero_infer.core.schedulers.interface import Plan, PlanContext, Scheduler
-from hetero_infer.core.schedulers.searched import router_factory
+from hetero_infer.core.schedulers.searched import BASELINE_ROUTER, router_factory
 
 
 class FastestOnlyScheduler(Scheduler):
@@ -15,7 +15,8 @@ class FastestOnlyScheduler(Scheduler):
         iso = ctx.isolated_ms()
         alloc = np.zeros(iso.shape)
         alloc[np.arange(iso.shape[0]), np.argmin(iso, axis=1)] = 1.0
-        policy = Policy(ctx.app_names, ctx.platform.processor_ids, alloc, mask=ctx.mask())
+        policy = Policy(ctx.app_names, ctx.platform.processor_ids, alloc, mask=ctx.mask(),
+                        router=BASELINE_ROUTER)
         return Plan(self.name, router_factory(policy, ctx.settings), policy=policy)
 
 

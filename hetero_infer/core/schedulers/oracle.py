@@ -30,7 +30,8 @@ from hetero_infer.core.search import build_problem, search
 
 def _same_plan(a: Plan, b: Plan) -> bool:
     if a.policy is not None and b.policy is not None:
-        return bool(np.array_equal(a.policy.allocation, b.policy.allocation))
+        return bool(np.array_equal(a.policy.allocation, b.policy.allocation)
+                    and a.policy.router == b.policy.router)
     return a.policy is None and b.policy is None and a.source == b.source
 
 
@@ -61,7 +62,9 @@ class OracleScheduler(SearchScheduler):
         result = search(problem, seed=ctx.seed, workers=ctx.workers, predictor_name=pred.name,
                         top_fraction=ctx.oracle_top_fraction, confidence=ctx.confidence,
                         max_refine_evals=2 * ctx.max_refine_evals,
-                        keep_top=max(1, ctx.oracle_rerank))
+                        keep_top=max(1, ctx.oracle_rerank),
+                        seed_allocations=self.seed_allocations(ctx),
+                        router_choices=self.router_choices)
         cands: List[Tuple[str, Plan]] = []
         for k, policy in enumerate(result.candidates[:max(1, ctx.oracle_rerank)]):
             cands.append(('oracle#%d' % k, Plan(self.name, router_factory(policy, ctx.settings),

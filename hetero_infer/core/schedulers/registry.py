@@ -46,8 +46,9 @@ def _load_builtins() -> None:
         no_interference,
         oracle,
         round_robin,
+        talk_exact,
     )
-    for module in (interference_aware, no_interference, base_throughput, round_robin,
-                   least_finish_time, fastest_only, oracle):
+    for module in (interference_aware, talk_exact, no_interference, base_throughput,
+                   round_robin, least_finish_time, fastest_only, oracle):
         if module.SCHEDULER.name not in _REGISTRY:
             register_scheduler(module.SCHEDULER)
