@@ -232,11 +232,64 @@ def test_router_options_round_trip_and_old_policy_files_load_with_defaults():
     back = Policy.from_dict(pol.to_dict())
     assert back == pol and back.router_option('tie_tolerance') == 0.25
     assert PriorityRouter(back).options() == {'tie_tolerance': 0.25, 'overflow': True,
-                                              'slo_dispatch': 'drop'}
+                                              'slo_dispatch': 'drop', 'share_tracking': True}
     old = {'format': 'hetero_infer.policy/1', 'processors': list(PROCS),
            'allocation': {'a': {'gpu': 0.5, 'dla0': 0.5}}}
     assert PriorityRouter(Policy.from_dict(old)).options() == {
-        'tie_tolerance': 0.5, 'overflow': True, 'slo_dispatch': 'off'}
+        'tie_tolerance': 0.5, 'overflow': True, 'slo_dispatch': 'off', 'share_tracking': True}
     # a third of a share survives the file's rounding (rows must still sum to 1)
     third = Policy(['a'], PROCS, [[1 / 3, 1 / 3, 1 / 3]])
     assert np.allclose(Policy.from_dict(third.to_dict()).allocation, 1 / 3)
+
+
+def test_without_share_tracking_the_router_is_least_finish_time_over_the_plan():
+    """share_tracking false with an even plan over every allowed processor decides exactly as
+    least_finish_time (the searched schedulers can always choose that rule)."""
+    from hetero_infer.core.schedulers.least_finish_time import LeastFinishTimeDispatcher
+
+    class View:
+        def __init__(self):
+            self.free = {p: 0.0 for p in PROCS}
+
+        def expected_free_ms(self, p):
+            return self.free[p]
+
+        def queue_len(self, p):
+            return 0
+
+    iso = [[2.0, 5.0, 6.0], [1.0, 1.5, 9.0]]
+    mask = [[True, True, True], [True, True, False]]
+    even = Policy(['a', 'b'], PROCS, [[1 / 3, 1 / 3, 1 / 3], [0.5, 0.5, 0.0]],
+                  router={'share_tracking': False, 'overflow': False})
+    router = PriorityRouter(even)
+    router.reset(['a', 'b'])
+    router.set_service_ms([dict(zip(PROCS, row)) for row in iso])
+    lft = LeastFinishTimeDispatcher(PROCS, iso, mask)
+    view = View()
+    rng = np.random.default_rng(3)
+    picks = set()
+    for k in range(300):
+        app = int(rng.integers(2))
+        now = float(k)
+        for p in PROCS:
+            view.free[p] = max(view.free[p], now)
+        got, want = router.dispatch(app, now, view), lft.dispatch(app, now, view)
+        assert got == want, (k, app, got, want)
+        picks.add(got)
+        view.free[got] += iso[app][PROCS.index(got)]
+    assert picks == set(PROCS)
+    # and with share tracking on, the same plan does not follow least finish time
+    tracked = PriorityRouter(Policy(['a', 'b'], PROCS, even.allocation,
+                                    router={'overflow': False}))
+    tracked.reset(['a', 'b'])
+    tracked.set_service_ms([dict(zip(PROCS, row)) for row in iso])
+    view = View()
+    differs = 0
+    for k in range(300):
+        app = int(rng.integers(2))
+        for p in PROCS:
+            view.free[p] = max(view.free[p], float(k))
+        got = tracked.dispatch(app, float(k), view)
+        differs += got != lft.dispatch(app, float(k), view)
+        view.free[got] += iso[app][PROCS.index(got)]
+    assert differs > 0

@@ -27,7 +27,11 @@ POLICY_FORMAT = 'hetero_infer.policy/1'
 #:   its model can run on (planned share or not) instead of being dropped.
 #: - ``slo_dispatch``: ``'drop'`` drops a request at once (reason ``slo_unreachable``) when no
 #:   processor can finish it within its SLO given the queues; ``'off'`` never does.
-ROUTER_DEFAULTS = {'tie_tolerance': 0.5, 'overflow': True, 'slo_dispatch': 'off'}
+#: - ``share_tracking``: ``false`` ties every processor the plan gives a share, whatever its
+#:   share so far: the earliest expected finish among them wins (least_finish_time restricted
+#:   to the plan's processors; with an even plan over every allowed processor, exactly it).
+ROUTER_DEFAULTS = {'tie_tolerance': 0.5, 'overflow': True, 'slo_dispatch': 'off',
+                   'share_tracking': True}
 SLO_DISPATCH_MODES = ('off', 'drop')
 
 
@@ -49,10 +53,10 @@ def check_router_options(options, where: str = 'policy') -> Dict[str, object]:
                 raise ConfigError('%s: router tie_tolerance must be a number in [0, 100), got %r'
                                   % (where, value))
             out[key] = float(value)
-        elif key == 'overflow':
+        elif key in ('overflow', 'share_tracking'):
             if not isinstance(value, bool):
-                raise ConfigError('%s: router overflow must be true or false, got %r'
-                                  % (where, value))
+                raise ConfigError('%s: router %s must be true or false, got %r'
+                                  % (where, key, value))
             out[key] = value
         elif key == 'slo_dispatch':
             if value not in SLO_DISPATCH_MODES:

@@ -181,10 +181,13 @@ class PriorityRouter:
                     return None, SLO_UNREACHABLE
             alloc = self._alloc[app_index]
             counts = self._counts[app_index]
-            scores = [alloc[j] / counts[j] if counts[j] > 0.0 else _INF for j in cols]
-            best_score = max(scores)
-            floor = best_score / (1.0 + self.tie_tolerance)
-            tied = [j for j, s in zip(cols, scores) if s >= floor]
+            if self.share_tracking:
+                scores = [alloc[j] / counts[j] if counts[j] > 0.0 else _INF for j in cols]
+                best_score = max(scores)
+                floor = best_score / (1.0 + self.tie_tolerance)
+                tied = [j for j, s in zip(cols, scores) if s >= floor]
+            else:
+                tied = cols
             best = tied[0]
             if len(tied) > 1 and view is not None:
                 best_finish = _INF
@@ -265,7 +268,8 @@ class PriorityRouter:
     def options(self) -> Dict[str, object]:
         """The router options in force (the policy's, overridden by the constructor's)."""
         return {'tie_tolerance': self.tie_tolerance, 'overflow': self.overflow,
-                'slo_dispatch': 'drop' if self._slo_drop else 'off'}
+                'slo_dispatch': 'drop' if self._slo_drop else 'off',
+                'share_tracking': self.share_tracking}
 
     # ------------------------------------------------------------ internals
     def _options(self) -> None:
@@ -274,6 +278,7 @@ class PriorityRouter:
         opts.update(self._fixed)
         self.tie_tolerance = float(opts['tie_tolerance'])
         self.overflow = bool(opts['overflow'])
+        self.share_tracking = bool(opts['share_tracking'])
         self._slo_drop = opts['slo_dispatch'] == 'drop'
 
     def _rebuild(self, names: List[str]) -> None:

@@ -19,11 +19,14 @@ def router_factory(policy, settings):
 BASELINE_ROUTER = {'tie_tolerance': 0.5, 'overflow': False, 'slo_dispatch': 'off'}
 
 #: The router option sets the searched schedulers choose among, per scenario and goal, by the
-#: mean goal value of their finalists over the planner's traces. A band of 99 ties every
-#: processor the plan gives a share: earliest expected finish among them, which is
-#: least_finish_time restricted to the plan's processors (with an even plan, exactly it).
-ROUTER_CHOICES = tuple({'tie_tolerance': t, 'overflow': True, 'slo_dispatch': d}
-                       for d in ('off', 'drop') for t in (0.25, 0.5, 1.0, 99.0))
+#: mean goal value of their finalists over the planner's traces: a tie band of 0.25, 0.5 or 1,
+#: or no share tracking (every processor the plan gives a share is tied: earliest expected
+#: finish among them, which is least_finish_time restricted to the plan's processors; with the
+#: seeded even plan, exactly least_finish_time), each with SLO-aware dispatch off or on.
+ROUTER_CHOICES = tuple(dict(band, overflow=True, slo_dispatch=d)
+                       for d in ('off', 'drop')
+                       for band in ({'tie_tolerance': 0.25}, {'tie_tolerance': 0.5},
+                                    {'tie_tolerance': 1.0}, {'share_tracking': False}))
 
 
 class SearchScheduler(Scheduler):

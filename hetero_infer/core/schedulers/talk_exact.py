@@ -12,7 +12,8 @@ import dataclasses
 from hetero_infer.core.schedulers.interference_aware import InterferenceAwareScheduler
 
 #: The talk's router: exact share tracking and nothing else.
-TALK_ROUTER = {'tie_tolerance': 0.0, 'overflow': False, 'slo_dispatch': 'off'}
+TALK_ROUTER = {'tie_tolerance': 0.0, 'overflow': False, 'slo_dispatch': 'off',
+               'share_tracking': True}
 
 
 class TalkExactScheduler(InterferenceAwareScheduler):
