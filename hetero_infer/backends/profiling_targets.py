@@ -11,8 +11,23 @@ target, ``cpu1`` co-runner) and on a Jetson with TensorRT (``gpu``, ``dla0``, ``
 Executors are cached per (layer, processor) for the target's lifetime (a TensorRT build is
 expensive) and closed by :meth:`ExecutorProfilingTarget.close`. The first ``warmup`` runs of
 every measurement are discarded.
+
+Two protocols (``protocol=``):
+
+- ``'robust'`` (default): every run happens on the processors' own pinned worker threads. A whole
+  measurement is one call on the target's worker (no thread hand-off per run: the harness's main
+  thread sleeps while layers are timed, instead of waking up on one of the cores being measured),
+  and each co-runner loops its layers on its own worker, paused and resumed by the target's
+  thread. Isolated and co-run runs are interleaved in ``blocks`` (A B B A ...), so drift in
+  frequency or in other processes' load hits both halves of a slowdown alike, and every run's
+  time is returned so the caller aggregates robustly (median, trimmed mean). The worker threads'
+  CPU affinity is checked against the backend's core sets at construction (:attr:`affinity`).
+- ``'legacy'``: the protocol before issue 17, kept to measure the difference in one run: each run
+  is handed to the worker from the calling thread, co-runners loop from Python threads through
+  the same hand-off, isolated and co-run measurements are separate.
 """
 
+import os
 import threading
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -71,22 +86,117 @@ class _LayerLoop:
             raise BackendError('co-runner loop failed: %s' % self.error)
 
 
+class _PausableLoop:
+    """Loops one co-runner processor's layers on that processor's own worker thread.
+
+    Starts paused; :meth:`resume` returns once the loop is running again, :meth:`pause` once the
+    layer in flight has finished (so an isolated run that follows sees an idle co-runner).
+    """
+
+    def __init__(self, executors: Sequence[Executor], feeds: Sequence[Dict[str, Any]]) -> None:
+        self.executors = list(executors)
+        self.feeds = list(feeds)
+        self.iterations = 0
+        self.error: Optional[BaseException] = None
+        self._cond = threading.Condition()
+        self._run = False
+        self._stop = False
+        self._looping = False
+        self._future = self.executors[0].worker.submit(self._loop)
+
+    def _loop(self) -> None:
+        try:
+            while True:
+                with self._cond:
+                    self._looping = False
+                    self._cond.notify_all()
+                    while not self._run and not self._stop:
+                        self._cond.wait()
+                    if self._stop:
+                        return
+                    self._looping = True
+                    self._cond.notify_all()
+                for ex, feed in zip(self.executors, self.feeds):
+                    ex.run_here(feed)  # on the worker's own thread: runs right here
+                    if not self._run:
+                        break
+                self.iterations += 1
+        except BaseException as exc:  # noqa: BLE001 - reported by resume/close
+            with self._cond:
+                self.error = exc
+                self._looping = False
+                self._cond.notify_all()
+
+    def _check(self) -> None:
+        if self.error is not None:
+            raise BackendError('co-runner loop failed: %s' % self.error)
+
+    def resume(self) -> None:
+        with self._cond:
+            self._run = True
+            self._cond.notify_all()
+            while not self._looping and self.error is None:
+                self._cond.wait()
+        self._check()
+
+    def pause(self) -> None:
+        with self._cond:
+            self._run = False
+            while self._looping and self.error is None:
+                self._cond.wait()
+        self._check()
+
+    def close(self) -> None:
+        with self._cond:
+            self._stop = True
+            self._run = False
+            self._cond.notify_all()
+        self._future.result()
+        self._check()
+
+
+PROTOCOLS = ('robust', 'legacy')
+
+
 class ExecutorProfilingTarget(ProfilingTarget):
     """Profiles layers on a backend's processors.
 
     :param backend: an open backend (its ``processor_ids`` are the processors profiled).
     :param platform_name: name recorded in the dataset's provenance (e.g. ``'cpu-host'``).
-    :param warmup: runs discarded before each measurement.
+    :param warmup: runs discarded before each measurement (and before each co-run block).
+    :param protocol: ``'robust'`` or ``'legacy'`` (see the module docstring).
+    :raises ConfigError: unknown protocol.
+    :raises BackendError: a worker thread is not pinned to its processor's cores.
     """
 
-    def __init__(self, backend: Backend, *, platform_name: str = '', warmup: int = 2) -> None:
+    def __init__(self, backend: Backend, *, platform_name: str = '', warmup: int = 2,
+                 protocol: str = 'robust') -> None:
+        if protocol not in PROTOCOLS:
+            raise ConfigError('protocol=%r: choose one of %s' % (protocol, ', '.join(PROTOCOLS)))
         self.backend_obj = backend
         self.backend = backend.name
         self.platform_name = platform_name or backend.name
         self.warmup = warmup
+        self.protocol = protocol
         self._kinds = {p: processor_kind(p) for p in backend.processor_ids}
         self._executors: Dict[Tuple[int, str], Tuple[Executor, Dict[str, Any]]] = {}
         self._keep: List[Layer] = []
+        #: ``{processor: cores its worker thread may run on}``, read on that thread
+        self.affinity: Dict[str, List[int]] = {}
+        self._check_affinity()
+
+    def _check_affinity(self) -> None:
+        """Read every worker thread's CPU affinity on that thread; refuse a mismatch with the
+        backend's core sets (a measurement on the wrong cores measures something else)."""
+        if not hasattr(os, 'sched_getaffinity'):
+            return
+        wanted = getattr(self.backend_obj, 'core_sets', None)
+        for proc in self._kinds:
+            cores = sorted(self.backend_obj.worker(proc).call(os.sched_getaffinity, 0))
+            self.affinity[proc] = cores
+            if wanted is not None and proc in wanted and cores != sorted(wanted[proc]):
+                raise BackendError('processor %s: worker thread runs on cores %s, not its core '
+                                   'set %s' % (proc, cores, sorted(wanted[proc])))
 
     def processor_kinds(self) -> Dict[str, str]:
         return dict(self._kinds)
@@ -116,6 +226,98 @@ class ExecutorProfilingTarget(ProfilingTarget):
 
     def measure(self, proc: str, layer: Layer, corunners: Mapping[str, Sequence[Layer]], *,
                 repeats: int, seed: int) -> float:
+        runs = self.measure_runs(proc, layer, corunners, repeats=repeats, seed=seed)
+        return sum(runs) / len(runs)
+
+    def measure_runs(self, proc: str, layer: Layer, corunners: Mapping[str, Sequence[Layer]],
+                     *, repeats: int, seed: int) -> List[float]:
+        if self.protocol == 'legacy':
+            return self._legacy_runs(proc, layer, corunners, repeats)
+        if corunners:
+            return self.measure_pair(proc, layer, corunners, repeats=0, corun_repeats=repeats,
+                                     blocks=1, seed=seed)[1]
+        ex, feed = self._executor(layer, proc)
+
+        def timed() -> List[float]:
+            for _ in range(self.warmup):
+                ex.run_here(feed)
+            return [ex.run_here(feed).execute_ms for _ in range(repeats)]
+
+        return ex.worker.call(timed)
+
+    def measure_pair(self, proc: str, layer: Layer, corunners: Mapping[str, Sequence[Layer]],
+                     *, repeats: int, corun_repeats: int, blocks: int, seed: int
+                     ) -> Tuple[List[float], List[float]]:
+        """Isolated and co-run run times of ``layer``, interleaved in ``blocks`` blocks (A B B A:
+        even blocks time isolated runs first, odd ones co-run runs first).
+
+        ``repeats`` isolated and ``corun_repeats`` co-run runs in all, split over the blocks.
+        """
+        if self.protocol == 'legacy':
+            return (self._legacy_runs(proc, layer, {}, repeats) if repeats else [],
+                    self._legacy_runs(proc, layer, corunners, corun_repeats))
+        if proc in corunners:
+            raise ConfigError('co-runner processor %r is the target processor' % proc)
+        if blocks < 1:
+            raise ConfigError('blocks must be >= 1, got %r' % (blocks,))
+        ex, feed = self._executor(layer, proc)
+        loops = []
+        try:
+            for cproc, layers in corunners.items():
+                pairs = [self._executor(lay, cproc) for lay in layers]
+                if pairs:
+                    loops.append(_PausableLoop([p[0] for p in pairs], [p[1] for p in pairs]))
+
+            def split(n: int) -> List[int]:
+                base, extra = divmod(n, blocks)
+                return [base + (1 if b < extra else 0) for b in range(blocks)]
+
+            n_iso, n_cor = split(repeats), split(corun_repeats)
+
+            def timed() -> Tuple[List[float], List[float]]:
+                iso: List[float] = []
+                cor: List[float] = []
+
+                def isolated(n: int) -> None:
+                    for _ in range(self.warmup if n else 0):
+                        ex.run_here(feed)
+                    iso.extend(ex.run_here(feed).execute_ms for _ in range(n))
+
+                def corun(n: int) -> None:
+                    if not n:
+                        return
+                    for loop in loops:
+                        loop.resume()
+                    try:
+                        for _ in range(self.warmup):
+                            ex.run_here(feed)
+                        cor.extend(ex.run_here(feed).execute_ms for _ in range(n))
+                    finally:
+                        for loop in loops:
+                            loop.pause()
+
+                for b in range(blocks):
+                    if b % 2 == 0:
+                        isolated(n_iso[b])
+                        corun(n_cor[b])
+                    else:
+                        corun(n_cor[b])
+                        isolated(n_iso[b])
+                return iso, cor
+
+            return ex.worker.call(timed)
+        finally:
+            errors = []
+            for loop in loops:
+                try:
+                    loop.close()
+                except BackendError as exc:
+                    errors.append(exc)
+            if errors:
+                raise errors[0]
+
+    def _legacy_runs(self, proc: str, layer: Layer, corunners: Mapping[str, Sequence[Layer]],
+                     repeats: int) -> List[float]:
         if proc in corunners:
             raise ConfigError('co-runner processor %r is the target processor' % proc)
         ex, feed = self._executor(layer, proc)
@@ -129,9 +331,7 @@ class ExecutorProfilingTarget(ProfilingTarget):
         try:
             for _ in range(self.warmup):
                 ex.run(feed)
-            total = 0.0
-            for _ in range(repeats):
-                total += ex.run(feed).execute_ms
+            runs = [ex.run(feed).execute_ms for _ in range(repeats)]
         finally:
             errors = []
             for loop in loops:
@@ -141,10 +341,13 @@ class ExecutorProfilingTarget(ProfilingTarget):
                     errors.append(exc)
             if errors:
                 raise errors[0]
-        return total / repeats
+        return runs
 
     def versions(self) -> Dict[str, str]:
-        out = {'backend': self.backend}
+        out = {'backend': self.backend, 'protocol': self.protocol}
+        if self.affinity:
+            out['affinity'] = ' '.join('%s:%s' % (p, ','.join(str(c) for c in cs))
+                                       for p, cs in sorted(self.affinity.items()))
         out.update(self.backend_obj.library_versions())
         try:
             import onnx

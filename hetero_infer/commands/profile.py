@@ -5,6 +5,15 @@ co-run configuration, and writes ``OUT/dataset.csv`` + ``OUT/dataset.json`` (pro
 digital twin it also profiles real zoo layers (``OUT/zoo_layers.csv``/``.json``) for the
 generalisation check of ``hetero-infer train``. ``--backend onnxruntime`` profiles the CPU cores of
 this machine (``cpu0`` target, ``cpu1`` co-runner) through the executor interface instead.
+
+Measurement quality: ``--retest-fraction`` of the samples (default 10%) is measured a second
+time at the end, and the test-retest accuracy per configuration (how well one measurement
+predicts the other, the ceiling a model can be judged against) and the median coefficient of
+variation of the repeats are printed and stored in ``dataset.json`` (``quality``), which
+``hetero-infer train`` reports beside each regressor's accuracy. On real backends the default
+protocol (docs/interference.md) runs every layer on its processor's pinned worker thread,
+interleaves isolated and co-run runs in blocks, takes the 20%-trimmed mean of the repeats and
+redraws target layers shorter than ``--min-layer-ms``.
 """
 
 from hetero_infer.commands import argtypes
@@ -29,6 +38,25 @@ def add_arguments(parser):
     parser.add_argument('--max-macs', type=argtypes.float_in(1.0, 1e12), default=None,
                         help='largest random layer in MACs (default: 4e9 on the twin, '
                              '2e7 on CPU backends)')
+    parser.add_argument('--protocol', choices=('robust', 'legacy'), default='robust',
+                        help='real backends: robust (pinned worker threads, interleaved '
+                             'blocks; default) or legacy (the protocol before issue 17)')
+    parser.add_argument('--aggregate', choices=('mean', 'median', 'trimmed'), default=None,
+                        help='how repeats are combined (default: trimmed on real backends, '
+                             'mean on the twin, whose measurements are already means)')
+    parser.add_argument('--blocks', type=argtypes.int_in(1, 100), default=None,
+                        help='isolated and co-run runs interleaved in this many blocks '
+                             '(default: 4 on real backends, 1 on the twin)')
+    parser.add_argument('--min-layer-ms', type=argtypes.float_in(0.0, 1000.0), default=None,
+                        help='redraw target layers shorter than this (ms), so per-call overhead '
+                             'does not dominate (default: 0.1 on real backends, 0 on the twin)')
+    parser.add_argument('--retest-fraction', type=argtypes.float_in(0.0, 0.5), default=0.1,
+                        help='share of samples measured twice for the test-retest accuracy '
+                             '(0: none)')
+    parser.add_argument('--budget-min', type=argtypes.float_in(0.01, 1e6), default=None,
+                        metavar='M', help='stop drawing samples after M minutes (the re-test '
+                                          'fits inside the budget); fewer samples than '
+                                          '--samples then')
     parser.add_argument('--seed', type=argtypes.seed, default=0)
     parser.add_argument('--out', type=argtypes.output_dir, required=True, metavar='DIR',
                         help='output directory')
@@ -37,6 +65,32 @@ def add_arguments(parser):
 def _bar(total, desc):
     from tqdm import tqdm
     return tqdm(total=total, desc=desc, unit='sample', dynamic_ncols=True)
+
+
+def quality_table(quality, loads=None) -> str:
+    """The measurement-quality lines ``profile`` prints (and ``train`` repeats)."""
+    lines = ['measurement quality (test-retest: accuracy of a second measurement of the same '
+             'sample against the first; the ceiling to read model accuracy against):',
+             '| configuration | re-measured | test-retest slowdown | co-run | isolated '
+             '| median CV of repeats (iso / co-run) |', '|---|---|---|---|---|---|']
+    cfgs = list(quality.get('retest_samples') or {}) or list(quality.get('cv') or {})
+    for c in cfgs:
+        cv = (quality.get('cv') or {}).get(c) or {}
+
+        def pct(key, c=c):
+            v = (quality.get(key) or {}).get(c)
+            return '-' if v is None else '%.1f' % v
+        lines.append('| %s | %s | %s | %s | %s | %s / %s |' % (
+            c, (quality.get('retest_samples') or {}).get(c, 0), pct('test_retest'),
+            pct('test_retest_corun'), pct('test_retest_iso'),
+            '-' if cv.get('iso') is None else '%.3f' % cv['iso'],
+            '-' if cv.get('corun') is None else '%.3f' % cv['corun']))
+    if not cfgs:
+        lines.append('| (no sample re-measured: --retest-fraction 0) | | | | | |')
+    if loads:
+        lines.append('1-minute load average: %s' % ', '.join(
+            '%s %s' % (k, '-' if v is None else '%.2f' % v) for k, v in sorted(loads.items())))
+    return '\n'.join(lines)
 
 
 def run(args) -> int:
@@ -53,25 +107,39 @@ def run(args) -> int:
             platform = Platform.load(args.platform)
             target = TwinTarget(Twin(platform, seed=args.seed))
             limits = {}
+            real = False
         else:
             from hetero_infer.backends import create_backend
             from hetero_infer.backends.profiling_targets import ExecutorProfilingTarget
             backend = stack.enter_context(create_backend(args.backend))
-            target = stack.enter_context(ExecutorProfilingTarget(backend,
-                                                                 platform_name=args.platform))
+            target = stack.enter_context(ExecutorProfilingTarget(
+                backend, platform_name=args.platform, protocol=args.protocol))
             limits = {'max_macs': 2 * 10 ** 7, 'max_tensor_bytes': 2 * 2 ** 20}
+            real = True
         if args.max_macs is not None:
             limits['max_macs'] = int(args.max_macs)
         configs = (tuple(c.strip() for c in args.configs.split(',') if c.strip())
                    if args.configs else default_configs(target.processor_kinds()))
         with _bar(args.samples, 'profile %s/%s' % (target.platform_name, target.backend)) as bar:
-            ds = profile_random(target, configs, args.samples, seed=args.seed,
-                                repeats=args.repeats, layer_limits=limits, progress=bar.update)
+            ds = profile_random(
+                target, configs, args.samples, seed=args.seed, repeats=args.repeats,
+                layer_limits=limits,
+                aggregate=args.aggregate or ('trimmed' if real else 'mean'),
+                blocks=args.blocks or (4 if real else 1),
+                min_layer_ms=args.min_layer_ms if args.min_layer_ms is not None
+                else (0.1 if real else 0.0),
+                retest_fraction=args.retest_fraction,
+                budget_s=None if args.budget_min is None else 60.0 * args.budget_min,
+                progress=bar.update)
         ds.meta['command'] = 'hetero-infer profile ' + ' '.join(
             '--%s %s' % (k.replace('_', '-'), v) for k, v in sorted(vars(args).items())
             if not k.startswith('_') and k != 'command' and v is not None)
         ds.save(args.out)
-        print('wrote %d samples to %s/dataset.csv' % (len(ds.observations), args.out))
+        print('wrote %d samples to %s/dataset.csv%s' % (
+            len(ds.observations), args.out,
+            ' (stopped by the %g min budget)' % args.budget_min
+            if ds.meta.get('stopped_by_budget') else ''))
+        print(quality_table(ds.meta.get('quality') or {}, ds.meta.get('load_average_1min')))
         if args.backend == 'twin' and args.zoo_samples > 0:
             from hetero_infer.core.model import list_models, load_model
             models = [load_model(n) for n in list_models()]

@@ -44,7 +44,10 @@ from hetero_infer.core.model import Layer, ModelSpec
 from hetero_infer.errors import ConfigError, ModelError
 
 MODEL_FORMAT = 'hetero_infer.interference_model'
-MODEL_VERSION = 1
+MODEL_VERSION = 2
+#: Versions this build reads: 1 (MLP entries only) and 2 (each entry names its ``kind``: ``mlp``
+#: or one of :data:`hetero_infer.core.regressor_models.MODEL_KINDS`).
+READ_VERSIONS = (1, 2)
 #: Bumped whenever :mod:`features` changes meaning; files with another version are refused.
 FEATURE_VERSION = 1
 #: Slowdown of a layer sharing the GPU with one back-to-back co-runner stream (fair sharing).
@@ -163,7 +166,8 @@ class InterferenceModel(BaseEstimator, RegressorMixin):
     # -- arrays for the file format --------------------------------------------------------------
     def to_arrays(self) -> Dict[str, Any]:
         self._check_fitted()
-        return {'params': {'hidden_layer_sizes': list(self.hidden_layer_sizes),
+        return {'kind': 'mlp',
+                'params': {'hidden_layer_sizes': list(self.hidden_layer_sizes),
                            'alpha': self.alpha, 'learning_rate_init': self.learning_rate_init,
                            'max_iter': self.max_iter, 'log_target': bool(self.log_target),
                            'random_state': self.random_state},
@@ -332,10 +336,11 @@ class InterferencePredictor:
         if d.get('format') != MODEL_FORMAT:
             raise ModelError('%s: not an interference model file (format %r, expected %r)'
                              % (where, d.get('format'), MODEL_FORMAT))
-        if d.get('version') != MODEL_VERSION:
+        if d.get('version') not in READ_VERSIONS:
             raise ModelError('%s: interference model version %r is not supported (this build '
-                             'reads version %d); retrain with "hetero-infer train"'
-                             % (where, d.get('version'), MODEL_VERSION))
+                             'reads versions %s); retrain with "hetero-infer train"'
+                             % (where, d.get('version'),
+                                ' and '.join(str(v) for v in READ_VERSIONS)))
         if d.get('feature_version') != FEATURE_VERSION:
             raise ModelError('%s: feature version %r differs from this build\'s %d; retrain '
                              'with "hetero-infer train"' % (where, d.get('feature_version'),
@@ -377,7 +382,7 @@ class InterferencePredictor:
             if list(entry.get('feature_names', [])) != list(feature_names(n_cor)):
                 raise ModelError('%s: model %r was trained on other features; retrain'
                                  % (where, name))
-            built[name] = InterferenceModel.from_arrays(entry, where='%s[%s]' % (where, name))
+            built[name] = model_from_arrays(entry, where='%s[%s]' % (where, name))
         try:
             return cls(built, kinds, platform_name=str(d.get('platform', '')),
                        meta=d.get('meta') or {})
@@ -403,6 +408,20 @@ class InterferencePredictor:
                                  % (path_or_platform, ', '.join(have) or 'none'))
         d = read_json(path, 'interference model', max_bytes=MAX_MODEL_BYTES)
         return cls.from_dict(d, where=path)
+
+
+def model_from_arrays(entry: Mapping[str, Any], *, where: str) -> Any:
+    """A fitted slowdown regressor from its model-file entry (kind ``mlp`` when absent, as in
+    version-1 files). :raises ModelError: unknown kind or malformed arrays."""
+    from hetero_infer.core.regressor_models import MODEL_KINDS
+    kind = entry.get('kind', 'mlp')
+    if kind == 'mlp':
+        return InterferenceModel.from_arrays(entry, where=where)
+    cls = MODEL_KINDS.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise ModelError('%s: unknown regressor kind %r (known: mlp, %s)'
+                         % (where, kind, ', '.join(MODEL_KINDS)))
+    return cls.from_arrays(entry, where=where)
 
 
 def _digest(body: Mapping[str, Any]) -> str:
