@@ -181,6 +181,7 @@ class ExecutorProfilingTarget(ProfilingTarget):
         self._kinds = {p: processor_kind(p) for p in backend.processor_ids}
         self._executors: Dict[Tuple[int, str], Tuple[Executor, Dict[str, Any]]] = {}
         self._keep: List[Layer] = []
+        self._loaded = 0
         #: ``{processor: cores its worker thread may run on}``, read on that thread
         self.affinity: Dict[str, List[int]] = {}
         self._check_affinity()
@@ -218,7 +219,8 @@ class ExecutorProfilingTarget(ProfilingTarget):
         if hit is not None:
             return hit
         from hetero_infer.backends.onnx_layers import layer_to_onnx
-        ex = self.backend_obj.load(layer_to_onnx(layer, seed=len(self._executors)), proc)
+        self._loaded += 1
+        ex = self.backend_obj.load(layer_to_onnx(layer, seed=self._loaded), proc)
         feed = ex.random_inputs(seed=0)
         self._executors[key] = (ex, feed)
         self._keep.append(layer)  # keeps id(layer) unique while cached
@@ -355,6 +357,14 @@ class ExecutorProfilingTarget(ProfilingTarget):
         except ImportError:
             pass
         return out
+
+    def release(self, layers) -> None:
+        """Close the executors of ``layers`` (on every processor) and forget them."""
+        ids = {id(lay) for lay in layers}
+        for key in [k for k in self._executors if k[0] in ids]:
+            ex, _ = self._executors.pop(key)
+            ex.close()
+        self._keep = [lay for lay in self._keep if id(lay) not in ids]
 
     def close(self) -> None:
         for ex, _ in self._executors.values():

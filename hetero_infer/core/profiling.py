@@ -96,6 +96,10 @@ class ProfilingTarget:
         """Library versions for the dataset's provenance."""
         return {}
 
+    def release(self, layers: Iterable[Layer]) -> None:
+        """Free what the target holds for ``layers`` (a real backend's loaded sessions); the
+        profiler calls it once a layer is measured, so memory does not grow with samples."""
+
     def close(self) -> None:
         """Release processors (executors, threads)."""
 
@@ -506,6 +510,7 @@ def profile_random(target: ProfilingTarget, configs: Sequence[str], samples: int
             probe = meas(proc, layer, repeats=3)
             if probe >= min_layer_ms:
                 break
+            target.release([layer])
             redrawn += 1
         else:
             raise ConfigError('no random layer of at least %g ms on %s in 50 draws; lower '
@@ -516,6 +521,7 @@ def profile_random(target: ProfilingTarget, configs: Sequence[str], samples: int
             loops[cp] = [_draw(target, rng, cp, 'c%d_%s_%d' % (i, cp, j), limits)
                          for j in range(n)]
         out.append(meas.observe(cfg, 'random', proc, layer, loops, iso_probe_ms=probe))
+        target.release([layer] + [lay for lays in loops.values() for lay in lays])
         if progress is not None:
             progress(1)
     main_s = clock() - t0
@@ -529,6 +535,7 @@ def profile_random(target: ProfilingTarget, configs: Sequence[str], samples: int
             loops = {p: [lay for lay, _ in v] for p, v in o.corunners.items()}
             retests.append((idx, meas.observe(o.config, o.source, o.target_proc, o.layer,
                                               loops)))
+            target.release([o.layer] + [lay for lays in loops.values() for lay in lays])
     loads.append(load_average())
     meta = provenance(target, seed=seed, configs=configs, repeats=repeats,
                       extra={'kind': 'random', 'samples': len(out), 'samples_asked': samples,
