@@ -57,6 +57,9 @@ def add_arguments(parser):
                         metavar='M', help='stop drawing samples after M minutes (the re-test '
                                           'fits inside the budget); fewer samples than '
                                           '--samples then')
+    parser.add_argument('--twin-noise-pct', type=argtypes.float_in(0.0, 50.0), default=None,
+                        help='twin only: standard deviation of the per-layer-run noise in '
+                             'percent (default 3, an assumption: see docs/interference.md)')
     parser.add_argument('--seed', type=argtypes.seed, default=0)
     parser.add_argument('--out', type=argtypes.output_dir, required=True, metavar='DIR',
                         help='output directory')
@@ -105,10 +108,17 @@ def run(args) -> int:
             from hetero_infer.core.profiling import TwinTarget
             from hetero_infer.core.twin import Twin
             platform = Platform.load(args.platform)
-            target = TwinTarget(Twin(platform, seed=args.seed))
+            from hetero_infer.core.twin import DEFAULT_NOISE_PCT
+            target = TwinTarget(Twin(platform, seed=args.seed,
+                                     noise_pct=DEFAULT_NOISE_PCT if args.twin_noise_pct is None
+                                     else args.twin_noise_pct))
             limits = {}
             real = False
         else:
+            if args.twin_noise_pct is not None:
+                from hetero_infer.errors import ConfigError
+                raise ConfigError('--twin-noise-pct applies to --backend twin only (got '
+                                  '--backend %s, whose noise is the machine\'s)' % args.backend)
             from hetero_infer.backends import create_backend
             from hetero_infer.backends.profiling_targets import ExecutorProfilingTarget
             backend = stack.enter_context(create_backend(args.backend))
