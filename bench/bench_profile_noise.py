@@ -16,9 +16,12 @@ Protocols (each adds one step to the one before):
 - ``interleaved``: + isolated and co-run runs interleaved in 4 blocks (A B B A);
 - ``median``: + median of the repeats instead of the mean;
 - ``trimmed``: + 20%-trimmed mean instead (robust to preempted runs, still averages phases);
-- ``min_layer``: + target layers shorter than ``--min-layer-ms`` redrawn.
+- ``min_layer``: + target layers shorter than ``--min-layer-ms`` redrawn (the default protocol
+  of ``hetero-infer profile`` on real backends);
+- ``legacy_min_layer``: the legacy protocol with only the minimum layer time added, to tell that
+  step's share from the rest.
 
-The 1-minute load average is recorded with every measurement; the pairs of the last protocol are
+The 1-minute load average is recorded with every measurement; the pairs of ``min_layer`` are
 also split at the median load to show how much of the remaining noise follows the load.
 Prints a table and writes JSON (``--json FILE``).
 """
@@ -46,7 +49,8 @@ def _variants(min_layer_ms):
             ('interleaved', 'robust', 'mean', 4, 0.0),
             ('median', 'robust', 'median', 4, 0.0),
             ('trimmed', 'robust', 'trimmed', 4, 0.0),
-            ('min_layer', 'robust', 'trimmed', 4, min_layer_ms)]
+            ('min_layer', 'robust', 'trimmed', 4, min_layer_ms),
+            ('legacy_min_layer', 'legacy', 'mean', 1, min_layer_ms)]
 
 
 def _acc(a, b):
@@ -100,7 +104,7 @@ def main(argv=None):
                 print('round %d %-12s %5.1f s  load %.2f  test-retest %.1f'
                       % (r, name, dt, ds.meta['load_average_1min']['end'] or -1,
                          chunks[-1]['test_retest'] or float('nan')), flush=True)
-        affinity = targets[variants[-1][0]].affinity
+        affinity = targets[variants[0][0]].affinity
         for t in targets.values():
             t.close()
     rows = {}
@@ -117,7 +121,8 @@ def main(argv=None):
             'median_slowdown': round(float(np.median([p['slowdown'] for p in ps])), 3),
             'median_corun_cv': round(float(np.median(cvs)), 3) if cvs else None,
             'median_iso_ms': round(float(np.median([p['iso_ms'] for p in ps])), 4)}
-    last = pairs[variants[-1][0]]
+    best = 'min_layer' if 'min_layer' in pairs else variants[-1][0]
+    last = pairs[best]
     loads = [max(p['load1'] or 0.0, p['load1_2'] or 0.0) for p in last]
     by_load = {}
     if loads:
@@ -134,7 +139,7 @@ def main(argv=None):
     result = {'command': 'python bench/bench_profile_noise.py ' + ' '.join(sys.argv[1:]),
               'seconds': round(time.time() - t_start, 1), 'config': CONFIG,
               'affinity': affinity, 'cpu_count': os.cpu_count(),
-              'protocols': rows, 'last_protocol_by_load': by_load, 'chunks': chunks,
+              'protocols': rows, 'by_load_protocol': best, 'by_load': by_load, 'chunks': chunks,
               'pairs': pairs}
     print()
     print('| protocol | pairs | test-retest slowdown | isolated | co-run | median CV co-run '
