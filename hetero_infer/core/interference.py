@@ -8,11 +8,16 @@ Two levels:
   relative error, which is what the accuracy metric measures) and predicts in plain numpy from its
   fitted arrays, so a loaded model predicts exactly like a freshly fitted one and needs no
   scikit-learn at serving time.
-- :class:`InterferencePredictor`: one :class:`InterferenceModel` per co-run configuration (the
-  talk's choice: each configuration has its own target processor and co-runner set, hence its own
-  contention curve, and a per-configuration model keeps each MLP small and its accuracy reported
-  per column), plus the platform's processor kinds to map a live mapping to its configuration.
-  It saves to and loads from a versioned JSON file (no pickle: nothing in the file is executed).
+- :class:`InterferencePredictor`: one regressor per co-run configuration (the talk's choice:
+  each configuration has its own target processor and co-runner set, hence its own contention
+  curve, and a per-configuration model keeps each model small and its accuracy reported per
+  column), plus the platform's processor kinds to map a live mapping to its configuration. The
+  regressor is an :class:`InterferenceModel` or, where cross-validation chose another kind
+  (``hetero-infer train``, :mod:`hetero_infer.core.model_selection`), one of
+  :mod:`hetero_infer.core.regressor_models` (random forest, gradient boosting, k-neighbours,
+  SVR), each predicting from plain arrays. It saves to and loads from a versioned JSON file
+  (no pickle: nothing in the file is executed); version 2 names each entry's ``kind``,
+  version-1 files (MLPs only, such as the shipped ``xavier.json`` and ``orin.json``) still load.
 
 Model-level prediction (what the planner uses) lives in :class:`ModelLatencyPredictor`.
 
@@ -233,7 +238,8 @@ class InterferenceModel(BaseEstimator, RegressorMixin):
 class InterferencePredictor:
     """Per-configuration interference models for one platform.
 
-    :param models: configuration name -> fitted :class:`InterferenceModel`.
+    :param models: configuration name -> fitted regressor (:class:`InterferenceModel` or a
+        :mod:`~hetero_infer.core.regressor_models` kind).
     :param processor_kinds: ``{processor id: kind}`` of the platform the data came from.
     :param platform_name: e.g. ``'xavier'``.
     :param meta: provenance and accuracy, stored in the file as is (JSON-able).
