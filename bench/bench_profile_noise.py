@@ -18,10 +18,12 @@ Protocols (each adds one step to the one before):
 - ``trimmed``: + 20%-trimmed mean instead (robust to preempted runs, still averages phases);
 - ``min_layer``: + target layers shorter than ``--min-layer-ms`` redrawn (the default protocol
   of ``hetero-infer profile`` on real backends);
+- ``cv_gate``: + a sample whose repeats scatter by more than ``--max-cv`` (coefficient of
+  variation) is measured again, twice at most, the steadiest try kept;
 - ``legacy_min_layer``: the legacy protocol with only the minimum layer time added, to tell that
   step's share from the rest.
 
-The 1-minute load average is recorded with every measurement; the pairs of ``min_layer`` are
+The 1-minute load average is recorded with every measurement; the pairs of ``cv_gate`` are
 also split at the median load to show how much of the remaining noise follows the load.
 Prints a table and writes JSON (``--json FILE``).
 """
@@ -43,14 +45,15 @@ from hetero_infer.core.profiling import profile_random  # noqa: E402
 CONFIG = 'cpu0|cpu1'
 
 
-def _variants(min_layer_ms):
-    return [('legacy', 'legacy', 'mean', 1, 0.0),
-            ('pinned', 'robust', 'mean', 1, 0.0),
-            ('interleaved', 'robust', 'mean', 4, 0.0),
-            ('median', 'robust', 'median', 4, 0.0),
-            ('trimmed', 'robust', 'trimmed', 4, 0.0),
-            ('min_layer', 'robust', 'trimmed', 4, min_layer_ms),
-            ('legacy_min_layer', 'legacy', 'mean', 1, min_layer_ms)]
+def _variants(min_layer_ms, max_cv):
+    return [('legacy', 'legacy', 'mean', 1, 0.0, None),
+            ('pinned', 'robust', 'mean', 1, 0.0, None),
+            ('interleaved', 'robust', 'mean', 4, 0.0, None),
+            ('median', 'robust', 'median', 4, 0.0, None),
+            ('trimmed', 'robust', 'trimmed', 4, 0.0, None),
+            ('min_layer', 'robust', 'trimmed', 4, min_layer_ms, None),
+            ('cv_gate', 'robust', 'trimmed', 4, min_layer_ms, max_cv),
+            ('legacy_min_layer', 'legacy', 'mean', 1, min_layer_ms, None)]
 
 
 def _acc(a, b):
@@ -65,11 +68,12 @@ def main(argv=None):
     ap.add_argument('--repeats', type=int, default=10)
     ap.add_argument('--min-layer-ms', type=float, default=0.2)
     ap.add_argument('--max-macs', type=float, default=2e7)
+    ap.add_argument('--max-cv', type=float, default=0.25)
     ap.add_argument('--variants', default='', help='comma-separated subset of the protocols')
     ap.add_argument('--json', default='')
     args = ap.parse_args(argv)
     limits = {'max_macs': int(args.max_macs), 'max_tensor_bytes': 2 * 2 ** 20}
-    variants = _variants(args.min_layer_ms)
+    variants = _variants(args.min_layer_ms, args.max_cv)
     if args.variants:
         keep = args.variants.split(',')
         variants = [v for v in variants if v[0] in keep]
@@ -79,15 +83,16 @@ def main(argv=None):
     t_start = time.time()
     with create_backend('onnxruntime', num_processors=2) as backend:
         targets = {}
-        for name, proto, _, _, _ in variants:
+        for name, proto, _, _, _, _ in variants:
             targets[name] = ExecutorProfilingTarget(backend, platform_name='cpu2',
                                                     protocol=proto)
         for r in range(args.rounds):
-            for name, _, agg, blocks, min_ms in variants:
+            for name, _, agg, blocks, min_ms, max_cv in variants:
                 t0 = time.time()
                 ds = profile_random(targets[name], [CONFIG], args.samples, seed=1000 + r,
                                     repeats=args.repeats, layer_limits=limits, aggregate=agg,
-                                    blocks=blocks, min_layer_ms=min_ms, retest_fraction=0.5)
+                                    blocks=blocks, min_layer_ms=min_ms, max_cv=max_cv,
+                                    retest_fraction=0.5)
                 dt = time.time() - t0
                 seconds[name] += dt
                 for rt in ds.meta.get('retest', []):
@@ -121,7 +126,7 @@ def main(argv=None):
             'median_slowdown': round(float(np.median([p['slowdown'] for p in ps])), 3),
             'median_corun_cv': round(float(np.median(cvs)), 3) if cvs else None,
             'median_iso_ms': round(float(np.median([p['iso_ms'] for p in ps])), 4)}
-    best = 'min_layer' if 'min_layer' in pairs else variants[-1][0]
+    best = 'cv_gate' if 'cv_gate' in pairs else variants[-1][0]
     last = pairs[best]
     loads = [max(p['load1'] or 0.0, p['load1_2'] or 0.0) for p in last]
     by_load = {}

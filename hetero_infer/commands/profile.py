@@ -12,8 +12,9 @@ predicts the other, the ceiling a model can be judged against) and the median co
 variation of the repeats are printed and stored in ``dataset.json`` (``quality``), which
 ``hetero-infer train`` reports beside each regressor's accuracy. On real backends the default
 protocol (docs/interference.md) runs every layer on its processor's pinned worker thread,
-interleaves isolated and co-run runs in blocks, takes the 20%-trimmed mean of the repeats and
-redraws target layers shorter than ``--min-layer-ms``.
+interleaves isolated and co-run runs in blocks, takes the 20%-trimmed mean of the repeats,
+redraws target layers shorter than ``--min-layer-ms`` and measures a sample again when its
+repeats scatter by more than ``--max-cv``.
 """
 
 from hetero_infer.commands import argtypes
@@ -50,6 +51,10 @@ def add_arguments(parser):
     parser.add_argument('--min-layer-ms', type=argtypes.float_in(0.0, 1000.0), default=None,
                         help='redraw target layers shorter than this (ms), so per-call overhead '
                              'does not dominate (default: 0.1 on real backends, 0 on the twin)')
+    parser.add_argument('--max-cv', type=argtypes.float_in(0.0, 100.0), default=None,
+                        help='measure a sample again (twice at most) when the coefficient of '
+                             'variation of its repeats exceeds this: it was disturbed '
+                             '(default: 0.25 on real backends, never on the twin; 0: never)')
     parser.add_argument('--retest-fraction', type=argtypes.float_in(0.0, 0.5), default=0.1,
                         help='share of samples measured twice for the test-retest accuracy '
                              '(0: none)')
@@ -138,6 +143,7 @@ def run(args) -> int:
                 blocks=args.blocks or (4 if real else 1),
                 min_layer_ms=args.min_layer_ms if args.min_layer_ms is not None
                 else (0.1 if real else 0.0),
+                max_cv=(0.25 if real else None) if args.max_cv is None else (args.max_cv or None),
                 retest_fraction=args.retest_fraction,
                 budget_s=None if args.budget_min is None else 60.0 * args.budget_min,
                 progress=bar.update)

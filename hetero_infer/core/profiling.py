@@ -363,11 +363,18 @@ class _Measurer:
 
     :param aggregate: how repeats are combined (:func:`aggregate_runs`).
     :param blocks: isolated/co-run blocks interleaved per observation (1: one after the other).
+    :param max_cv: re-measure (up to ``retries`` times) when the isolated or co-run repeats
+        have a larger coefficient of variation; None: never.
     """
 
     def __init__(self, target: ProfilingTarget, seed: int, repeats: int, *,
-                 aggregate: str = 'mean', blocks: int = 1, cover_loops: float = 8.0,
-                 max_repeats: int = 2000) -> None:
+                 aggregate: str = 'mean', blocks: int = 1, max_cv: Optional[float] = None,
+                 retries: int = 2, cover_loops: float = 8.0, max_repeats: int = 2000) -> None:
+        if max_cv is not None and not max_cv > 0:
+            raise ConfigError('max_cv must be positive, got %r' % (max_cv,))
+        self.max_cv = max_cv
+        self.retries = retries
+        self.remeasured = 0
         if aggregate not in AGGREGATES:
             raise ConfigError('aggregate %r: choose one of %s'
                               % (aggregate, ', '.join(AGGREGATES)))
@@ -411,20 +418,38 @@ class _Measurer:
             return int(min(self.max_repeats,
                            max(self.repeats, math.ceil(self.cover_loops * loop_ms / iso))))
 
-        if self.blocks > 1:
-            iso0 = iso_probe_ms or self(proc, layer, repeats=3)
-            iso_runs, cor_runs = self.target.measure_pair(
-                proc, layer, loops, repeats=self.repeats, corun_repeats=corun_repeats(iso0),
-                blocks=self.blocks, seed=self._seed())
-        else:
-            iso_runs = self.target.measure_runs(proc, layer, {}, repeats=self.repeats,
-                                                seed=self._seed())
+        def measure() -> Tuple[List[float], List[float]]:
+            if self.blocks > 1:
+                iso0 = iso_probe_ms or self(proc, layer, repeats=3)
+                iso_runs, cor_runs = self.target.measure_pair(
+                    proc, layer, loops, repeats=self.repeats,
+                    corun_repeats=corun_repeats(iso0), blocks=self.blocks, seed=self._seed())
+            else:
+                iso_runs = self.target.measure_runs(proc, layer, {}, repeats=self.repeats,
+                                                    seed=self._seed())
+                self._check(proc, layer, iso_runs)
+                iso0 = aggregate_runs(iso_runs, self.aggregate)
+                cor_runs = self.target.measure_runs(proc, layer, loops,
+                                                    repeats=corun_repeats(iso0),
+                                                    seed=self._seed())
             self._check(proc, layer, iso_runs)
-            iso0 = aggregate_runs(iso_runs, self.aggregate)
-            cor_runs = self.target.measure_runs(proc, layer, loops,
-                                                repeats=corun_repeats(iso0), seed=self._seed())
-        self._check(proc, layer, iso_runs)
-        self._check(proc, layer, cor_runs)
+            self._check(proc, layer, cor_runs)
+            return iso_runs, cor_runs
+
+        def spread(pair: Tuple[List[float], List[float]]) -> float:
+            return max(run_cv(pair[0]) or 0.0, run_cv(pair[1]) or 0.0)
+
+        # A measurement whose repeats scatter more than max_cv was disturbed (a co-runner or
+        # the target preempted by another process): measure again, keep the steadiest.
+        best = measure()
+        for _ in range(self.retries if self.max_cv is not None else 0):
+            if spread(best) <= self.max_cv:
+                break
+            self.remeasured += 1
+            again = measure()
+            if spread(again) < spread(best):
+                best = again
+        iso_runs, cor_runs = best
         return Observation(config=config, source=source, target_proc=proc, layer=layer,
                            iso_ms=aggregate_runs(iso_runs, self.aggregate),
                            corun_ms=aggregate_runs(cor_runs, self.aggregate), corunners=cors,
@@ -456,7 +481,8 @@ def profile_random(target: ProfilingTarget, configs: Sequence[str], samples: int
                    seed: int = 0, repeats: int = 20, max_corunner_layers: int = 3,
                    layer_limits: Optional[Mapping[str, int]] = None,
                    aggregate: str = 'mean', blocks: int = 1, min_layer_ms: float = 0.0,
-                   retest_fraction: float = 0.0, budget_s: Optional[float] = None,
+                   max_cv: Optional[float] = None, retest_fraction: float = 0.0,
+                   budget_s: Optional[float] = None,
                    progress: Progress = None, clock: Callable[[], float] = time.monotonic
                    ) -> Dataset:
     """Profile ``samples`` random target layers, rotating over ``configs``.
@@ -470,6 +496,9 @@ def profile_random(target: ProfilingTarget, configs: Sequence[str], samples: int
     :param blocks: isolated and co-run runs interleaved in this many blocks (targets that can).
     :param min_layer_ms: redraw target layers whose isolated time (a 3-run probe) is shorter,
         so per-call overhead does not dominate what is measured (0: keep every layer).
+    :param max_cv: measure a sample again (twice at most; the steadiest of the tries is kept)
+        when the coefficient of variation of its isolated or co-run repeats exceeds this: such
+        a measurement was disturbed by other processes (None: never).
     :param retest_fraction: share of the samples measured a second time at the end; the
         agreement of the two measurements (test-retest accuracy per configuration, the ceiling
         a model can be judged against) goes to ``meta['quality']`` (:func:`retest_quality`).
@@ -490,7 +519,7 @@ def profile_random(target: ProfilingTarget, configs: Sequence[str], samples: int
     resolved = {c: Config.parse(c).resolve(kinds) for c in configs}
     rng = np.random.default_rng([seed, 1])
     limits = dict(layer_limits or {})
-    meas = _Measurer(target, seed, repeats, aggregate=aggregate, blocks=blocks)
+    meas = _Measurer(target, seed, repeats, aggregate=aggregate, blocks=blocks, max_cv=max_cv)
     out = []
     redrawn = 0
     t0 = clock()
@@ -542,7 +571,8 @@ def profile_random(target: ProfilingTarget, configs: Sequence[str], samples: int
                              'max_corunner_layers': max_corunner_layers, 'layer_limits': limits,
                              'protocol': {'aggregate': aggregate, 'blocks': blocks,
                                           'min_layer_ms': min_layer_ms,
-                                          'redrawn_short_layers': redrawn},
+                                          'redrawn_short_layers': redrawn, 'max_cv': max_cv,
+                                          'remeasured_unsteady': meas.remeasured},
                              'budget_s': budget_s, 'stopped_by_budget': stopped,
                              'profile_s': round(main_s, 3),
                              'retest_s': round(clock() - t0 - main_s, 3),
