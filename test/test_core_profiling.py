@@ -152,3 +152,32 @@ def test_old_datasets_without_quality_columns_load(dataset, tmp_path):
     back = Dataset.load(str(tmp_path))
     assert len(back.observations) == len(dataset.observations)
     assert all(o.iso_cv is None and o.load1 is None for o in back.observations)
+
+
+def test_disturbed_measurements_are_taken_again():
+    from hetero_infer.core.profiling import ProfilingTarget
+
+    class Disturbed(ProfilingTarget):
+        """The first measurement of every layer has one preempted run."""
+        backend = 'fake'
+        platform_name = 'fake'
+
+        def __init__(self):
+            self.seen = set()
+
+        def processor_kinds(self):
+            return {'cpu0': 'cpu', 'cpu1': 'cpu'}
+
+        def measure_runs(self, proc, layer, corunners, *, repeats, seed):
+            runs = [2.0 if corunners else 1.0] * repeats
+            key = (layer.name, bool(corunners))
+            if key not in self.seen:
+                self.seen.add(key)
+                runs[0] *= 10
+            return runs
+
+    ds = profile_random(Disturbed(), ['cpu0|cpu1'], 4, repeats=5, max_cv=0.25)
+    assert all(o.iso_ms == 1.0 and o.corun_ms == 2.0 for o in ds.observations)
+    assert ds.meta['protocol']['remeasured_unsteady'] > 0
+    ds = profile_random(Disturbed(), ['cpu0|cpu1'], 4, repeats=5)  # no gate: the means show it
+    assert max(o.iso_ms for o in ds.observations) > 1.0
