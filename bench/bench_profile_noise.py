@@ -20,10 +20,14 @@ Protocols (each adds one step to the one before):
   of ``hetero-infer profile`` on real backends);
 - ``cv_gate``: + a sample whose repeats scatter by more than ``--max-cv`` (coefficient of
   variation) is measured again, twice at most, the steadiest try kept;
+- ``on_cpu``: + each run's time the target thread spent off its core (wall minus thread CPU
+  time: preempted by another process) subtracted, and a co-run block measured again when a
+  co-runner was on its core less than 90% of the block (the default protocol of
+  ``hetero-infer profile --backend onnxruntime``);
 - ``legacy_min_layer``: the legacy protocol with only the minimum layer time added, to tell that
   step's share from the rest.
 
-The 1-minute load average is recorded with every measurement; the pairs of ``cv_gate`` are
+The 1-minute load average is recorded with every measurement; the pairs of ``on_cpu`` are
 also split at the median load to show how much of the remaining noise follows the load.
 Prints a table and writes JSON (``--json FILE``).
 """
@@ -53,6 +57,7 @@ def _variants(min_layer_ms, max_cv):
             ('trimmed', 'robust', 'trimmed', 4, 0.0, None),
             ('min_layer', 'robust', 'trimmed', 4, min_layer_ms, None),
             ('cv_gate', 'robust', 'trimmed', 4, min_layer_ms, max_cv),
+            ('on_cpu', 'robust+cpu', 'trimmed', 4, min_layer_ms, max_cv),
             ('legacy_min_layer', 'legacy', 'mean', 1, min_layer_ms, None)]
 
 
@@ -66,7 +71,7 @@ def main(argv=None):
     ap.add_argument('--rounds', type=int, default=3)
     ap.add_argument('--samples', type=int, default=16, help='samples per protocol and round')
     ap.add_argument('--repeats', type=int, default=10)
-    ap.add_argument('--min-layer-ms', type=float, default=0.2)
+    ap.add_argument('--min-layer-ms', type=float, default=0.1)
     ap.add_argument('--max-macs', type=float, default=2e7)
     ap.add_argument('--max-cv', type=float, default=0.25)
     ap.add_argument('--variants', default='', help='comma-separated subset of the protocols')
@@ -84,8 +89,9 @@ def main(argv=None):
     with create_backend('onnxruntime', num_processors=2) as backend:
         targets = {}
         for name, proto, _, _, _, _ in variants:
-            targets[name] = ExecutorProfilingTarget(backend, platform_name='cpu2',
-                                                    protocol=proto)
+            targets[name] = ExecutorProfilingTarget(
+                backend, platform_name='cpu2', protocol=proto.split('+')[0],
+                on_cpu=proto.endswith('+cpu'), min_duty=0.9 if proto.endswith('+cpu') else 0.0)
         for r in range(args.rounds):
             for name, _, agg, blocks, min_ms, max_cv in variants:
                 t0 = time.time()
@@ -110,6 +116,7 @@ def main(argv=None):
                       % (r, name, dt, ds.meta['load_average_1min']['end'] or -1,
                          chunks[-1]['test_retest'] or float('nan')), flush=True)
         affinity = targets[variants[0][0]].affinity
+        redone = {n: t.redone_blocks for n, t in targets.items()}
         for t in targets.values():
             t.close()
     rows = {}
@@ -126,7 +133,7 @@ def main(argv=None):
             'median_slowdown': round(float(np.median([p['slowdown'] for p in ps])), 3),
             'median_corun_cv': round(float(np.median(cvs)), 3) if cvs else None,
             'median_iso_ms': round(float(np.median([p['iso_ms'] for p in ps])), 4)}
-    best = 'cv_gate' if 'cv_gate' in pairs else variants[-1][0]
+    best = 'on_cpu' if 'on_cpu' in pairs else variants[-1][0]
     last = pairs[best]
     loads = [max(p['load1'] or 0.0, p['load1_2'] or 0.0) for p in last]
     by_load = {}
@@ -143,7 +150,7 @@ def main(argv=None):
                                                         [p['slowdown2'] for p in sel]), 2)}
     result = {'command': 'python bench/bench_profile_noise.py ' + ' '.join(sys.argv[1:]),
               'seconds': round(time.time() - t_start, 1), 'config': CONFIG,
-              'affinity': affinity, 'cpu_count': os.cpu_count(),
+              'affinity': affinity, 'cpu_count': os.cpu_count(), 'redone_corun_blocks': redone,
               'protocols': rows, 'by_load_protocol': best, 'by_load': by_load, 'chunks': chunks,
               'pairs': pairs}
     print()

@@ -116,3 +116,22 @@ def test_legacy_protocol_and_budget(backend):
         ds = profile_random(target, ['cpu0|cpu1'], 6, seed=1, repeats=2, layer_limits=LIMITS,
                             budget_s=1.0, clock=lambda: next(ticks))
         assert ds.observations == [] and ds.meta['stopped_by_budget'] is True
+
+
+def test_on_cpu_timing_needs_the_layer_on_the_calling_thread(backend):
+    rng = np.random.default_rng(5)
+    layer = random_layer(rng, name='t', kind='conv', **LIMITS)
+    cor = [random_layer(rng, name='c', kind='conv', **LIMITS)]
+    with ExecutorProfilingTarget(backend, on_cpu=True, min_duty=0.5) as target:
+        iso, corun = target.measure_pair('cpu0', layer, {'cpu1': cor}, repeats=4,
+                                         corun_repeats=4, blocks=2, seed=0)
+        assert len(iso) == 4 and len(corun) == 4 and min(iso + corun) > 0
+        assert target.redone_blocks >= 0 and target.versions()['on_cpu_timing'] == 'True'
+    with pytest.raises(ConfigError, match='on_cpu'):
+        ExecutorProfilingTarget(backend, protocol='legacy', on_cpu=True)
+    with pytest.raises(ConfigError, match='min_duty'):
+        ExecutorProfilingTarget(backend, min_duty=1.5)
+    with create_backend('onnxruntime', num_processors=1) as both_cores:
+        with ExecutorProfilingTarget(both_cores, on_cpu=True) as target:
+            with pytest.raises(ConfigError, match='intra-op'):
+                target.measure_runs('cpu0', layer, {}, repeats=2, seed=0)

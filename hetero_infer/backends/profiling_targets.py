@@ -29,6 +29,7 @@ Two protocols (``protocol=``):
 
 import os
 import threading
+import time
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from hetero_infer.backends.base import Backend, Executor
@@ -102,6 +103,9 @@ class _PausableLoop:
         self._run = False
         self._stop = False
         self._looping = False
+        #: wall and on-CPU seconds of the co-runner's thread inside its runs (see :meth:`duty`)
+        self.wall_s = 0.0
+        self.cpu_s = 0.0
         self._future = self.executors[0].worker.submit(self._loop)
 
     def _loop(self) -> None:
@@ -117,7 +121,10 @@ class _PausableLoop:
                     self._looping = True
                     self._cond.notify_all()
                 for ex, feed in zip(self.executors, self.feeds):
+                    w0, c0 = time.perf_counter(), time.thread_time()
                     ex.run_here(feed)  # on the worker's own thread: runs right here
+                    self.cpu_s += time.thread_time() - c0
+                    self.wall_s += time.perf_counter() - w0
                     if not self._run:
                         break
                 self.iterations += 1
@@ -146,6 +153,11 @@ class _PausableLoop:
                 self._cond.wait()
         self._check()
 
+    def counters(self) -> Tuple[float, float]:
+        """``(wall s, on-CPU s)`` so far; the share of a window's wall time the co-runner was
+        on its core (its duty) is the ratio of two differences."""
+        return self.wall_s, self.cpu_s
+
     def close(self) -> None:
         with self._cond:
             self._stop = True
@@ -165,14 +177,32 @@ class ExecutorProfilingTarget(ProfilingTarget):
     :param platform_name: name recorded in the dataset's provenance (e.g. ``'cpu-host'``).
     :param warmup: runs discarded before each measurement (and before each co-run block).
     :param protocol: ``'robust'`` or ``'legacy'`` (see the module docstring).
+    :param on_cpu: (robust) subtract from each run the time the target's thread was not on its
+        core (wall minus thread CPU time around the call): another process preempting the
+        target then no longer lengthens the run. Only right where the whole layer runs on the
+        calling thread (onnxruntime with one intra-op thread per processor, checked per
+        executor), not for accelerators.
+    :param min_duty: (robust) measure a co-run block again (``block_retries`` times at most)
+        when a co-runner was on its core for less than this share of the block's time (another
+        process took its core, so it interfered less than it should).
     :raises ConfigError: unknown protocol.
     :raises BackendError: a worker thread is not pinned to its processor's cores.
     """
 
     def __init__(self, backend: Backend, *, platform_name: str = '', warmup: int = 2,
-                 protocol: str = 'robust') -> None:
+                 protocol: str = 'robust', on_cpu: bool = False, min_duty: float = 0.0,
+                 block_retries: int = 2) -> None:
         if protocol not in PROTOCOLS:
             raise ConfigError('protocol=%r: choose one of %s' % (protocol, ', '.join(PROTOCOLS)))
+        if on_cpu and protocol != 'robust':
+            raise ConfigError('on_cpu needs protocol robust (runs timed on the worker thread)')
+        if not 0.0 <= min_duty < 1.0:
+            raise ConfigError('min_duty must be in [0, 1), got %r' % (min_duty,))
+        self.on_cpu = bool(on_cpu)
+        self.min_duty = float(min_duty)
+        self.block_retries = int(block_retries)
+        #: co-run blocks measured again because a co-runner was off its core too long
+        self.redone_blocks = 0
         self.backend_obj = backend
         self.backend = backend.name
         self.platform_name = platform_name or backend.name
@@ -239,11 +269,12 @@ class ExecutorProfilingTarget(ProfilingTarget):
             return self.measure_pair(proc, layer, corunners, repeats=0, corun_repeats=repeats,
                                      blocks=1, seed=seed)[1]
         ex, feed = self._executor(layer, proc)
+        one = self._timer(ex, feed)
 
         def timed() -> List[float]:
             for _ in range(self.warmup):
                 ex.run_here(feed)
-            return [ex.run_here(feed).execute_ms for _ in range(repeats)]
+            return [one() for _ in range(repeats)]
 
         return ex.worker.call(timed)
 
@@ -276,6 +307,8 @@ class ExecutorProfilingTarget(ProfilingTarget):
 
             n_iso, n_cor = split(repeats), split(corun_repeats)
 
+            one = self._timer(ex, feed)
+
             def timed() -> Tuple[List[float], List[float]]:
                 iso: List[float] = []
                 cor: List[float] = []
@@ -283,20 +316,29 @@ class ExecutorProfilingTarget(ProfilingTarget):
                 def isolated(n: int) -> None:
                     for _ in range(self.warmup if n else 0):
                         ex.run_here(feed)
-                    iso.extend(ex.run_here(feed).execute_ms for _ in range(n))
+                    iso.extend(one() for _ in range(n))
 
                 def corun(n: int) -> None:
                     if not n:
                         return
-                    for loop in loops:
-                        loop.resume()
-                    try:
-                        for _ in range(self.warmup):
-                            ex.run_here(feed)
-                        cor.extend(ex.run_here(feed).execute_ms for _ in range(n))
-                    finally:
+                    for attempt in range(self.block_retries + 1):
+                        before = [loop.counters() for loop in loops]
                         for loop in loops:
-                            loop.pause()
+                            loop.resume()
+                        try:
+                            for _ in range(self.warmup):
+                                ex.run_here(feed)
+                            runs = [one() for _ in range(n)]
+                        finally:
+                            for loop in loops:
+                                loop.pause()
+                        duty = min([(c1 - c0) / (w1 - w0) if w1 > w0 else 1.0
+                                    for (w0, c0), (w1, c1) in
+                                    zip(before, [loop.counters() for loop in loops])] or [1.0])
+                        if duty >= self.min_duty or attempt == self.block_retries:
+                            break
+                        self.redone_blocks += 1
+                    cor.extend(runs)
 
                 for b in range(blocks):
                     if b % 2 == 0:
@@ -317,6 +359,24 @@ class ExecutorProfilingTarget(ProfilingTarget):
                     errors.append(exc)
             if errors:
                 raise errors[0]
+
+    def _timer(self, ex: Executor, feed: Dict[str, Any]):
+        """One timed run on the calling (worker) thread, in ms."""
+        if not self.on_cpu:
+            return lambda: ex.run_here(feed).execute_ms
+        if ex.info.get('intra_op_num_threads', 0) != 1:
+            raise ConfigError('on_cpu timing needs the layer to run on the calling thread alone '
+                              '(one intra-op thread); %s on %s has %r'
+                              % (ex.model_path, ex.processor,
+                                 ex.info.get('intra_op_num_threads')))
+
+        def one() -> float:
+            w0, c0 = time.perf_counter(), time.thread_time()
+            ms = ex.run_here(feed).execute_ms
+            off_ms = ((time.perf_counter() - w0) - (time.thread_time() - c0)) * 1e3
+            # clock granularity can make off_ms slightly negative; the run's own time stays
+            return max(ms - max(off_ms, 0.0), 0.05 * ms)
+        return one
 
     def _legacy_runs(self, proc: str, layer: Layer, corunners: Mapping[str, Sequence[Layer]],
                      repeats: int) -> List[float]:
@@ -346,7 +406,9 @@ class ExecutorProfilingTarget(ProfilingTarget):
         return runs
 
     def versions(self) -> Dict[str, str]:
-        out = {'backend': self.backend, 'protocol': self.protocol}
+        out = {'backend': self.backend, 'protocol': self.protocol,
+               'on_cpu_timing': str(self.on_cpu), 'min_corunner_duty': str(self.min_duty),
+               'redone_corun_blocks': str(self.redone_blocks)}
         if self.affinity:
             out['affinity'] = ' '.join('%s:%s' % (p, ','.join(str(c) for c in cs))
                                        for p, cs in sorted(self.affinity.items()))

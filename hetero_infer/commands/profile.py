@@ -13,8 +13,10 @@ variation of the repeats are printed and stored in ``dataset.json`` (``quality``
 ``hetero-infer train`` reports beside each regressor's accuracy. On real backends the default
 protocol (docs/interference.md) runs every layer on its processor's pinned worker thread,
 interleaves isolated and co-run runs in blocks, takes the 20%-trimmed mean of the repeats,
-redraws target layers shorter than ``--min-layer-ms`` and measures a sample again when its
-repeats scatter by more than ``--max-cv``.
+redraws target layers shorter than ``--min-layer-ms``, measures a sample again when its
+repeats scatter by more than ``--max-cv``, and on onnxruntime times each run by the time the
+target's thread was on its core (``--timing on-cpu``), re-measuring co-run blocks in which a
+co-runner was off its core (``--min-duty``).
 """
 
 from hetero_infer.commands import argtypes
@@ -55,6 +57,14 @@ def add_arguments(parser):
                         help='measure a sample again (twice at most) when the coefficient of '
                              'variation of its repeats exceeds this: it was disturbed '
                              '(default: 0.25 on real backends, never on the twin; 0: never)')
+    parser.add_argument('--timing', choices=('on-cpu', 'wall'), default=None,
+                        help='robust protocol: on-cpu subtracts from each run the time the '
+                             'target thread was preempted (onnxruntime with one core per '
+                             'processor; its default), wall keeps wall time (other backends)')
+    parser.add_argument('--min-duty', type=argtypes.float_in(0.0, 0.99), default=None,
+                        help='robust protocol: re-measure a co-run block when a co-runner was '
+                             'on its core for less than this share of it (default 0.9 with '
+                             'on-cpu timing, else 0)')
     parser.add_argument('--retest-fraction', type=argtypes.float_in(0.0, 0.5), default=0.1,
                         help='share of samples measured twice for the test-retest accuracy '
                              '(0: none)')
@@ -127,8 +137,14 @@ def run(args) -> int:
             from hetero_infer.backends import create_backend
             from hetero_infer.backends.profiling_targets import ExecutorProfilingTarget
             backend = stack.enter_context(create_backend(args.backend))
+            one_core = all(len(c) == 1 for c in getattr(backend, 'core_sets', {'x': ()}).values())
+            timing = args.timing or ('on-cpu' if args.backend == 'onnxruntime' and one_core
+                                     and args.protocol == 'robust' else 'wall')
+            on_cpu = timing == 'on-cpu'
             target = stack.enter_context(ExecutorProfilingTarget(
-                backend, platform_name=args.platform, protocol=args.protocol))
+                backend, platform_name=args.platform, protocol=args.protocol, on_cpu=on_cpu,
+                min_duty=args.min_duty if args.min_duty is not None else (0.9 if on_cpu
+                                                                          else 0.0)))
             limits = {'max_macs': 2 * 10 ** 7, 'max_tensor_bytes': 2 * 2 ** 20}
             real = True
         if args.max_macs is not None:

@@ -49,6 +49,8 @@ CSV_COLUMNS = ('config', 'source', 'target_proc', 'kind', 'macs', 'bytes', 'iso_
 OPTIONAL_COLUMNS = ('iso_cv', 'corun_cv', 'load1')
 #: How the repeats of one measurement are combined (:func:`aggregate_runs`).
 AGGREGATES = ('mean', 'median', 'trimmed')
+#: Target layers drawn at most to find one of at least ``min_layer_ms``.
+MIN_LAYER_DRAWS = 200
 #: Share cut from each end of the sorted repeats by the ``'trimmed'`` aggregate.
 TRIM_SHARE = 0.2
 
@@ -532,7 +534,7 @@ def profile_random(target: ProfilingTarget, configs: Sequence[str], samples: int
             break
         proc, cor_procs = resolved[cfg]
         probe = None
-        for _ in range(50):
+        for _ in range(MIN_LAYER_DRAWS):
             layer = _draw(target, rng, proc, 't%d' % i, limits)
             if min_layer_ms <= 0:
                 break
@@ -542,8 +544,9 @@ def profile_random(target: ProfilingTarget, configs: Sequence[str], samples: int
             target.release([layer])
             redrawn += 1
         else:
-            raise ConfigError('no random layer of at least %g ms on %s in 50 draws; lower '
-                              '--min-layer-ms or raise --max-macs' % (min_layer_ms, proc))
+            raise ConfigError('no random layer of at least %g ms on %s in %d draws; lower '
+                              '--min-layer-ms or raise --max-macs'
+                              % (min_layer_ms, proc, MIN_LAYER_DRAWS))
         loops = {}
         for cp in cor_procs:
             n = int(rng.integers(1, max_corunner_layers + 1))
