@@ -75,6 +75,9 @@ def add_arguments(parser):
     parser.add_argument('--twin-noise-pct', type=argtypes.float_in(0.0, 50.0), default=None,
                         help='twin only: standard deviation of the per-layer-run noise in '
                              'percent (default 3, an assumption: see docs/interference.md)')
+    parser.add_argument('--max-tensor-mb', type=argtypes.float_in(0.01, 1e5), default=None,
+                        help='largest input or output tensor of a random layer in MiB '
+                             '(default: 2 on CPU backends, the generator\'s own on the twin)')
     parser.add_argument('--seed', type=argtypes.seed, default=0)
     parser.add_argument('--out', type=argtypes.output_dir, required=True, metavar='DIR',
                         help='output directory')
@@ -149,6 +152,8 @@ def run(args) -> int:
             real = True
         if args.max_macs is not None:
             limits['max_macs'] = int(args.max_macs)
+        if args.max_tensor_mb is not None:
+            limits['max_tensor_bytes'] = int(args.max_tensor_mb * 2 ** 20)
         configs = (tuple(c.strip() for c in args.configs.split(',') if c.strip())
                    if args.configs else default_configs(target.processor_kinds()))
         with _bar(args.samples, 'profile %s/%s' % (target.platform_name, target.backend)) as bar:

@@ -106,6 +106,12 @@ def _markdown(result, configs, names):
             lines.append('| %s, tuned | %s |' % (title(k), ' | '.join(
                 '%.1f [%.1f]' % (row[c], cvr.get(c, float('nan'))) if c in row else '-'
                 for c in allc)))
+        for k, label in (('median_slowdown', 'baseline: the median slowdown for every sample'),
+                         ('no_interference', 'baseline: no interference (slowdown 1)')):
+            row = (result.get('baselines') or {}).get(k) or {}
+            if row:
+                lines.append('| %s | %s |' % (label, ' | '.join(
+                    '%.1f' % row[c] if c in row else '-' for c in allc)))
         if sel:
             lines.append('| **selected** | %s |' % ' | '.join(
                 '**%s %.1f**' % (title(sel[c]['regressor']), sel[c]['accuracy'])
@@ -176,6 +182,7 @@ def run(args) -> int:
     import os
     import sys
 
+    import numpy as np
     from tqdm import tqdm
 
     from hetero_infer.core.features import TALK_CONFIGS
@@ -233,6 +240,17 @@ def run(args) -> int:
                                                     args.seed).fit(X, y)
         else:
             final[cfg] = make_regressor('mlp', args.seed).fit(X, y)
+    # Baselines on the same hold-out: no interference (slowdown 1), and the training split's
+    # median slowdown for every sample (a model must beat this to have learned anything).
+    from hetero_infer.core.regressors import corun_accuracy
+    baselines = {'no_interference': {}, 'median_slowdown': {}}
+    for ci, cfg in enumerate(configs):
+        X, y, iso = design_matrix(ds.select(cfg, source='random'), kinds)
+        tr, te = split_indices(len(y), args.test_fraction, args.seed + ci)
+        baselines['no_interference'][cfg] = round(corun_accuracy(np.ones(len(te)), y[te],
+                                                                 iso[te]), 3)
+        baselines['median_slowdown'][cfg] = round(corun_accuracy(
+            np.full(len(te), float(np.median(y[tr]))), y[te], iso[te]), 3)
     quality = ds.meta.get('quality') or {}
     shown = [c for c in TALK_CONFIGS if c in configs] or list(configs)
     extra = [c for c in configs if c not in shown]
@@ -249,6 +267,7 @@ def run(args) -> int:
         'cv_accuracy': {k: {c: selection[c]['kinds'][k]['cv_accuracy'] for c in configs
                             if c in selection} for k in candidates} if selection else {},
         'selection_detail': {c: selection[c]['kinds'] for c in configs if c in selection},
+        'baselines': baselines,
         'cv_folds': args.cv, 'search_iter': args.search_iter,
         'zoo_layers': {}, 'model_level': {},
         'definition': DEFINITION,
