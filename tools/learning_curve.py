@@ -4,9 +4,10 @@ For each configuration of a dataset made by ``hetero-infer profile``, a fixed se
 random samples is held out (the split ``hetero-infer train`` uses); the regressor is trained on
 ``--subsets`` seeded random subsets of the rest of each size in ``--sizes`` and scored on the
 held-out part (``100 x (1 - MAPE)`` of the co-run latency). The dataset's test-retest accuracy
-(``hetero-infer profile --retest-fraction``) is drawn as the ceiling, and the profiling time per
-sample recorded in the dataset turns sample counts into minutes of profiling, so a user can read
-how long to profile a new board.
+(``hetero-infer profile --retest-fraction``) is drawn as the ceiling (dashed), the accuracy of
+predicting the training split's median slowdown for every sample as the floor (dotted), and the
+profiling time per sample recorded in the dataset turns sample counts into minutes of
+profiling, so a user can read how long to profile a new board.
 
 The regressor is ``--regressor`` with default hyperparameters, or, with ``--accuracy`` (an
 ``accuracy.json`` written by ``hetero-infer train``), the kind and hyperparameters selected for
@@ -49,8 +50,9 @@ def learning_curve(ds, sizes, *, kinds, params, subsets=3, test_fraction=0.2, se
                 accs.append(corun_accuracy(np.asarray(est.predict(X[te])), y[te], iso[te]))
             points.append({'samples': int(n), 'accuracy': round(float(np.mean(accs)), 3),
                            'std': round(float(np.std(accs)), 3), 'subsets': len(accs)})
+        base = corun_accuracy(np.full(len(te), float(np.median(y[tr]))), y[te], iso[te])
         out[cfg] = {'regressor': kind, 'params': p, 'test_samples': int(len(te)),
-                    'points': points}
+                    'median_slowdown_accuracy': round(base, 3), 'points': points}
     return out
 
 
@@ -65,6 +67,9 @@ def _plot(path, result, title_text):
         es = [p['std'] for p in r['points']]
         line = ax.errorbar(xs, ys, yerr=es, marker='o', capsize=3,
                            label='%s (%s)' % (cfg, title(r['regressor'])))
+        ax.axhline(r['median_slowdown_accuracy'], color=line[0].get_color(), linestyle='dotted',
+                   linewidth=1, label='%s: the median slowdown for every sample %.1f'
+                   % (cfg, r['median_slowdown_accuracy']))
         tr = result['test_retest'].get(cfg)
         if tr is not None:
             ax.axhline(tr, color=line[0].get_color(), linestyle='dashed', linewidth=1,
@@ -127,10 +132,10 @@ def main(argv=None):
     _plot(args.out + '.png', result, args.title or 'Learning curve: %s / %s'
           % (ds.meta.get('platform'), ds.meta.get('backend')))
     for cfg, r in curves.items():
-        print('%s (%s): %s; test-retest %s' % (
+        print('%s (%s): %s; test-retest %s; median-slowdown baseline %.1f' % (
             cfg, r['regressor'], ', '.join('%d: %.1f' % (p['samples'], p['accuracy'])
                                            for p in r['points']),
-            result['test_retest'].get(cfg, '-')))
+            result['test_retest'].get(cfg, '-'), r['median_slowdown_accuracy']))
     print('wrote %s.json and %s.png' % (args.out, args.out))
     return 0
 
