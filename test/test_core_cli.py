@@ -93,3 +93,29 @@ def test_evaluate_refuses_bad_replications_loads_and_clusters(capsys):
     assert main(['evaluate', '--only', 'mix_r1', '--schedulers', 'base',
                  '--cluster', 'local:zero', '--no-slo99', '--replications', '1']) == 1
     assert "'local:zero'" in capsys.readouterr().err
+
+
+def test_profile_then_train_reports_test_retest_and_the_selected_regressor(tmp_path, capsys):
+    data, out = tmp_path / 'prof', tmp_path / 'model'
+    assert main(['profile', '--platform', 'xavier', '--samples', '80', '--zoo-samples', '0',
+                 '--configs', 'gpu|dla', '--retest-fraction', '0.25', '--out', str(data)]) == 0
+    printed = capsys.readouterr().out
+    assert 'test-retest' in printed and '| gpu|dla | 20 |' in printed
+    assert main(['train', '--data', str(data), '--out', str(out), '--regressors', 'mlp',
+                 '--candidates', 'knn,random_forest', '--search-iter', '1', '--cv', '2',
+                 '--pairs', '0', '--triples', '0']) == 0
+    acc = json.loads((out / 'accuracy.json').read_text())
+    assert set(acc['test_retest']) == {'gpu|dla'} and acc['test_retest']['gpu|dla'] > 90
+    sel = acc['selected']['gpu|dla']
+    assert sel['regressor'] in ('knn', 'random_forest') and 'cross-validated' in sel['why']
+    assert sel['accuracy'] == acc['tuned'][sel['regressor']]['gpu|dla']
+    # The twin's slowdowns vary: a model beats predicting one slowdown for every layer.
+    assert sel['accuracy'] > acc['baselines']['median_slowdown']['gpu|dla']
+    assert (out / 'accuracy.png').stat().st_size > 0
+    assert 'test-retest' in (out / 'accuracy.md').read_text()
+    # The shipped model is the selected kind, with the choice recorded in the file.
+    from hetero_infer.core.interference import InterferencePredictor
+    model = InterferencePredictor.load(str(out / 'xavier.json'))
+    assert type(model.models['gpu|dla']).kind == sel['regressor']
+    assert model.meta['selection']['gpu|dla']['regressor'] == sel['regressor']
+    assert main(['train', '--data', str(data), '--out', str(out), '--candidates', 'lasso']) == 1

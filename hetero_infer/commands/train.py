@@ -6,11 +6,15 @@ Reads a dataset made by ``hetero-infer profile`` and writes to ``--out``:
   "random_forest": ..., "decision_tree": ..., "svr": ...}, "zoo_layers": {...},
   "model_level": {...}}`` plus the definitions, the talk's numbers and provenance;
 - ``accuracy.md`` (tables) and ``accuracy.png`` (bar chart);
-- ``<platform>.json``: the interference model (MLPs refitted on all random samples), in the
-  versioned JSON format of :class:`hetero_infer.core.interference.InterferencePredictor`.
+- ``<platform>.json``: the interference model, in the versioned JSON format of
+  :class:`hetero_infer.core.interference.InterferencePredictor`: per configuration the regressor
+  chosen by cross-validation (:mod:`hetero_infer.core.model_selection`; ``--no-select``: the MLP)
+  refitted on all random samples, the choice and why in its ``meta.selection``.
 
 Accuracy = 100 x (1 - MAPE) of predicted co-run latency (predicted slowdown x measured isolated
-latency) vs measured co-run latency, on a seeded 20% hold-out per configuration.
+latency) vs measured co-run latency, on a seeded 20% hold-out per configuration. Beside it,
+``test_retest`` (from the dataset, ``hetero-infer profile --retest-fraction``): how well a second
+measurement of the same sample agrees with the first, the measurement's own ceiling.
 """
 
 from hetero_infer.commands import argtypes
@@ -42,6 +46,18 @@ def add_arguments(parser):
                         help='zoo model pairs (GPU+DLA0) for the model-level check (twin only)')
     parser.add_argument('--triples', type=argtypes.int_in(0, 10000), default=20,
                         help='zoo model triples (GPU+DLA0+DLA1) for the model-level check')
+    parser.add_argument('--no-select', action='store_true',
+                        help='ship the MLP without choosing a regressor by cross-validation')
+    parser.add_argument('--candidates', default='mlp,random_forest,knn,hist_gb,svr',
+                        help='regressor kinds the cross-validated choice is among')
+    parser.add_argument('--search-iter', type=argtypes.int_in(0, 1000), default=8,
+                        help='hyperparameter candidates searched per kind and configuration '
+                             '(0: defaults, no search; a few keeps tests fast)')
+    parser.add_argument('--cv', type=argtypes.int_in(2, 20), default=3,
+                        help='cross-validation folds of the choice')
+    parser.add_argument('--search-max-samples', type=argtypes.int_in(30, 10 ** 7), default=2000,
+                        help='training samples the hyperparameter search uses at most '
+                             '(a seeded subsample; the chosen model is refitted on all)')
     parser.add_argument('--seed', type=argtypes.seed, default=0)
 
 
@@ -69,6 +85,38 @@ def _markdown(result, configs, names):
         for c, row in extra.items():
             lines.append('- %s: %s' % (c, ', '.join('%s %.1f' % (REGRESSOR_TITLES.get(n, n), a)
                                                       for n, a in row.items())))
+    sel = result.get('selected') or {}
+    tr = result.get('test_retest') or {}
+    if sel or tr:
+        from hetero_infer.core.model_selection import title
+        allc = list(configs) + [c for c in (result.get('extra_configs') or {})]
+        lines += ['', '## Against the measurement\'s own noise', '',
+                  'Test-retest: accuracy of a second measurement of the same samples against '
+                  'the first (the same metric; a model averaging many samples can beat it a '
+                  'little). Tuned: hyperparameters searched, %d-fold cross-validated accuracy '
+                  'on the training split in brackets, held-out accuracy first.'
+                  % result.get('cv_folds', 3), '',
+                  '| | ' + ' | '.join(CONFIG_TITLES.get(c, c) for c in allc) + ' |',
+                  '|---|' + '---|' * len(allc)]
+        lines.append('| test-retest (re-measured samples) | %s |' % ' | '.join(
+            '%.1f (%d)' % (tr[c], (result.get('measurement') or {}).get('retest_samples', {})
+                           .get(c, 0)) if c in tr else '-' for c in allc))
+        for k, row in (result.get('tuned') or {}).items():
+            cvr = (result.get('cv_accuracy') or {}).get(k, {})
+            lines.append('| %s, tuned | %s |' % (title(k), ' | '.join(
+                '%.1f [%.1f]' % (row[c], cvr.get(c, float('nan'))) if c in row else '-'
+                for c in allc)))
+        for k, label in (('median_slowdown', 'baseline: the median slowdown for every sample'),
+                         ('no_interference', 'baseline: no interference (slowdown 1)')):
+            row = (result.get('baselines') or {}).get(k) or {}
+            if row:
+                lines.append('| %s | %s |' % (label, ' | '.join(
+                    '%.1f' % row[c] if c in row else '-' for c in allc)))
+        if sel:
+            lines.append('| **selected** | %s |' % ' | '.join(
+                '**%s %.1f**' % (title(sel[c]['regressor']), sel[c]['accuracy'])
+                if c in sel else '-' for c in allc))
+            lines += [''] + ['- %s: %s' % (c, sel[c]['why']) for c in allc if c in sel]
     zoo = result.get('zoo_layers') or {}
     if zoo:
         lines += ['', '## Zoo layers (never in training), MLP', '',
@@ -106,13 +154,24 @@ def _chart(path, result, configs, names):
         vals = [result['regressors'][n].get(c, 0.0) for c in configs]
         ax.bar(x + (i - (len(names) - 1) / 2.0) * width, vals, width,
                label=REGRESSOR_TITLES.get(n, n))
+    tr = result.get('test_retest') or {}
+    for i, c in enumerate(configs):
+        if c in tr:
+            ax.hlines(tr[c], i - 0.45, i + 0.45, colors='k', linestyles='dashed',
+                      label='test-retest' if i == 0 else None)
+    sel = result.get('selected') or {}
+    for i, c in enumerate(configs):
+        if c in sel:
+            ax.plot([i], [sel[c]['accuracy']], marker='*', color='k', markersize=12,
+                    linestyle='none', label='selected (tuned, CV)' if i == 0 else None)
     ax.set_xticks(x)
     ax.set_xticklabels([CONFIG_TITLES.get(c, c) for c in configs])
-    lows = [v for n in names for v in result['regressors'][n].values()]
+    lows = [v for n in names for v in result['regressors'][n].values()] + \
+        [tr[c] for c in configs if c in tr] + [sel[c]['accuracy'] for c in configs if c in sel]
     ax.set_ylim(max(0.0, min(lows) - 3.0), 100.0)
     ax.set_ylabel('accuracy, 100 x (1 - MAPE)')
     ax.set_title('Interference model: held-out accuracy per co-run configuration')
-    ax.legend(ncol=len(names), fontsize=8, loc='lower center')
+    ax.legend(ncol=min(len(names) + 2, 4), fontsize=8, loc='lower center')
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -123,6 +182,7 @@ def run(args) -> int:
     import os
     import sys
 
+    import numpy as np
     from tqdm import tqdm
 
     from hetero_infer.core.features import TALK_CONFIGS
@@ -151,22 +211,70 @@ def run(args) -> int:
               dynamic_ncols=True) as bar:
         table, _ = compare(ds, configs=configs, regressors=names,
                            test_fraction=args.test_fraction, seed=args.seed, progress=bar.update)
-    # The shipped model: MLPs refitted on every random sample of each configuration.
+    from hetero_infer.core import model_selection
+    from hetero_infer.core.regressors import split_indices
+    candidates = [k.strip() for k in args.candidates.split(',') if k.strip()]
+    for k in candidates:
+        if k not in model_selection.CANDIDATES:
+            raise ConfigError('--candidates: unknown %r (known: %s)'
+                              % (k, ', '.join(model_selection.CANDIDATES)))
+    selection = {}
+    if not args.no_select:
+        with tqdm(total=len(configs) * len(candidates), desc='choose regressor (CV)',
+                  unit='kind', dynamic_ncols=True) as bar:
+            for ci, cfg in enumerate(configs):
+                X, y, iso = design_matrix(ds.select(cfg, source='random'), kinds)
+                tr, te = split_indices(len(y), args.test_fraction, args.seed + ci)
+                selection[cfg] = model_selection.select(
+                    X, y, iso, tr, te, candidates=candidates, n_iter=args.search_iter,
+                    cv=args.cv, seed=args.seed, max_search_samples=args.search_max_samples,
+                    progress=bar.update)
+    # The shipped model: per configuration the chosen regressor (the MLP with --no-select)
+    # refitted on every random sample.
     final = {}
-    for cfg in tqdm(configs, desc='fit final MLPs', unit='config', dynamic_ncols=True):
+    for cfg in tqdm(configs, desc='fit final models', unit='config', dynamic_ncols=True):
         X, y, _ = design_matrix(ds.select(cfg, source='random'), kinds)
-        final[cfg] = make_regressor('mlp', args.seed).fit(X, y)
+        if cfg in selection:
+            chosen = selection[cfg]['selected']
+            final[cfg] = model_selection.make_model(chosen['regressor'], chosen['params'],
+                                                    args.seed).fit(X, y)
+        else:
+            final[cfg] = make_regressor('mlp', args.seed).fit(X, y)
+    # Baselines on the same hold-out: no interference (slowdown 1), and the training split's
+    # median slowdown for every sample (a model must beat this to have learned anything).
+    from hetero_infer.core.regressors import corun_accuracy
+    baselines = {'no_interference': {}, 'median_slowdown': {}}
+    for ci, cfg in enumerate(configs):
+        X, y, iso = design_matrix(ds.select(cfg, source='random'), kinds)
+        tr, te = split_indices(len(y), args.test_fraction, args.seed + ci)
+        baselines['no_interference'][cfg] = round(corun_accuracy(np.ones(len(te)), y[te],
+                                                                 iso[te]), 3)
+        baselines['median_slowdown'][cfg] = round(corun_accuracy(
+            np.full(len(te), float(np.median(y[tr]))), y[te], iso[te]), 3)
+    quality = ds.meta.get('quality') or {}
     shown = [c for c in TALK_CONFIGS if c in configs] or list(configs)
     extra = [c for c in configs if c not in shown]
     result = {
         'configs': shown,
         'regressors': {n: {c: round(table[n][c], 3) for c in shown} for n in names},
         'extra_configs': {c: {n: round(table[n][c], 3) for n in names} for c in extra},
+        'test_retest': dict(quality.get('test_retest') or {}),
+        'measurement': quality,
+        'selected': {c: {k: v for k, v in selection[c]['selected'].items()}
+                     for c in configs if c in selection},
+        'tuned': {k: {c: selection[c]['kinds'][k]['holdout_accuracy'] for c in configs
+                      if c in selection} for k in candidates} if selection else {},
+        'cv_accuracy': {k: {c: selection[c]['kinds'][k]['cv_accuracy'] for c in configs
+                            if c in selection} for k in candidates} if selection else {},
+        'selection_detail': {c: selection[c]['kinds'] for c in configs if c in selection},
+        'baselines': baselines,
+        'cv_folds': args.cv, 'search_iter': args.search_iter,
         'zoo_layers': {}, 'model_level': {},
         'definition': DEFINITION,
         'talk': TALK if shown == list(TALK_CONFIGS) else {},
         'data': {k: ds.meta.get(k) for k in ('platform', 'backend', 'seed', 'samples',
-                                              'repeats', 'versions', 'command')},
+                                              'repeats', 'versions', 'command', 'protocol',
+                                              'load_average_1min')},
         'command': 'hetero-infer train ' + ' '.join(sys.argv[2:]) if len(sys.argv) > 2 else '',
     }
     zoo_meta = os.path.join(args.data, 'zoo_layers.json')
@@ -179,7 +287,12 @@ def run(args) -> int:
     predictor = InterferencePredictor(final, kinds, platform_name=str(ds.meta.get('platform')),
                                       meta={'trained_on': result['data'],
                                             'accuracy': result['regressors'],
-                                            'extra_configs': result['extra_configs']})
+                                            'extra_configs': result['extra_configs'],
+                                            'test_retest': result['test_retest'],
+                                            'selection': result['selected'] or {
+                                                c: {'regressor': 'mlp',
+                                                    'why': 'no selection (--no-select)'}
+                                                for c in configs}})
     if ds.meta.get('backend') == 'twin' and (args.pairs > 0 or args.triples > 0):
         from hetero_infer.core.interference import ModelLatencyPredictor
         from hetero_infer.core.model import list_models, load_model
@@ -212,5 +325,8 @@ def run(args) -> int:
         f.write(_markdown(result, shown, names))
     _chart(os.path.join(args.out, 'accuracy.png'), result, shown, names)
     print(_markdown(result, shown, names))
+    if quality:
+        from hetero_infer.commands.profile import quality_table
+        print(quality_table(quality, ds.meta.get('load_average_1min')))
     print('wrote %s, accuracy.json, accuracy.md, accuracy.png in %s' % (model_path, args.out))
     return 0

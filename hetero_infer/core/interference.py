@@ -8,11 +8,16 @@ Two levels:
   relative error, which is what the accuracy metric measures) and predicts in plain numpy from its
   fitted arrays, so a loaded model predicts exactly like a freshly fitted one and needs no
   scikit-learn at serving time.
-- :class:`InterferencePredictor`: one :class:`InterferenceModel` per co-run configuration (the
-  talk's choice: each configuration has its own target processor and co-runner set, hence its own
-  contention curve, and a per-configuration model keeps each MLP small and its accuracy reported
-  per column), plus the platform's processor kinds to map a live mapping to its configuration.
-  It saves to and loads from a versioned JSON file (no pickle: nothing in the file is executed).
+- :class:`InterferencePredictor`: one regressor per co-run configuration (the talk's choice:
+  each configuration has its own target processor and co-runner set, hence its own contention
+  curve, and a per-configuration model keeps each model small and its accuracy reported per
+  column), plus the platform's processor kinds to map a live mapping to its configuration. The
+  regressor is an :class:`InterferenceModel` or, where cross-validation chose another kind
+  (``hetero-infer train``, :mod:`hetero_infer.core.model_selection`), one of
+  :mod:`hetero_infer.core.regressor_models` (random forest, gradient boosting, k-neighbours,
+  SVR), each predicting from plain arrays. It saves to and loads from a versioned JSON file
+  (no pickle: nothing in the file is executed); version 2 names each entry's ``kind``,
+  version-1 files (MLPs only, such as the shipped ``xavier.json`` and ``orin.json``) still load.
 
 Model-level prediction (what the planner uses) lives in :class:`ModelLatencyPredictor`.
 
@@ -44,7 +49,10 @@ from hetero_infer.core.model import Layer, ModelSpec
 from hetero_infer.errors import ConfigError, ModelError
 
 MODEL_FORMAT = 'hetero_infer.interference_model'
-MODEL_VERSION = 1
+MODEL_VERSION = 2
+#: Versions this build reads: 1 (MLP entries only) and 2 (each entry names its ``kind``: ``mlp``
+#: or one of :data:`hetero_infer.core.regressor_models.MODEL_KINDS`).
+READ_VERSIONS = (1, 2)
 #: Bumped whenever :mod:`features` changes meaning; files with another version are refused.
 FEATURE_VERSION = 1
 #: Slowdown of a layer sharing the GPU with one back-to-back co-runner stream (fair sharing).
@@ -163,7 +171,8 @@ class InterferenceModel(BaseEstimator, RegressorMixin):
     # -- arrays for the file format --------------------------------------------------------------
     def to_arrays(self) -> Dict[str, Any]:
         self._check_fitted()
-        return {'params': {'hidden_layer_sizes': list(self.hidden_layer_sizes),
+        return {'kind': 'mlp',
+                'params': {'hidden_layer_sizes': list(self.hidden_layer_sizes),
                            'alpha': self.alpha, 'learning_rate_init': self.learning_rate_init,
                            'max_iter': self.max_iter, 'log_target': bool(self.log_target),
                            'random_state': self.random_state},
@@ -229,7 +238,8 @@ class InterferenceModel(BaseEstimator, RegressorMixin):
 class InterferencePredictor:
     """Per-configuration interference models for one platform.
 
-    :param models: configuration name -> fitted :class:`InterferenceModel`.
+    :param models: configuration name -> fitted regressor (:class:`InterferenceModel` or a
+        :mod:`~hetero_infer.core.regressor_models` kind).
     :param processor_kinds: ``{processor id: kind}`` of the platform the data came from.
     :param platform_name: e.g. ``'xavier'``.
     :param meta: provenance and accuracy, stored in the file as is (JSON-able).
@@ -332,10 +342,11 @@ class InterferencePredictor:
         if d.get('format') != MODEL_FORMAT:
             raise ModelError('%s: not an interference model file (format %r, expected %r)'
                              % (where, d.get('format'), MODEL_FORMAT))
-        if d.get('version') != MODEL_VERSION:
+        if d.get('version') not in READ_VERSIONS:
             raise ModelError('%s: interference model version %r is not supported (this build '
-                             'reads version %d); retrain with "hetero-infer train"'
-                             % (where, d.get('version'), MODEL_VERSION))
+                             'reads versions %s); retrain with "hetero-infer train"'
+                             % (where, d.get('version'),
+                                ' and '.join(str(v) for v in READ_VERSIONS)))
         if d.get('feature_version') != FEATURE_VERSION:
             raise ModelError('%s: feature version %r differs from this build\'s %d; retrain '
                              'with "hetero-infer train"' % (where, d.get('feature_version'),
@@ -377,7 +388,7 @@ class InterferencePredictor:
             if list(entry.get('feature_names', [])) != list(feature_names(n_cor)):
                 raise ModelError('%s: model %r was trained on other features; retrain'
                                  % (where, name))
-            built[name] = InterferenceModel.from_arrays(entry, where='%s[%s]' % (where, name))
+            built[name] = model_from_arrays(entry, where='%s[%s]' % (where, name))
         try:
             return cls(built, kinds, platform_name=str(d.get('platform', '')),
                        meta=d.get('meta') or {})
@@ -403,6 +414,20 @@ class InterferencePredictor:
                                  % (path_or_platform, ', '.join(have) or 'none'))
         d = read_json(path, 'interference model', max_bytes=MAX_MODEL_BYTES)
         return cls.from_dict(d, where=path)
+
+
+def model_from_arrays(entry: Mapping[str, Any], *, where: str) -> Any:
+    """A fitted slowdown regressor from its model-file entry (kind ``mlp`` when absent, as in
+    version-1 files). :raises ModelError: unknown kind or malformed arrays."""
+    from hetero_infer.core.regressor_models import MODEL_KINDS
+    kind = entry.get('kind', 'mlp')
+    if kind == 'mlp':
+        return InterferenceModel.from_arrays(entry, where=where)
+    cls = MODEL_KINDS.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise ModelError('%s: unknown regressor kind %r (known: mlp, %s)'
+                         % (where, kind, ', '.join(MODEL_KINDS)))
+    return cls.from_arrays(entry, where=where)
 
 
 def _digest(body: Mapping[str, Any]) -> str:
