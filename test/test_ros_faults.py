@@ -41,8 +41,12 @@ def _image(seq):
 
 def test_faults_fail_over_with_every_message_answered_and_processors_come_back(tmp_path):
     log_path = str(tmp_path / 'node.log')
+    # classify runs on the two DLAs only, so both get its requests whatever router options the
+    # plan chooses (with share_tracking false a light load leaves dla1 idle while dla0 is free,
+    # and a processor that receives nothing during its fault cannot be found failing)
     args = ['--set', 'plan_samples=12', '--set', 'plan_duration_s=1.0',
-            '--set', 'status_period_s=0.25', '--set', 'probe_period_s=0.5']
+            '--set', 'status_period_s=0.25', '--set', 'probe_period_s=0.5',
+            '--set', 'apps.classify.processors=[dla0, dla1]']
     for f in FAULTS:
         args += ['--fault', f]
     proc, log = start_serve(DEMO_CONFIG, log_path, *args)
