@@ -50,6 +50,8 @@ def test_sources_skip_a_stream_whose_topic_has_another_type_and_go_on(context):
                StreamSpec(name='cam', topic='cam', kind='image', rate_hz=20.0, width=32,
                           height=24)]
     node = SourcesNode(streams, context=context)
+    # a reader on cam, or the stream would wait SourcesNode.MATCH_WAIT_S for one
+    squatter.create_subscription(Image, 'cam', lambda m: None, qos_profile_sensor_data)
     try:
         assert list(node.skipped) == ['speech'] and 'mic' in node.skipped['speech']
         ex = SingleThreadedExecutor(context=context)
@@ -160,3 +162,31 @@ def test_audio_data_stamped_header_copied_to_the_result(context):
     finally:
         driver.destroy_node()
         node.destroy_node()
+
+
+def test_a_source_starts_when_its_topic_has_a_reader_so_no_frame_is_lost_to_discovery(context):
+    """Frames published before discovery matched the reader vanish without a counter on either
+    side; a stream therefore starts once its topic has a subscriber, and every frame it counts
+    as published reaches the reader that was there."""
+    streams = [StreamSpec(name='cam', topic='cam', kind='image', rate_hz=50.0, width=32,
+                          height=24)]
+    node = SourcesNode(streams, context=context)
+    reader = rclpy.create_node('reader', context=context)
+    ex = SingleThreadedExecutor(context=context)
+    ex.add_node(node)
+    ex.add_node(reader)
+    try:
+        end = time.monotonic() + 0.6
+        while time.monotonic() < end:
+            ex.spin_once(timeout_sec=0.02)
+        assert node.published['cam'] == 0  # nobody listens yet (and 0.6 s < MATCH_WAIT_S)
+        got = []
+        reader.create_subscription(Image, 'cam', got.append, QoSProfile(
+            depth=100, reliability=qos_profile_sensor_data.reliability))
+        assert _spin_until(ex, lambda: len(got) >= 20, 10.0)
+        sent = node.published['cam']
+        _spin_until(ex, lambda: len(got) >= sent, 2.0)
+        assert len(got) >= sent, (len(got), sent)
+    finally:
+        node.destroy_node()
+        reader.destroy_node()
