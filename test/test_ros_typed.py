@@ -190,3 +190,58 @@ def test_a_source_starts_when_its_topic_has_a_reader_so_no_frame_is_lost_to_disc
     finally:
         node.destroy_node()
         reader.destroy_node()
+
+
+def test_typed_mode_detector_publishes_detection2darray_and_drops_as_json(context):
+    """A detector in typed mode: results as vision_msgs/Detection2DArray on results/<app>
+    (header copied, boxes in the image's pixels), drops as the JSON document on the sibling."""
+    vision = pytest.importorskip('vision_msgs.msg')
+    from hetero_infer.ros.scheduler_node import SchedulerNode
+    node = SchedulerNode(context=context, plan_in_process=True, overrides={
+        'backend': 'emulated', 'plan_samples': 3, 'plan_duration_s': 0.2, 'slo_scale': 50.0,
+        'result_type': 'vision_msgs', 'applications': ['det'],
+        'apps.det.input_topic': 'det', 'apps.det.model': 'ssdlite320_mobilenet_v3_large',
+        'apps.det.model_file_path': 'tiny_ssd.onnx', 'apps.det.max_detections': 20})
+    driver = rclpy.create_node('driver', context=context)
+    typed, docs = [], []
+    try:
+        q = QoSProfile(depth=100)
+        driver.create_subscription(vision.Detection2DArray, 'results/det', typed.append, q)
+        driver.create_subscription(String, 'results/det_json',
+                                   lambda m: docs.append(json.loads(m.data)), q)
+        types = dict(node.get_publisher_names_and_types_by_node('scheduler', '/'))
+        assert types['/results/det'] == ['vision_msgs/msg/Detection2DArray']
+        cam = driver.create_publisher(Image, 'det', qos_profile_sensor_data)
+        ex = SingleThreadedExecutor(context=context)
+        ex.add_node(node)
+        ex.add_node(driver)
+        assert _spin_until(ex, lambda: cam.get_subscription_count())
+        w, h = 64, 48
+        img = np.random.default_rng(0).integers(0, 255, size=(h, w, 3)).astype(np.uint8)
+        good = Image(**array_to_image_fields(img, 'rgb8'))
+        good.header.stamp.sec = 7
+        good.header.frame_id = 'front'
+        bad = Image(**array_to_image_fields(img, 'rgb8'))
+        bad.encoding = 'yuv422'
+        for _ in range(50):  # best effort: until both are answered
+            cam.publish(good)
+            cam.publish(bad)
+            if _spin_until(ex, lambda: typed and docs, 0.2):
+                break
+        assert typed and docs
+        assert all(d['outcome'] == 'dropped' and d['drop_reason'] == 'bad_input' for d in docs)
+        boxes = 0
+        for m in typed:
+            assert m.header.stamp.sec == 7 and m.header.frame_id == 'front'
+            assert len(m.detections) <= 20
+            for det in m.detections:
+                c, sx, sy = det.bbox.center.position, det.bbox.size_x, det.bbox.size_y
+                assert sx > 0 and sy > 0
+                assert -0.01 <= c.x - sx / 2 and c.x + sx / 2 <= w + 0.01
+                assert -0.01 <= c.y - sy / 2 and c.y + sy / 2 <= h + 0.01
+                assert 1 <= int(det.results[0].hypothesis.class_id) <= 20
+                boxes += 1
+        assert boxes > 0
+    finally:
+        driver.destroy_node()
+        node.destroy_node()
