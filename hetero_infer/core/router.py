@@ -30,6 +30,9 @@ scenario; so are the two rules below.
   finish within its SLO (expected free time plus the isolated latency, already optimistic) is
   dropped at once with the reason ``slo_unreachable`` instead of taking a queue slot it would
   waste.
+- **No share tracking** (``share_tracking=False``): every processor the plan gives a share is
+  tied, so the earliest expected finish among them wins (least finish time over the plan's
+  processors; with an even plan over every allowed processor, exactly ``least_finish_time``).
 
 A processor that fails or is removed (:meth:`PriorityRouter.remove_processor`) drops out: every
 application's allocation is renormalised over the processors that are left, and an application

@@ -34,7 +34,13 @@ from hetero_infer.core.goals import get_goal
 from hetero_infer.core.goals.base import Goal
 from hetero_infer.core.metrics import SLO_TARGET
 from hetero_infer.core.plansim import PlanSimulator
-from hetero_infer.core.policy import Policy, neighbours, random_policy, samples_for_guarantee
+from hetero_infer.core.policy import (
+    Policy,
+    check_router_options,
+    neighbours,
+    random_policy,
+    samples_for_guarantee,
+)
 from hetero_infer.core.predictors import LatencyTable, Predictor
 from hetero_infer.core.router import PriorityRouter
 from hetero_infer.errors import ConfigError
@@ -380,8 +386,7 @@ def search(problem: PlanProblem, *, n_samples: Optional[int] = None,
     base_router = {'tie_tolerance': settings.router_tie_tolerance}
     choices = [dict(c) for c in router_choices] if router_choices else [base_router]
     for c in choices:
-        Policy(names, procs, np.where(problem.mask, 1.0, 0.0)
-               / problem.mask.sum(axis=1, keepdims=True), mask=problem.mask, router=c)
+        check_router_options(c, 'router choice')
     seeded = []
     for alloc in seed_allocations:
         arr = np.asarray(getattr(alloc, 'allocation', alloc), dtype=float)
