@@ -9,10 +9,12 @@ import yaml
 
 from hetero_infer.core import eval_stats
 from hetero_infer.core.evaluation import (
+    CONFIRM_SEED,
     METRICS,
     ORACLE_SELECT_SEED,
     EvalSettings,
     average_improvements,
+    measure_on_twin,
     probe_duration_s,
     run_evaluation,
     select_on_twin,
@@ -168,6 +170,10 @@ def test_settings_refuse_bad_values():
         EvalSettings(seed=ORACLE_SELECT_SEED - 2, replications=5).check()
     with pytest.raises(ConfigError, match='2.5'):
         EvalSettings(load_sweep=(0.5, 2.5)).check()
+    with pytest.raises(ConfigError, match=r'oracle_select_traces must be in \[1, 10\] .* got 11'):
+        EvalSettings(oracle_select_traces=11).check()
+    with pytest.raises(ConfigError, match='confirm_traces must be 0 .* got 1'):
+        EvalSettings(confirm_traces=1).check()
 
 
 class FakeInterference:
@@ -403,3 +409,62 @@ def test_slo_probes_stopped_early_give_the_bisections_result(platform):
             assert any(gave_up) == (not meets)
             verdicts.add(meets)
         assert verdicts == {True, False}
+
+
+def test_oracle_check_tells_a_reproduced_miss_from_a_chance_one():
+    from hetero_infer.core.evaluation import _oracle_check
+    row = {'scenario': 's', 'diff': 2.0, 'outcome': 'win', 'mean': 102.0,
+           'baseline_mean': 100.0, 'ratio': 1.02, 'diff_ci95': [1.0, 3.0]}
+    per = {'goodput': {'oracle': [row, dict(row, scenario='t')]}}
+    seeds = [CONFIRM_SEED + j for j in range(4)]
+    confirmed = {'goodput': {
+        # the miss shows again on every fresh trace: real
+        's': {'seeds': seeds, 'time_s': 1.0, 'values': {
+            'interference_aware': [103.0, 104.0, 101.5, 102.5], 'oracle': [100, 101, 99, 100]}},
+        # fresh traces disagree: the first separation was chance
+        't': {'seeds': seeds, 'time_s': 1.0, 'values': {
+            'interference_aware': [103.0, 96.0, 101.5, 98.0], 'oracle': [100, 101, 99, 100]}}}}
+    c = _oracle_check(per, confirmed)['goodput']
+    assert c['beaten_ci_excludes_zero'] == 2 and c['beaten_names'] == ['s', 't']
+    assert c['reproduced_on_fresh_traces'] == ['s']
+    by = {k['scenario']: k for k in c['confirmation']}
+    assert by['s']['reproduced'] and not by['t']['reproduced']
+    assert by['s']['traces'] == 4 and by['s']['seeds_from'] == CONFIRM_SEED
+
+
+def test_an_oracle_miss_is_measured_again_on_fresh_traces(tiny_scenarios, monkeypatch):
+    from hetero_infer.core import evaluation
+    from hetero_infer.core.twin import Twin
+    # whatever the tiny run measures, treat goodput on 'tiny' as a miss of the oracle
+    monkeypatch.setattr(evaluation, '_oracle_misses', lambda entries: [('tiny', 'goodput')])
+    settings = tiny_settings(replications=2, slo99=False, confirm_traces=3)
+    res = run_evaluation(tiny_scenarios[:1], 'xavier',
+                         schedulers=['interference_aware', 'base', 'oracle'], settings=settings,
+                         workers=1, interference_model=FakeInterference())
+    (k,) = res['details']['oracle_check']['goodput']['confirmation']
+    assert k['scenario'] == 'tiny' and k['traces'] == 3 and k['seeds_from'] == CONFIRM_SEED
+    assert res['details']['seeds']['confirm_seeds_from'] == CONFIRM_SEED
+    ia, orc = k['values']['interference_aware'], k['values']['oracle']
+    assert len(ia) == len(orc) == 3 and min(ia + orc) > 0
+    p = eval_stats.paired_scenario(ia, orc)
+    assert k['reproduced'] == (p['outcome'] == 'win')
+    assert k['diff'] == pytest.approx(p['diff'])
+    # the fresh traces are not the measurement's: the values differ from its runs
+    runs = res['summary']['scenarios'][0]['results']['interference_aware']['goodput_runs']
+    assert ia[:2] != runs
+    # and they are what the twin gives on those seeds (the base rule, planless, as a check
+    # that a confirmation job serves like a measurement job)
+    platform = Platform.load('xavier')
+    apps = tiny_scenarios[0].build(platform)
+    from hetero_infer.core.evaluation import _confirm_job
+    base_rec = {'policy': None, 'source': 'base'}
+    job = _confirm_job(tiny_scenarios[0], 'xavier', settings, 0, 'goodput',
+                       {'base': base_rec}, CONFIRM_SEED + 1)
+    from hetero_infer.core.schedulers import get_scheduler
+    from hetero_infer.core.schedulers.interface import PlanContext
+    ctx = PlanContext(platform=platform, apps=apps, goal='goodput')
+    direct = measure_on_twin(Twin(platform, seed=CONFIRM_SEED + 1), apps,
+                             get_scheduler('base').plan(ctx).make_dispatcher,
+                             duration_s=settings.duration_s, warmup_s=settings.warmup_s,
+                             seed=CONFIRM_SEED + 1)['goodput']
+    assert job['values']['base'] == direct

@@ -34,7 +34,7 @@ def add_arguments(parser):
     parser.add_argument('--only', default=None, metavar='NAMES',
                         help='comma-separated scenario names (default: all)')
     parser.add_argument('--schedulers', default=None, metavar='NAMES',
-                        help='comma-separated schedulers (default: all seven)')
+                        help='comma-separated schedulers (default: all eight)')
     parser.add_argument('--workers', type=argtypes.workers, default=None,
                         help='local worker processes (default: available cores)')
     parser.add_argument('--cluster', default=None, metavar='ADDRESS',
@@ -65,6 +65,13 @@ def add_arguments(parser):
                              '(fractions of the interference-free capacity; goodput only)')
     parser.add_argument('--sweep-scenarios', default=None, metavar='NAMES',
                         help='scenarios of the load sweep (default: all evaluated ones)')
+    parser.add_argument('--oracle-select-traces', type=argtypes.int_in(1, 10), default=6,
+                        metavar='N', help='held-out twin traces the oracle picks its goodput '
+                                          'plan on (default 6)')
+    parser.add_argument('--confirm-traces', type=argtypes.int_in(0, 100), default=10,
+                        metavar='N', help='where interference_aware beats the oracle with a CI '
+                                          'excluding zero, measure both again on N fresh traces '
+                                          '(0: off; default 10)')
     parser.add_argument('--rank-scenarios', default=None, metavar='NAMES',
                         help="scenarios whose interference-aware search's top candidates are "
                              'all measured (rank correlation of predicted vs measured)')
@@ -105,7 +112,9 @@ def run(args) -> int:
                             load_sweep=_floats(args.load_sweep, '--load-sweep')
                             if args.load_sweep else (),
                             sweep_scenarios=_names(args.sweep_scenarios),
-                            rank_scenarios=_names(args.rank_scenarios))
+                            rank_scenarios=_names(args.rank_scenarios),
+                            oracle_select_traces=args.oracle_select_traces,
+                            confirm_traces=args.confirm_traces)
     if args.duration_s:
         settings.duration_s = args.duration_s
         settings.warmup_s = 0.125 * args.duration_s
@@ -141,6 +150,17 @@ def run(args) -> int:
                 metric, b, _pct(st['geomean_pct']),
                 '[n/a]' if ci is None else '[%+.1f, %+.1f]' % tuple(ci),
                 st['wins'], st['ties'], st['losses'], _pct(st['talk_mean_pct'])))
+    for metric, c in (d.get('oracle_check') or {}).items():
+        print('oracle check, %s: beaten by interference_aware with a CI excluding zero in %d of '
+              '%d scenarios%s' % (metric, c['beaten_ci_excludes_zero'], c['scenarios'],
+                                  (' (%s); reproduced on %d fresh traces in %d: %s' % (
+                                      ', '.join(c['beaten_names']),
+                                      c['confirmation'][0]['traces'],
+                                      len(c['reproduced_on_fresh_traces']),
+                                      ', '.join(c['reproduced_on_fresh_traces']) or 'none')
+                                   if c.get('confirmation') else
+                                   (' (%s)' % ', '.join(c['beaten_names'])
+                                    if c['beaten_names'] else ''))))
     fid = d.get('plan_fidelity') or {}
     rows = [r for r in fid.get('per_scenario', []) if r['scheduler'] == 'interference_aware']
     if rows:

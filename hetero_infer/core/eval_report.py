@@ -82,6 +82,19 @@ def write_markdown(summary: dict, details: dict, path: str) -> None:
                              c['beaten_ci_excludes_zero'],
                              (' (%s)' % ', '.join(c['beaten_names'])) if c['beaten_names']
                              else ''))
+            checks = c.get('confirmation') or []
+            if checks:
+                lines.append('  Measured again on %d fresh traces (seeds from %d, apart from the '
+                             'measurement and selection traces), the miss %s in %d of %d: %s.'
+                             % (checks[0]['traces'], checks[0]['seeds_from'],
+                                'is reproduced', len(c['reproduced_on_fresh_traces']),
+                                len(checks), '; '.join(
+                                    '%s %s - oracle %s = %+.1f [%s]' % (
+                                        k['scenario'], '%.1f' % k['mean'],
+                                        '%.1f' % k['oracle_mean'], k['diff'],
+                                        'n/a' if k['diff_ci95'] is None
+                                        else '%+.1f, %+.1f' % tuple(k['diff_ci95']))
+                                    for k in checks)))
     fid = details.get('plan_fidelity') or {}
     if fid.get('summary'):
         lines += ['', '## Plan fidelity: predicted (planner simulation) vs measured goodput', '',

@@ -10,6 +10,10 @@ Sources of randomness, kept apart (docs/scheduling.md, "Seeds"):
   once per (scenario, scheduler, goal, plan seed) and reused by every replication.
 * the oracle's **selection traces** (seeds from ``ORACLE_SELECT_SEED``, apart from every
   measurement seed): the twin runs on which the oracle picks its plan.
+* the **confirmation traces** (seeds from ``CONFIRM_SEED``, apart from both): where
+  interference_aware beats the oracle with a paired interval excluding zero, both plans are
+  measured again on ``confirm_traces`` fresh traces, to tell a real miss of the oracle from a
+  chance separation (with 40 scenarios, a 95% interval separates about 2 true ties by chance).
 
 Pipeline (jobs run on :mod:`hetero_infer.core.jobs`: this process, a process pool or a Dask
 cluster): plan jobs per (scenario, searched scheduler, plan seed), each planning both goals;
@@ -49,6 +53,10 @@ GOAL_DEPENDENT = ('interference_aware', 'talk_exact', 'no_interference', 'oracle
 GOALS = ('goodput', 'slo99_throughput')
 #: first seed of the oracle's selection traces; measurement trace seeds must stay below it
 ORACLE_SELECT_SEED = 1000000
+#: the oracle's selection traces of plan seed ``k`` are ``ORACLE_SELECT_SEED + 10 k + j``
+ORACLE_SEED_STRIDE = 10
+#: first seed of the confirmation traces (see the module docstring)
+CONFIRM_SEED = 2000000
 
 
 @dataclass
@@ -85,8 +93,9 @@ class EvalSettings:
     oracle_top_fraction: float = 0.01
     oracle_rerank: int = 3
     oracle_serve_s: float = 2.5
-    oracle_select_traces: int = 2
+    oracle_select_traces: int = 6
     oracle_slo99_traces: int = 3
+    confirm_traces: int = 10
     max_refine_evals: int = 100
     load_sweep: Tuple[float, ...] = ()
     sweep_scenarios: Tuple[str, ...] = ()
@@ -108,6 +117,19 @@ class EvalSettings:
                                                   ORACLE_SELECT_SEED, ORACLE_SELECT_SEED))
         if self.plan_seed < 0:
             raise ConfigError('plan_seed must be >= 0, got %r' % self.plan_seed)
+        if ORACLE_SELECT_SEED + ORACLE_SEED_STRIDE * (self.plan_seed + self.plan_seeds) \
+                > CONFIRM_SEED:
+            raise ConfigError('plan seeds up to %d would run the oracle\'s selection into the '
+                              'confirmation seeds (from %d)'
+                              % (self.plan_seed + self.plan_seeds - 1, CONFIRM_SEED))
+        for name in ('oracle_select_traces', 'oracle_slo99_traces'):
+            v = getattr(self, name)
+            if not 1 <= v <= ORACLE_SEED_STRIDE:
+                raise ConfigError('%s must be in [1, %d] (the selection seeds of one plan '
+                                  'seed), got %r' % (name, ORACLE_SEED_STRIDE, v))
+        if self.confirm_traces < 0 or self.confirm_traces == 1:
+            raise ConfigError('confirm_traces must be 0 (off) or >= 2 (a paired interval), '
+                              'got %r' % self.confirm_traces)
         if self.duration_s <= self.warmup_s:
             raise ConfigError('duration_s (%r) must exceed warmup_s (%r)'
                               % (self.duration_s, self.warmup_s))
@@ -145,7 +167,7 @@ def _context(platform, apps, settings: EvalSettings, plan_seed: int, goal: str,
         oracle_rerank=settings.oracle_rerank, oracle_serve_s=settings.oracle_serve_s,
         oracle_select_traces=settings.oracle_select_traces,
         oracle_slo99_traces=settings.oracle_slo99_traces,
-        oracle_select_seed=ORACLE_SELECT_SEED + 10 * plan_seed,
+        oracle_select_seed=ORACLE_SELECT_SEED + ORACLE_SEED_STRIDE * plan_seed,
         twin_slo99=_slo99_kwargs(settings), interference_model=interference_model)
 
 
@@ -417,11 +439,91 @@ def run_evaluation(scenarios: Sequence, platform_name: str, *,
                     measured.append(res)
                     if progress is not None:
                         progress(res)
+        confirmed = _confirm_oracle(jobs, units, schedulers, settings, plans, measured,
+                                    platform_name)
     finally:
         jobs.close()
     wall = time.perf_counter() - t0
     return _assemble(scenarios, units, schedulers, settings, plans, plan_times, measured,
-                     platform_name, wall, jobs)
+                     platform_name, wall, jobs, confirmed)
+
+
+def _confirm_job(scenario, platform_name: str, settings: EvalSettings, plan_seed: int,
+                 metric: str, records: Dict[str, dict], seed: int) -> dict:
+    """Serve the plans of ``records`` (scheduler -> the record for ``metric``) on trace
+    ``seed``, as a measurement job would: ``{'values': {scheduler: value}, ...}``."""
+    from hetero_infer.core.twin import Twin
+
+    platform = _platform(platform_name)
+    apps = scenario.build(platform)
+    twin = Twin(platform, seed=seed)
+    ctx = _context(platform, apps, settings, plan_seed, metric, None)
+    values, t0 = {}, _cpu()
+    for name, rec in records.items():
+        make = _dispatcher_factory(rec, ctx)
+        if metric == 'slo99_throughput':
+            values[name] = twin_slo99_throughput(twin, apps, make, seed=seed,
+                                                 **_slo99_kwargs(settings))
+        else:
+            values[name] = measure_on_twin(twin, apps, make, duration_s=settings.duration_s,
+                                           warmup_s=settings.warmup_s, seed=seed)[metric]
+    return {'scenario': scenario.name, 'metric': metric, 'seed': seed, 'values': values,
+            'time_s': _cpu() - t0}
+
+
+def _oracle_misses(entries: List[dict]) -> List[Tuple[str, str]]:
+    """``(scenario, metric)`` where interference_aware beats the oracle with a paired 95%
+    interval that excludes zero."""
+    out = []
+    for e in entries:
+        a, o = e['results'].get(PROPOSED), e['results'].get('oracle')
+        if a is None or o is None:
+            continue
+        for metric in GOALS:
+            key = metric + '_runs'
+            if key in a and key in o and eval_stats.paired_scenario(
+                    a[key], o[key])['outcome'] == 'win':
+                out.append((e['name'], metric))
+    return out
+
+
+def _confirm_oracle(jobs, units, schedulers, settings, plans, measured, platform_name
+                    ) -> Dict[str, Dict[str, dict]]:
+    """Measure interference_aware's and the oracle's plans again on fresh traces wherever
+    the first beat the second with an interval excluding zero (:data:`CONFIRM_SEED`).
+
+    Returns ``{metric: {scenario: {'values': {scheduler: [per trace]}, 'seeds': [...]}}}``.
+    """
+    if settings.confirm_traces < 2 or PROPOSED not in schedulers or 'oracle' not in schedulers:
+        return {}
+    k0 = settings.plan_seed_list()[0]
+    mains = [u for u in units if u.main]
+    entries = [{'name': u.scenario.name,
+                'results': _results(_runs_of(measured, u.scenario.name, k0,
+                                             settings.replications), [PROPOSED, 'oracle'])}
+               for u in mains]
+    by_name = {u.scenario.name: u for u in mains}
+    seeds = [CONFIRM_SEED + j for j in range(settings.confirm_traces)]
+    pending = {}
+    for name, metric in _oracle_misses(entries):
+        recs = {n: plans[(name, k0)][n][metric] for n in (PROPOSED, 'oracle')}
+        for s in seeds:
+            f = jobs.submit(_confirm_job, by_name[name].scenario, platform_name, settings, k0,
+                            metric, recs, s)
+            pending[f] = (name, metric)
+    out: Dict[str, Dict[str, dict]] = {}
+    while pending:
+        for f in jobs.wait_any(list(pending)):
+            name, metric = pending.pop(f)
+            res = f.result()
+            row = out.setdefault(metric, {}).setdefault(
+                name, {'seeds': seeds, 'values': {PROPOSED: [None] * len(seeds),
+                                                  'oracle': [None] * len(seeds)},
+                       'time_s': 0.0})
+            for n, v in res['values'].items():
+                row['values'][n][seeds.index(res['seed'])] = float(v)
+            row['time_s'] += res['time_s']
+    return out
 
 
 # -- results -------------------------------------------------------------------------------
@@ -451,7 +553,7 @@ def _results(runs: List[dict], schedulers: Sequence[str]) -> Dict[str, dict]:
 
 
 def _assemble(scenarios, units, schedulers, settings, plans, plan_times, measured,
-              platform_name, wall, jobs) -> dict:
+              platform_name, wall, jobs, confirmed=None) -> dict:
     n = settings.replications
     k0 = settings.plan_seed_list()[0]
     entries, stats_rows, fidelity = [], [], []
@@ -497,10 +599,11 @@ def _assemble(scenarios, units, schedulers, settings, plans, plan_times, measure
     details = {
         'platform': platform_name, 'settings': settings.to_dict(),
         'seeds': {'trace_seeds': settings.trace_seeds(), 'plan_seeds': settings.plan_seed_list(),
-                  'oracle_select_seeds_from': ORACLE_SELECT_SEED + 10 * k0},
+                  'oracle_select_seeds_from': ORACLE_SELECT_SEED + ORACLE_SEED_STRIDE * k0,
+                  'confirm_seeds_from': CONFIRM_SEED},
         'wall_time_s': round(wall, 1), 'engine': jobs.name, 'workers': jobs.workers,
         'paired_counts': paired_extra, 'paired_per_scenario': per_scenario_pairs,
-        'oracle_check': _oracle_check(per_scenario_pairs),
+        'oracle_check': _oracle_check(per_scenario_pairs, confirmed or {}),
         'scenario_stats': stats_rows,
         'plan_fidelity': _fidelity_summary(fidelity),
         'rank_correlation': _rank(settings, plans, measured, k0),
@@ -538,18 +641,37 @@ def _paired(entries: List[dict], schedulers: Sequence[str]):
     return paired, extra, per
 
 
-def _oracle_check(per: Dict[str, Dict[str, List[dict]]]) -> Dict[str, dict]:
-    """Scenarios where interference_aware's mean beats the oracle's, and of those how many
-    with a paired interval that excludes zero (a real miss of the oracle, not noise)."""
+def _oracle_check(per: Dict[str, Dict[str, List[dict]]],
+                  confirmed: Dict[str, Dict[str, dict]]) -> Dict[str, dict]:
+    """Scenarios where interference_aware's mean beats the oracle's; of those, how many with a
+    paired interval that excludes zero; and of those, what the confirmation traces say
+    (``confirmed``: :func:`_confirm_oracle`): a miss that is real shows again on fresh
+    traces (their paired interval excludes zero the same way), a chance separation does not."""
     out = {}
     for metric in ('goodput', 'slo99_throughput'):
         rows = per.get(metric, {}).get('oracle')
         if not rows:
             continue
         beaten = [p for p in rows if p['diff'] > 0]
+        names = [p['scenario'] for p in beaten if p['outcome'] == 'win']
+        checks = []
+        # the scenarios measured again (those of ``names``, by :func:`_oracle_misses`)
+        for name in [p['scenario'] for p in rows]:
+            c = confirmed.get(metric, {}).get(name)
+            if c is None:
+                continue
+            p = eval_stats.paired_scenario(c['values'][PROPOSED], c['values']['oracle'])
+            checks.append({'scenario': name, 'traces': len(c['seeds']),
+                           'seeds_from': c['seeds'][0], 'mean': p['mean'],
+                           'oracle_mean': p['baseline_mean'], 'diff': p['diff'],
+                           'diff_ci95': p['diff_ci95'],
+                           'reproduced': p['outcome'] == 'win',
+                           'values': c['values'], 'time_s': round(c['time_s'], 1)})
         out[metric] = {'scenarios': len(rows), 'beaten': len(beaten),
-                       'beaten_ci_excludes_zero': sum(1 for p in beaten if p['outcome'] == 'win'),
-                       'beaten_names': [p['scenario'] for p in beaten if p['outcome'] == 'win']}
+                       'beaten_ci_excludes_zero': len(names), 'beaten_names': names,
+                       'confirmation': checks,
+                       'reproduced_on_fresh_traces': [c['scenario'] for c in checks
+                                                      if c['reproduced']]}
     return out
 
 
