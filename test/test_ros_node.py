@@ -333,7 +333,8 @@ def test_drift_from_planned_mix_triggers_replan(harness):
             st = h.latest_status()
             return (st['policy_version'] > before
                     and st['last_plan'].get('reason', '').startswith('drift'))
-        end = time.monotonic() + 20.0
+        # the re-plan itself is a search: seconds on a quiet machine, tens of them under load
+        end = time.monotonic() + 60.0
         i = 0
         while time.monotonic() < end and not drifted():
             h.pub_cam.publish(h.image(i))
