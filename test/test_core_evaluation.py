@@ -449,6 +449,13 @@ def test_an_oracle_miss_is_measured_again_on_fresh_traces(tiny_scenarios, monkey
     p = eval_stats.paired_scenario(ia, orc)
     assert k['reproduced'] == (p['outcome'] == 'win')
     assert k['diff'] == pytest.approx(p['diff'])
+    import tempfile
+    with tempfile.TemporaryDirectory() as out:
+        write_outputs(res, out)
+        with open(os.path.join(out, 'summary.md')) as f:
+            md = f.read()
+    assert 'Measured again on 3 fresh traces (seeds from %d' % CONFIRM_SEED in md
+    assert 'the miss is reproduced in %d of 1: tiny ' % int(k['reproduced']) in md
     # the fresh traces are not the measurement's: the values differ from its runs
     runs = res['summary']['scenarios'][0]['results']['interference_aware']['goodput_runs']
     assert ia[:2] != runs

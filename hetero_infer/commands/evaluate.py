@@ -150,17 +150,9 @@ def run(args) -> int:
                 metric, b, _pct(st['geomean_pct']),
                 '[n/a]' if ci is None else '[%+.1f, %+.1f]' % tuple(ci),
                 st['wins'], st['ties'], st['losses'], _pct(st['talk_mean_pct'])))
-    for metric, c in (d.get('oracle_check') or {}).items():
-        print('oracle check, %s: beaten by interference_aware with a CI excluding zero in %d of '
-              '%d scenarios%s' % (metric, c['beaten_ci_excludes_zero'], c['scenarios'],
-                                  (' (%s); reproduced on %d fresh traces in %d: %s' % (
-                                      ', '.join(c['beaten_names']),
-                                      c['confirmation'][0]['traces'],
-                                      len(c['reproduced_on_fresh_traces']),
-                                      ', '.join(c['reproduced_on_fresh_traces']) or 'none')
-                                   if c.get('confirmation') else
-                                   (' (%s)' % ', '.join(c['beaten_names'])
-                                    if c['beaten_names'] else ''))))
+    from hetero_infer.core.eval_report import oracle_check_lines
+    for line in oracle_check_lines(d):
+        print('oracle check: ' + line[2:] if line.startswith('- ') else line)
     fid = d.get('plan_fidelity') or {}
     rows = [r for r in fid.get('per_scenario', []) if r['scheduler'] == 'interference_aware']
     if rows:

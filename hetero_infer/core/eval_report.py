@@ -72,29 +72,9 @@ def write_markdown(summary: dict, details: dict, path: str) -> None:
                     'n/a' if ci is None else '[%+.1f, %+.1f]' % tuple(ci),
                     st['wins'], st['ties'], st['losses'], c.get('zero_baseline', 0),
                     _pct(st['talk_mean_pct'])))
-    oc = details.get('oracle_check') or {}
+    oc = oracle_check_lines(details)
     if oc:
-        lines += ['', '## Is the oracle an upper reference?', '']
-        for metric, c in oc.items():
-            lines.append('- %s: %s beats the oracle on the mean in %d of %d scenarios; in %d of '
-                         'them the paired 95%% CI excludes zero%s.' % (
-                             metric, PROPOSED, c['beaten'], c['scenarios'],
-                             c['beaten_ci_excludes_zero'],
-                             (' (%s)' % ', '.join(c['beaten_names'])) if c['beaten_names']
-                             else ''))
-            checks = c.get('confirmation') or []
-            if checks:
-                lines.append('  Measured again on %d fresh traces (seeds from %d, apart from the '
-                             'measurement and selection traces), the miss %s in %d of %d: %s.'
-                             % (checks[0]['traces'], checks[0]['seeds_from'],
-                                'is reproduced', len(c['reproduced_on_fresh_traces']),
-                                len(checks), '; '.join(
-                                    '%s %s - oracle %s = %+.1f [%s]' % (
-                                        k['scenario'], '%.1f' % k['mean'],
-                                        '%.1f' % k['oracle_mean'], k['diff'],
-                                        'n/a' if k['diff_ci95'] is None
-                                        else '%+.1f, %+.1f' % tuple(k['diff_ci95']))
-                                    for k in checks)))
+        lines += ['', '## Is the oracle an upper reference?', ''] + oc
     fid = details.get('plan_fidelity') or {}
     if fid.get('summary'):
         lines += ['', '## Plan fidelity: predicted (planner simulation) vs measured goodput', '',
@@ -395,3 +375,26 @@ def _jsonable(obj: Optional[object]):
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     return obj
+
+
+def oracle_check_lines(details: dict) -> List[str]:
+    """The oracle check as markdown bullets (``summary.md``; ``evaluate`` prints them)."""
+    lines = []
+    for metric, c in (details.get('oracle_check') or {}).items():
+        lines.append('- %s: %s beats the oracle on the mean in %d of %d scenarios; in %d of '
+                     'them the paired 95%% CI excludes zero%s.' % (
+                         metric, PROPOSED, c['beaten'], c['scenarios'],
+                         c['beaten_ci_excludes_zero'],
+                         (' (%s)' % ', '.join(c['beaten_names'])) if c['beaten_names'] else ''))
+        checks = c.get('confirmation') or []
+        if checks:
+            lines.append('  Measured again on %d fresh traces (seeds from %d, apart from the '
+                         'measurement and selection traces), the miss is reproduced in %d of %d: '
+                         '%s.' % (checks[0]['traces'], checks[0]['seeds_from'],
+                                  len(c['reproduced_on_fresh_traces']), len(checks), '; '.join(
+                                      '%s %.1f - oracle %.1f = %+.1f [%s]' % (
+                                          k['scenario'], k['mean'], k['oracle_mean'], k['diff'],
+                                          'n/a' if k['diff_ci95'] is None
+                                          else '%+.1f, %+.1f' % tuple(k['diff_ci95']))
+                                      for k in checks)))
+    return lines
