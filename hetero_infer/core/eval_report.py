@@ -141,6 +141,9 @@ def write_markdown(summary: dict, details: dict, path: str) -> None:
             lines.append('| %s | %.1f | %.1f |' % (
                 k, tp['plan_s'].get(k, 0.0), tp['measure_goodput_s'].get(k, 0.0)) + (
                 ' %.1f |' % tp['measure_slo99_s'].get(k, 0.0) if slo else ''))
+        if tp.get('confirm_s'):
+            lines.append('| oracle check on fresh traces | | %.1f |' % tp['confirm_s']
+                         + (' |' if slo else ''))
         lines.append('| total (all phases) | %.1f | |' % tp['total_job_s'] + (' |' if slo else ''))
     stats = {r['name']: r['stats'] for r in details.get('scenario_stats', [])}
     for metric in metrics:
