@@ -245,3 +245,12 @@ def test_contention_factors_apply_the_gpu_side_work_of_dla_inference(xavier):
     assert alone == pytest.approx(ov + c)
     assert one == pytest.approx((ov + c) / (1.0 - b))
     assert two == pytest.approx((ov + c) / (1.0 - b) ** 2)
+
+
+def test_event_loop_choice_is_checked(xavier, monkeypatch):
+    from hetero_infer.core.twin import KERNEL_ENV, _Engine
+    monkeypatch.setenv(KERNEL_ENV, 'python')
+    assert type(Twin(xavier)._engine(None)) is _Engine
+    monkeypatch.setenv(KERNEL_ENV, 'cython')
+    with pytest.raises(ConfigError, match="HETERO_INFER_TWIN_KERNEL.*'cython'"):
+        Twin(xavier).serve(_apps(), FixedDispatcher(['gpu']), duration_s=0.1)
