@@ -8,6 +8,7 @@ when numba is not installed (the Python loop is then the only one).
 """
 
 import copy
+import functools
 import math
 import os
 import random
@@ -177,9 +178,12 @@ def test_corun_and_profiling_give_the_same_times(monkeypatch, xavier):
     layers = rn.layers
 
     def run():
-        out = [Twin(xavier, seed=11, noise_pct=pct).corun({'gpu': rn, 'dla0': gn, 'dla1': rn},
-                                                          iterations=3)
-               for pct in (3.0, 0.0)]
+        # without noise the two DLAs' layers end at the same instants: ties go to the first
+        # in running order, whose next step is appended after the other
+        out = [Twin(xavier, seed=11, noise_pct=pct).corun(jobs, iterations=3)
+               for pct in (3.0, 0.0)
+               for jobs in ({'gpu': rn, 'dla0': gn, 'dla1': rn}, {'dla0': rn, 'dla1': rn},
+                            {'dla1': rn, 'dla0': rn, 'gpu': gn})]
         twin = Twin(xavier, seed=12)
         # profiling draws the co-runners' phase from the noise generator between draws
         out += [twin.profile_layer(layers[i], 'gpu',
@@ -190,6 +194,30 @@ def test_corun_and_profiling_give_the_same_times(monkeypatch, xavier):
         return out
 
     py, nb = _both(monkeypatch, run)
+    assert nb == py
+
+
+def test_ties_end_in_running_order(monkeypatch, xavier):
+    """Two layers ending at the same instant end in running order (the first started first),
+    and each one's next layer joins the end of the running set: the DLA jobs' layers (fixed
+    times) tie at every step, so the order in which the jobs finish shows it."""
+    gpu, dla0, dla1 = (xavier.processor_ids.index(p) for p in ('gpu', 'dla0', 'dla1'))
+    g = [(gpu, 0.01, 0.9 + 0.1 * (i % 4), 1.3 + 0.2 * (i % 3), 3.7e6 * 1.09 ** i)
+         for i in range(30)]
+    a = [(dla0, 0.37, 0.0, 0.0, 2.9e6 * 1.13 ** i) for i in range(40)]
+    b = [(dla1, 0.37, 0.0, 0.0, 4.3e6 * 1.07 ** i) for i in range(40)]
+
+    def run():
+        eng = twin_mod._new_engine(xavier, random.Random(1), 0.0, 256)
+        ends = []
+        eng.on_finish = lambda job: ends.append((job.owner, eng.now))
+        for owner, steps in (('g', g), ('a', a), ('b', b)):
+            eng.start_job(twin_mod._Job(steps, owner, 0.0))
+        eng.run_until(math.inf)
+        return ends, eng.events
+
+    py, nb = _both(monkeypatch, run)
+    assert [e[0] for e in py[0]] == ['a', 'b', 'g'] and py[0][0][1] == py[0][1][1]
     assert nb == py
 
 
@@ -216,11 +244,13 @@ def test_engines_leave_the_noise_generator_in_the_same_state(monkeypatch, xavier
         eng.run_until(math.inf)
         return finished, mid, eng.events, eng.rng.getstate()
 
+    # the kernel draws the noise itself (on CPython with its usual libm it matches Python)
+    assert twin_kernel.fast_noise_works()
     for batch in (1, 7, 256):
-        py, nb = _both(monkeypatch, lambda: run(batch))
+        py, nb = _both(monkeypatch, functools.partial(run, batch))
         assert nb == py
         monkeypatch.setattr(twin_kernel, '_fast_noise', False)
-        py, nb = _both(monkeypatch, lambda: run(batch))
+        py, nb = _both(monkeypatch, functools.partial(run, batch))
         assert nb == py
         monkeypatch.setattr(twin_kernel, '_fast_noise', None)
 
