@@ -19,6 +19,9 @@ What it models (DESIGN.md, "Where the hardware is not here"):
 
 The interference model must never read this module's formulas: it learns from what
 :meth:`Twin.profile_layer` measures, as it would on a Jetson.
+
+The event loop runs compiled (:mod:`hetero_infer.core.twin_kernel`, numba) when numba imports,
+else as the Python below; both give the same results (:data:`KERNEL_ENV` chooses).
 """
 
 import math
@@ -243,6 +246,11 @@ class _Job:
 
 class _Engine:
     """Event loop shared by profiling, co-run measurement and serving.
+
+    :class:`~hetero_infer.core.twin_kernel.KernelEngine` is this loop compiled with numba (same
+    interface, same results bit for bit); :func:`_new_engine` picks one (:data:`KERNEL_ENV`).
+    A change to the arithmetic or order of operations here must be made there too
+    (test_core_twin_kernel fails otherwise).
 
     Any job (a list of steps) can be started with :meth:`start_job`; ``on_finish(job)`` is called
     when its last step ends. ``noise_batch`` noise factors are drawn from ``rng`` at a time (in
