@@ -568,9 +568,10 @@ class KernelEngine:
     def run_until(self, t_end, stop=None) -> None:
         """Process completions up to ``t_end`` (or until ``stop()`` is true).
 
-        As the Python loop: ``stop`` is checked after every layer event; between returns of
-        the kernel only ``on_finish`` runs Python code, so it is asked on entry (true: one
-        event, then return, as the Python loop does) and after each ``on_finish``.
+        As the Python loop, ``stop`` counts after every layer event. Its value can only change
+        where Python code runs: before the call and in ``on_finish``. So it is asked on entry
+        (true: the kernel stops after one event, which the Python loop also processes before
+        asking) and after each ``on_finish``.
         """
         t_end = float(t_end)
         limit = 1 if stop is not None and stop() else 0
@@ -587,9 +588,15 @@ class KernelEngine:
                 self._free.append(slot)
                 job.idx = int(self._jobs[slot, J_IDX])
                 self.on_finish(job)
-                if stop is not None and stop():
-                    si[S_DIRTY] = 1
+                if stop is not None:
+                    if stop():
+                        si[S_DIRTY] = 1
+                        return
+                    limit = 0
+            elif status == EVENT_LIMIT:
+                if stop():
                     return
+                limit = 0
             elif status == NEED_NOISE:
                 self._draw_noise()
             elif status == IDLE:
@@ -599,5 +606,5 @@ class KernelEngine:
             elif status == NO_NEXT:
                 raise RuntimeError('twin: no running layer has a finite end at %.3f ms'
                                    % self.now)
-            else:        # AT_T_END, or the one event a stop already true allowed
+            else:        # AT_T_END
                 return
