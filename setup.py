@@ -48,6 +48,7 @@ setup(
         'onnx',
         'onnxruntime',
         'matplotlib',
+        'numba',
         'setuptools',
     ],
     extras_require={

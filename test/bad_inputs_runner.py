@@ -2,8 +2,9 @@
 
 Used by test_bad_inputs.py: ``python bad_inputs_runner.py CASES.json`` where the file holds a
 list of argument lists. For each, in order: the exit code (``main``'s return value or argparse's
-``SystemExit``), stderr, the last lines of stdout, and the process's peak resident memory so far
-in KB (it only grows, so it bounds every case run up to then).
+``SystemExit``), stderr, the last lines of stdout, the process's peak resident memory so far
+in KB (it only grows, so it bounds every case run up to then), and whether numba has been
+loaded so far (by the twin's compiled event loop).
 
 The peak is ``VmHWM`` of ``/proc/self/status`` (this process's own high-water mark): on Linux,
 ``getrusage(RUSAGE_SELF).ru_maxrss`` of a child started from a large parent (pytest) keeps the
@@ -38,7 +39,7 @@ def run_case(argv):
             rc = exc.code if isinstance(exc.code, int) else 2
     return {'argv': argv, 'rc': rc, 'stderr': err.getvalue(),
             'stdout': '\n'.join(out.getvalue().splitlines()[-5:]),
-            'maxrss_kb': peak_rss_kb()}
+            'maxrss_kb': peak_rss_kb(), 'numba': 'numba' in sys.modules}
 
 
 def main():

@@ -9,8 +9,12 @@ Two parts, each run through the real CLI (``hetero_infer.cli.main``) in a few ch
 
 Every group's process stays under 150 MB of peak resident memory (``VmHWM``), so no case
 of it ran away (measured: 47 MB for the flags and files, 125 MB for the interference-model
-cases, which load scikit-learn, 60 MB for the ONNX case, 73 MB for the accepted ones; a plain
-``hetero-infer simulate`` with the interference-aware scheduler peaks at about 130 MB).
+cases, which load scikit-learn, 60 MB for the ONNX case; a plain ``hetero-infer simulate``
+with the interference-aware scheduler peaked at about 130 MB before the twin's compiled event
+loop). A group that runs the digital twin loads numba for that loop (LLVM and the compiled
+kernel: a process that only imports numpy peaks at 30 MB, one that also loads the kernel at
+205 MB), so its bound is ``NUMBA_MB`` higher (measured: 286 MB for the accepted cases, 144 MB
+with ``HETERO_INFER_TWIN_KERNEL=python``).
 
 The corpus files are in ``test/data/bad_inputs/``; ONNX models and interference-model variants
 (which need a valid checksum) are generated here.
@@ -28,6 +32,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 DATA = os.path.join(HERE, 'data', 'bad_inputs')
 MAX_RSS_MB = 150
+NUMBA_MB = 200    # numba's footprint once the twin's compiled loop is loaded (142-175 MB seen)
 SIM = ['simulate', '--scheduler', 'least_finish_time', '--duration-s', '1', '--warmup-s', '0.2']
 
 
@@ -108,7 +113,9 @@ def _run_group(cases, tmp_path, name):
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads(proc.stdout.splitlines()[-1])
     peak_mb = results[-1]['maxrss_kb'] / 1024.0
-    assert peak_mb < MAX_RSS_MB, '%s group peaked at %.0f MB' % (name, peak_mb)
+    limit = MAX_RSS_MB + (NUMBA_MB if results[-1]['numba'] else 0)
+    assert peak_mb < limit, '%s group peaked at %.0f MB (numba loaded: %s)' % (
+        name, peak_mb, results[-1]['numba'])
     return results
 
 

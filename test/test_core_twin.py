@@ -245,3 +245,27 @@ def test_contention_factors_apply_the_gpu_side_work_of_dla_inference(xavier):
     assert alone == pytest.approx(ov + c)
     assert one == pytest.approx((ov + c) / (1.0 - b))
     assert two == pytest.approx((ov + c) / (1.0 - b) ** 2)
+
+
+def test_event_loop_choice_is_checked(xavier, monkeypatch):
+    from hetero_infer.core.twin import KERNEL_ENV, _Engine
+    monkeypatch.setenv(KERNEL_ENV, 'python')
+    assert type(Twin(xavier)._engine(None)) is _Engine
+    monkeypatch.setenv(KERNEL_ENV, 'cython')
+    with pytest.raises(ConfigError, match="HETERO_INFER_TWIN_KERNEL.*'cython'"):
+        Twin(xavier).serve(_apps(), FixedDispatcher(['gpu']), duration_s=0.1)
+
+
+def test_without_numba_the_python_loop_runs(xavier, monkeypatch):
+    import sys
+
+    from hetero_infer.core import twin as twin_mod
+    monkeypatch.setitem(sys.modules, 'hetero_infer.core.twin_kernel', None)  # import fails
+    monkeypatch.setattr(twin_mod, '_kernel_engine', None)
+    monkeypatch.delenv(twin_mod.KERNEL_ENV, raising=False)
+    assert type(Twin(xavier)._engine(None)) is twin_mod._Engine
+    recs = Twin(xavier).serve(_apps(), FixedDispatcher(['gpu', 'dla0', 'dla1']), duration_s=0.2)
+    assert recs and all(r.done for r in recs)
+    monkeypatch.setenv(twin_mod.KERNEL_ENV, 'numba')
+    with pytest.raises(ConfigError, match='HETERO_INFER_TWIN_KERNEL=numba but numba cannot'):
+        Twin(xavier)._engine(None)

@@ -19,9 +19,13 @@ What it models (DESIGN.md, "Where the hardware is not here"):
 
 The interference model must never read this module's formulas: it learns from what
 :meth:`Twin.profile_layer` measures, as it would on a Jetson.
+
+The event loop runs compiled (:mod:`hetero_infer.core.twin_kernel`, numba) when numba imports,
+else as the Python below; both give the same results (:data:`KERNEL_ENV` chooses).
 """
 
 import math
+import os
 import random
 from collections import deque
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -39,6 +43,10 @@ from hetero_infer.errors import ConfigError
 
 DEFAULT_NOISE_PCT = 3.0
 DEFAULT_MAX_QUEUE = 64
+#: Which event loop runs: ``numba`` (the compiled kernel, :mod:`twin_kernel`), ``python`` (the
+#: loop below), or unset / ``auto`` (the kernel when numba imports, else the loop below).
+#: Both give the same results bit for bit.
+KERNEL_ENV = 'HETERO_INFER_TWIN_KERNEL'
 
 # A compiled step: (exec_proc_index, overhead_ms, compute_ms, memory_ms, bytes)
 Step = Tuple[int, float, float, float, float]
@@ -239,6 +247,11 @@ class _Job:
 class _Engine:
     """Event loop shared by profiling, co-run measurement and serving.
 
+    :class:`~hetero_infer.core.twin_kernel.KernelEngine` is this loop compiled with numba (same
+    interface, same results bit for bit); :func:`_new_engine` picks one (:data:`KERNEL_ENV`).
+    A change to the arithmetic or order of operations here must be made there too
+    (test_core_twin_kernel fails otherwise).
+
     Any job (a list of steps) can be started with :meth:`start_job`; ``on_finish(job)`` is called
     when its last step ends. ``noise_batch`` noise factors are drawn from ``rng`` at a time (in
     the order executions start, so the trace is the same as drawing one per start); use 1 when
@@ -431,6 +444,44 @@ class _Engine:
         self.now = now = max(now, t_end) if t_end != inf else now
 
 
+_kernel_engine = None       # twin_kernel.KernelEngine once imported; False: numba is missing
+_kernel_error = ''
+
+
+def engine_kind() -> str:
+    """The event loop new twin runs use: ``'numba'`` or ``'python'`` (see :data:`KERNEL_ENV`).
+
+    :raises ConfigError: the variable has another value, or asks for numba where it is missing.
+    """
+    global _kernel_engine, _kernel_error
+    choice = os.environ.get(KERNEL_ENV, '').strip().lower() or 'auto'
+    if choice == 'python':
+        return 'python'
+    if choice not in ('auto', 'numba'):
+        raise ConfigError('%s must be auto, numba or python, got %r'
+                          % (KERNEL_ENV, os.environ[KERNEL_ENV]))
+    if _kernel_engine is None:
+        try:
+            from hetero_infer.core.twin_kernel import KernelEngine
+            _kernel_engine = KernelEngine
+        except ImportError as exc:
+            _kernel_engine, _kernel_error = False, str(exc)
+    if _kernel_engine:
+        return 'numba'
+    if choice == 'numba':
+        raise ConfigError('%s=numba but numba cannot be imported: %s'
+                          % (KERNEL_ENV, _kernel_error))
+    return 'python'
+
+
+def _new_engine(platform: Platform, rng: random.Random, noise_sigma: float,
+                noise_batch: int):
+    """An :class:`_Engine`, or the compiled one with the same interface and results."""
+    if engine_kind() == 'numba':
+        return _kernel_engine(platform, rng, noise_sigma, noise_batch=noise_batch)
+    return _Engine(platform, rng, noise_sigma, noise_batch=noise_batch)
+
+
 class _View(DispatchView):
     def __init__(self, twin_state, max_queue=None):
         self._s = twin_state
@@ -501,9 +552,9 @@ class Twin:
         self._programs[key] = prog
         return prog
 
-    def _engine(self, seed: Optional[int], noise_batch: int = 256) -> _Engine:
+    def _engine(self, seed: Optional[int], noise_batch: int = 256):
         rng = random.Random(self.seed if seed is None else seed)
-        return _Engine(self.platform, rng, self.noise_pct / 100.0, noise_batch=noise_batch)
+        return _new_engine(self.platform, rng, self.noise_pct / 100.0, noise_batch)
 
     # -- measurements a profiler could make ---------------------------------------------
     def profile_layer(self, layer: Layer, proc: str,
