@@ -667,7 +667,7 @@ def _oracle_check(per: Dict[str, Dict[str, List[dict]]],
                            'oracle_mean': p['baseline_mean'], 'diff': p['diff'],
                            'diff_ci95': p['diff_ci95'],
                            'reproduced': p['outcome'] == 'win',
-                           'values': c['values'], 'time_s': round(c['time_s'], 1)})
+                           'values': c['values'], 'time_s': round(c['time_s'], 3)})
         out[metric] = {'scenarios': len(rows), 'beaten': len(beaten),
                        'beaten_ci_excludes_zero': len(names), 'beaten_names': names,
                        'confirmation': checks,
