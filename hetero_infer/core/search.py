@@ -18,7 +18,9 @@ core or many. Without a usable process pool the search runs serially.
 
 For the goal ``slo99_throughput`` each chunk keeps its best load scale so far and tries a new
 policy at that load first: a policy that already misses the SLO there cannot be better (attainment
-falls as load rises), so it costs one simulation instead of a whole bisection.
+falls as load rises), so it costs one simulation instead of a whole bisection. That holds on
+one trace with one router only: the finalists, scored per trace and router option set, are
+always bisected in full.
 """
 
 import math
