@@ -297,3 +297,22 @@ def test_interference_aware_seeds_the_no_interference_plan(platform, apps):
     base = get_scheduler('base').plan(ctx).policy.allocation
     assert any(np.allclose(s, base) for s in seeds)
     assert get_scheduler('talk_exact').seed_allocations(ctx) == []
+
+
+def test_slo99_finalists_are_scored_in_full_on_every_trace(platform, apps):
+    # pure SLO99 prunes a sampled policy that misses the best scale so far; a finalist is
+    # scored on several traces and routers, and a prune against another trace's best would put
+    # a 0 into its mean (the search then chose plans its own model rated far lower)
+    from hetero_infer.core.search import _Scorer, trace_seeds
+    problem = build_problem(platform, apps, _Slowdown(platform), 'slo99_throughput', FAST)
+    choices = [{'tie_tolerance': 0.5}, {'share_tracking': False}]
+    r = search(problem, n_samples=12, seed=5, workers=1, max_refine_evals=10,
+               router_choices=choices)
+    scorer = _Scorer(problem)
+    seeds = trace_seeds(problem.settings)
+    assert len(r.candidates) > 1
+    for pol, value in zip(r.candidates, r.candidate_scores):
+        per_trace = [scorer.score(pol.allocation, router=pol.router, seed=s)[0] for s in seeds]
+        assert min(per_trace) > 0
+        assert value == pytest.approx(np.mean(per_trace))
+    assert r.score == r.candidate_scores[0] == max(r.candidate_scores)

@@ -18,7 +18,9 @@ core or many. Without a usable process pool the search runs serially.
 
 For the goal ``slo99_throughput`` each chunk keeps its best load scale so far and tries a new
 policy at that load first: a policy that already misses the SLO there cannot be better (attainment
-falls as load rises), so it costs one simulation instead of a whole bisection.
+falls as load rises), so it costs one simulation instead of a whole bisection. That holds on
+one trace with one router only: the finalists, scored per trace and router option set, are
+always bisected in full.
 """
 
 import math
@@ -231,18 +233,25 @@ class _Scorer:
 
     def score_chunk(self, items: Sequence, floor_score: float
                     ) -> List[Tuple[float, Dict[str, float], bool]]:
-        """Score ``items``: allocations, or ``(allocation, router options, trace seed)``;
-        with a finite ``floor_score`` (pure SLO99, one trace) a policy below the best so far is
-        pruned."""
+        """Score ``items``: allocations, or ``(allocation, router options, trace seed)``.
+
+        For pure SLO99, an allocation (one trace, one router) below the best so far (of this
+        chunk, or ``floor_score``) is pruned: its value there is 0, not its own. Items with
+        their own router and trace are never pruned: the best so far may come from another
+        trace or router, so a prune would put a 0 into their mean over traces (a finalist
+        pruned on one trace lost a third of its score, and the search chose a plan its own
+        model rated far below the least_finish_time-equivalent one).
+        """
         out = []
         best = floor_score
         for item in items:
             if isinstance(item, tuple):
                 alloc, router, seed = item
+                floor = -math.inf
             else:
                 alloc, router, seed = item, None, None
-            value, metrics, pruned = self.score(alloc, best if self.pure_slo99 else -math.inf,
-                                                router, seed)
+                floor = best if self.pure_slo99 else -math.inf
+            value, metrics, pruned = self.score(alloc, floor, router, seed)
             out.append((value, metrics, pruned))
             if not pruned and value > best:
                 best = value
