@@ -170,8 +170,9 @@ def test_settings_refuse_bad_values():
         EvalSettings(seed=ORACLE_SELECT_SEED - 2, replications=5).check()
     with pytest.raises(ConfigError, match='2.5'):
         EvalSettings(load_sweep=(0.5, 2.5)).check()
-    with pytest.raises(ConfigError, match=r'oracle_select_traces must be in \[1, 10\] .* got 11'):
-        EvalSettings(oracle_select_traces=11).check()
+    with pytest.raises(ConfigError,
+                       match=r'oracle_select_traces must be in \[1, 100\] .* got 101'):
+        EvalSettings(oracle_select_traces=101).check()
     with pytest.raises(ConfigError, match='confirm_traces must be 0 .* got 1'):
         EvalSettings(confirm_traces=1).check()
 

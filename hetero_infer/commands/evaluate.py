@@ -65,9 +65,12 @@ def add_arguments(parser):
                              '(fractions of the interference-free capacity; goodput only)')
     parser.add_argument('--sweep-scenarios', default=None, metavar='NAMES',
                         help='scenarios of the load sweep (default: all evaluated ones)')
-    parser.add_argument('--oracle-select-traces', type=argtypes.int_in(1, 10), default=6,
+    parser.add_argument('--oracle-select-traces', type=argtypes.int_in(1, 100), default=None,
                         metavar='N', help='held-out twin traces the oracle picks its goodput '
-                                          'plan on (default 6)')
+                                          'plan on (default 20)')
+    parser.add_argument('--oracle-slo99-traces', type=argtypes.int_in(1, 100), default=None,
+                        metavar='N', help='held-out twin traces the oracle picks its SLO99 plan '
+                                          'on (default 10)')
     parser.add_argument('--confirm-traces', type=argtypes.int_in(0, 100), default=10,
                         metavar='N', help='where interference_aware beats the oracle with a CI '
                                           'excluding zero, measure both again on N fresh traces '
@@ -113,8 +116,11 @@ def run(args) -> int:
                             if args.load_sweep else (),
                             sweep_scenarios=_names(args.sweep_scenarios),
                             rank_scenarios=_names(args.rank_scenarios),
-                            oracle_select_traces=args.oracle_select_traces,
                             confirm_traces=args.confirm_traces)
+    if args.oracle_select_traces:
+        settings.oracle_select_traces = args.oracle_select_traces
+    if args.oracle_slo99_traces:
+        settings.oracle_slo99_traces = args.oracle_slo99_traces
     if args.duration_s:
         settings.duration_s = args.duration_s
         settings.warmup_s = 0.125 * args.duration_s

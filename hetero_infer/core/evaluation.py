@@ -54,7 +54,7 @@ GOALS = ('goodput', 'slo99_throughput')
 #: first seed of the oracle's selection traces; measurement trace seeds must stay below it
 ORACLE_SELECT_SEED = 1000000
 #: the oracle's selection traces of plan seed ``k`` are ``ORACLE_SELECT_SEED + 10 k + j``
-ORACLE_SEED_STRIDE = 10
+ORACLE_SEED_STRIDE = 100
 #: first seed of the confirmation traces (see the module docstring)
 CONFIRM_SEED = 2000000
 
@@ -93,8 +93,8 @@ class EvalSettings:
     oracle_top_fraction: float = 0.01
     oracle_rerank: int = 3
     oracle_serve_s: float = 2.5
-    oracle_select_traces: int = 6
-    oracle_slo99_traces: int = 3
+    oracle_select_traces: int = 20
+    oracle_slo99_traces: int = 10
     confirm_traces: int = 10
     max_refine_evals: int = 100
     load_sweep: Tuple[float, ...] = ()

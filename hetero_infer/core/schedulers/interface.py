@@ -60,8 +60,8 @@ class PlanContext:
     oracle_top_fraction: float = 0.01
     oracle_rerank: int = 4
     oracle_serve_s: float = 2.0
-    oracle_select_traces: int = 6
-    oracle_slo99_traces: int = 3
+    oracle_select_traces: int = 20
+    oracle_slo99_traces: int = 10
     oracle_select_seed: int = 1000000
     reference_plans: Optional[dict] = None
     twin_slo99: Optional[dict] = None

@@ -9,8 +9,8 @@
 3. Each distinct candidate is served on the layer-level twin on traces whose seeds start at
    ``oracle_select_seed`` (disjoint from the evaluation's measurement traces, which the
    evaluation checks), and the one the goal scores highest is kept: ``oracle_select_traces``
-   runs of ``oracle_serve_s`` for goals without SLO99 (default 6); for ``slo99_throughput``
-   the measurement's own estimator, the mean over ``oracle_slo99_traces`` traces of each
+   runs of ``oracle_serve_s`` for goals without SLO99 (default 20); for ``slo99_throughput``
+   the measurement's own estimator, the mean over ``oracle_slo99_traces`` (10) traces of each
    trace's throughput at SLO99 by bisection. Both are raced: candidates more than 20% behind
    the best on the first trace are not run on the others (:func:`twin_measure.select_on_twin`).
 
