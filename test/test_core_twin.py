@@ -3,33 +3,18 @@
 import math
 
 import pytest
+from twin_helpers import Spread
 
 from hetero_infer.core.model import load_model
 from hetero_infer.core.platform import Platform
 from hetero_infer.core.twin import Twin, contention_factors
-from hetero_infer.core.workload import App, Dispatcher, FixedDispatcher
+from hetero_infer.core.workload import App, FixedDispatcher
 from hetero_infer.errors import ConfigError
 
 
 @pytest.fixture(scope='module')
 def xavier():
     return Platform.load('xavier')
-
-
-class _Spread(Dispatcher):
-    """Round-robin over processors, dropping every 7th request (exercises the drop path)."""
-
-    def reset(self, apps, platform):
-        self.n = 0
-        self.procs = platform.processor_ids
-
-    def dispatch(self, app_index, now_ms, view):
-        self.n += 1
-        if self.n % 7 == 0:
-            return None
-        assert view.now_ms == now_ms
-        assert view.expected_free_ms(self.procs[0]) >= now_ms
-        return self.procs[self.n % len(self.procs)]
 
 
 def _apps():
@@ -40,7 +25,7 @@ def _apps():
 
 def test_every_request_has_exactly_one_outcome_and_time_is_consistent(xavier):
     twin = Twin(xavier, seed=3)
-    records = twin.serve(_apps(), _Spread(), duration_s=3.0, max_queue=8)
+    records = twin.serve(_apps(), Spread(), duration_s=3.0, max_queue=8)
     assert records, 'no arrivals'
     reasons = set()
     for r in records:
@@ -57,7 +42,7 @@ def test_every_request_has_exactly_one_outcome_and_time_is_consistent(xavier):
 
 def test_processors_run_one_inference_at_a_time_fifo(xavier):
     twin = Twin(xavier, seed=5)
-    records = twin.serve(_apps(), _Spread(), duration_s=3.0)
+    records = twin.serve(_apps(), Spread(), duration_s=3.0)
     by_proc = {}
     for r in records:
         if r.finish_ms is not None:

@@ -7,27 +7,26 @@ and replays the same noise stream, so nothing may differ, not even in the last b
 when numba is not installed (the Python loop is then the only one).
 """
 
-import copy
 import functools
 import math
-import os
 import random
 
 import pytest
 
 pytest.importorskip('numba')
 
+from twin_helpers import Spread, three_dla_platform  # noqa: E402
+
 from hetero_infer.core import twin as twin_mod  # noqa: E402
 from hetero_infer.core import twin_kernel  # noqa: E402
 from hetero_infer.core.faults import HealthSettings  # noqa: E402
 from hetero_infer.core.model import load_model  # noqa: E402
-from hetero_infer.core.platform import PLATFORM_DIR, Platform  # noqa: E402
+from hetero_infer.core.platform import Platform  # noqa: E402
 from hetero_infer.core.policy import Policy  # noqa: E402
 from hetero_infer.core.router import PriorityRouter  # noqa: E402
 from hetero_infer.core.twin import KERNEL_ENV, Twin  # noqa: E402
 from hetero_infer.core.twin_measure import measure_on_twin, twin_slo99_throughput  # noqa: E402
-from hetero_infer.core.workload import App, Dispatcher, FixedDispatcher  # noqa: E402
-from hetero_infer.core.yaml_file import read_yaml  # noqa: E402
+from hetero_infer.core.workload import App, FixedDispatcher  # noqa: E402
 
 
 @pytest.fixture(scope='module')
@@ -37,10 +36,7 @@ def xavier():
 
 @pytest.fixture(scope='module')
 def three_dlas():
-    # four inferences at once: the kernel's solve for more than three running layers
-    doc = read_yaml(os.path.join(PLATFORM_DIR, 'xavier.yaml'), 'platform')
-    doc['processors']['dla2'] = copy.deepcopy(doc['processors']['dla0'])
-    return Platform.from_dict(doc)
+    return three_dla_platform()
 
 
 def _both(monkeypatch, fn):
@@ -71,20 +67,6 @@ def _router(platform, apps):
                                  router={'overflow': True, 'slo_dispatch': 'drop'}))
 
 
-class _Spread(Dispatcher):
-    """Round-robin over processors, rejecting every 7th request."""
-
-    def reset(self, apps, platform):
-        self.n = 0
-        self.procs = platform.processor_ids
-
-    def dispatch(self, app_index, now_ms, view):
-        self.n += 1
-        if self.n % 7 == 0:
-            return None
-        return self.procs[self.n % len(self.procs)]
-
-
 @pytest.mark.parametrize('dispatcher,noise_pct,seed', [
     ('router', 3.0, 1), ('router', 0.0, 2), ('spread', 3.0, 3), ('fixed', 3.0, 4),
     ('fixed', 8.0, 5)])
@@ -101,7 +83,7 @@ def test_serve_gives_the_same_records(monkeypatch, xavier, dispatcher, noise_pct
         if dispatcher == 'router':
             return _router(xavier, apps)
         if dispatcher == 'spread':
-            return _Spread()
+            return Spread()
         return FixedDispatcher(['dla0', 'dla1', 'gpu'])
 
     def run():
@@ -136,7 +118,7 @@ def test_give_up_and_slo99_bisection_give_the_same_results(monkeypatch, xavier):
         # the dispatcher's rejection ends the run: the next run_until starts with stop() true
         # and must still process exactly the one event the Python loop processes
         twin = Twin(xavier, seed=7)
-        recs = twin.serve(apps, _Spread(), duration_s=1.0,
+        recs = twin.serve(apps, Spread(), duration_s=1.0,
                           give_up=lambda rec: rec.dropped_reason == 'rejected')
         return _records(recs), twin.last_events
 
@@ -260,7 +242,7 @@ def test_the_kernel_compiles_once_per_process(monkeypatch, xavier, three_dlas):
     for plat, seed in ((xavier, 1), (three_dlas, 2), (xavier, 3)):
         eng = Twin(plat, seed=seed)._engine(None)
         assert isinstance(eng, twin_kernel.KernelEngine)
-        Twin(plat, seed=seed).serve(_apps(), _Spread(), duration_s=0.2)
+        Twin(plat, seed=seed).serve(_apps(), Spread(), duration_s=0.2)
         eng.run_until(1)          # an int time: converted, no second specialisation
     for fn in (twin_kernel.run, twin_kernel.start_step, twin_kernel.draw_noise):
         assert len(fn.signatures) == 1, fn.signatures

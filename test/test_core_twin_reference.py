@@ -11,28 +11,25 @@ optimisation cannot silently change what the twin measures. The GPU-side work of
 at every event.
 """
 
-import copy
 import math
-import os
 import random
 from collections import deque
 
 import pytest
+from twin_helpers import Spread, three_dla_platform
 
 from hetero_infer.core.model import load_model
-from hetero_infer.core.platform import PLATFORM_DIR, Platform
+from hetero_infer.core.platform import Platform
 from hetero_infer.core.scenarios import find_scenario, load_scenarios
 from hetero_infer.core.schedulers import PlanContext, get_scheduler
 from hetero_infer.core.twin import DEFAULT_MAX_QUEUE, Twin
 from hetero_infer.core.workload import (
     App,
-    Dispatcher,
     DispatchView,
     FixedDispatcher,
     RequestRecord,
     poisson_arrivals,
 )
-from hetero_infer.core.yaml_file import read_yaml
 
 REL = 1e-9
 
@@ -265,20 +262,6 @@ def ref_profile_layer(twin, layer, proc, corunners, *, repeats=5, seed=None):
     return sum(target.latencies) / len(target.latencies)
 
 
-class _Spread(Dispatcher):
-    """Round-robin over processors, dropping every 7th request (exercises the drop path)."""
-
-    def reset(self, apps, platform):
-        self.n = 0
-        self.procs = platform.processor_ids
-
-    def dispatch(self, app_index, now_ms, view):
-        self.n += 1
-        if self.n % 7 == 0:
-            return None
-        return self.procs[self.n % len(self.procs)]
-
-
 @pytest.fixture(scope='module')
 def xavier():
     return Platform.load('xavier')
@@ -286,11 +269,7 @@ def xavier():
 
 @pytest.fixture(scope='module')
 def three_dlas():
-    # Xavier with a third DLA: four inferences run at once (Xavier serving solves at most
-    # three), so the twin's general solve is pinned as well as its unrolled ones.
-    doc = read_yaml(os.path.join(PLATFORM_DIR, 'xavier.yaml'), 'platform')
-    doc['processors']['dla2'] = copy.deepcopy(doc['processors']['dla0'])
-    return Platform.from_dict(doc)
+    return three_dla_platform()
 
 
 def _assert_same_records(got, want):
@@ -318,7 +297,7 @@ def test_serve_matches_the_reference(xavier, three_dlas, case, seed):
         apps = [App('cam', load_model('resnet50'), 120.0, 40.0),
                 App('det', load_model('googlenet'), 150.0, 30.0),
                 App('kws', load_model('matchboxnet_kws'), 100.0, 10.0)]
-        make, max_queue = _Spread, 8
+        make, max_queue = Spread, 8
     elif case == 'fallback':
         # QuartzNet on the DLAs sends its unsupported layers to the GPU, which time-slices
         # them with its own ResNet-50 layers (two or three layers share the GPU).
