@@ -438,12 +438,28 @@ def test_an_oracle_miss_is_measured_again_on_fresh_traces(tiny_scenarios, monkey
     from hetero_infer.core.twin import Twin
     # whatever the tiny run measures, treat goodput on 'tiny' as a miss of the oracle
     monkeypatch.setattr(evaluation, '_oracle_misses', lambda entries: [('tiny', 'goodput')])
+    served = []   # (seed, scheduler -> plan) of every confirmation job (serial: in-process)
+    job = evaluation._confirm_job
+
+    def spy(scenario, platform_name, settings, plan_seed, metric, records, seed):
+        served.append((seed, {n: r['plan'] for n, r in records.items()}))
+        return job(scenario, platform_name, settings, plan_seed, metric, records, seed)
+    monkeypatch.setattr(evaluation, '_confirm_job', spy)
     settings = tiny_settings(replications=2, slo99=False, confirm_traces=3)
     res = run_evaluation(tiny_scenarios[:1], 'xavier',
                          schedulers=['interference_aware', 'base', 'oracle'], settings=settings,
                          workers=1, interference_model=FakeInterference())
     (k,) = res['details']['oracle_check']['goodput']['confirmation']
     assert k['scenario'] == 'tiny' and k['traces'] == 3 and k['seeds_from'] == CONFIRM_SEED
+    # the plans served again are interference_aware's and the oracle's goodput plans, on the
+    # three fresh seeds
+    plans = res['details']['scenario_stats'][0]['plans']
+    assert sorted(seed for seed, _ in served) == [CONFIRM_SEED + j for j in range(3)]
+    for _, by_name in served:
+        assert set(by_name) == {'interference_aware', 'oracle'}
+        for n, plan in by_name.items():
+            want = {key: v for key, v in plans[n]['goodput'].items() if key != 'predicted'}
+            assert plan == want
     assert res['details']['seeds']['confirm_seeds_from'] == CONFIRM_SEED
     ia, orc = k['values']['interference_aware'], k['values']['oracle']
     assert len(ia) == len(orc) == 3 and min(ia + orc) > 0
@@ -466,10 +482,9 @@ def test_an_oracle_miss_is_measured_again_on_fresh_traces(tiny_scenarios, monkey
     # that a confirmation job serves like a measurement job)
     platform = Platform.load('xavier')
     apps = tiny_scenarios[0].build(platform)
-    from hetero_infer.core.evaluation import _confirm_job
     base_rec = {'policy': None, 'source': 'base'}
-    job = _confirm_job(tiny_scenarios[0], 'xavier', settings, 0, 'goodput',
-                       {'base': base_rec}, CONFIRM_SEED + 1)
+    got = job(tiny_scenarios[0], 'xavier', settings, 0, 'goodput',
+              {'base': base_rec}, CONFIRM_SEED + 1)
     from hetero_infer.core.schedulers import get_scheduler
     from hetero_infer.core.schedulers.interface import PlanContext
     ctx = PlanContext(platform=platform, apps=apps, goal='goodput')
@@ -477,4 +492,4 @@ def test_an_oracle_miss_is_measured_again_on_fresh_traces(tiny_scenarios, monkey
                              get_scheduler('base').plan(ctx).make_dispatcher,
                              duration_s=settings.duration_s, warmup_s=settings.warmup_s,
                              seed=CONFIRM_SEED + 1)['goodput']
-    assert job['values']['base'] == direct
+    assert got['values']['base'] == direct
