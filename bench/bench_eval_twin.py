@@ -23,12 +23,12 @@ import time
 
 from twin_before import BEFORE_REF, load_at
 
-from hetero_infer.core import evaluation as eval_now
-from hetero_infer.core import twin as twin_now
-from hetero_infer.core.evaluation import GOAL_DEPENDENT, EvalSettings
-from hetero_infer.core.platform import Platform
-from hetero_infer.core.scenarios import find_scenario, load_scenarios
-from hetero_infer.core.schedulers import PlanContext, get_scheduler
+from hetero_infer.evaluation import runner as eval_now
+from hetero_infer.evaluation.runner import GOAL_DEPENDENT, EvalSettings
+from hetero_infer.evaluation.scenarios import find_scenario, load_scenarios
+from hetero_infer.planning.schedulers import PlanContext, get_scheduler
+from hetero_infer.platform.spec import Platform
+from hetero_infer.twin import simulator as twin_now
 
 REQUESTS = 2000
 
@@ -54,8 +54,8 @@ def main():
     if args.before:
         try:
             versions['before'] = (
-                load_at(args.before, 'hetero_infer/core/twin.py', 'twin_before'),
-                load_at(args.before, 'hetero_infer/core/evaluation.py', 'evaluation_before'))
+                load_at(args.before, 'hetero_infer/twin/simulator.py', 'twin_before'),
+                load_at(args.before, 'hetero_infer/evaluation/runner.py', 'evaluation_before'))
         except RuntimeError as exc:
             print('no before run: %s' % exc, file=sys.stderr)
     before = 'before' in versions

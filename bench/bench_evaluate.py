@@ -21,8 +21,8 @@ def _cpu_s() -> float:
 
 
 def main(argv=None) -> int:
-    from hetero_infer.core.evaluation import EvalSettings, run_evaluation
-    from hetero_infer.core.scenarios import find_scenario, load_scenarios
+    from hetero_infer.evaluation.runner import EvalSettings, run_evaluation
+    from hetero_infer.evaluation.scenarios import find_scenario, load_scenarios
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--only', default='mix_r1,wide_r2')

@@ -8,14 +8,14 @@ import time
 
 import numpy as np
 
-from hetero_infer.core.features import feature_names
-from hetero_infer.core.interference import InterferencePredictor, ModelLatencyPredictor
-from hetero_infer.core.model import list_models, load_model
-from hetero_infer.core.platform import Platform
+from hetero_infer.interference.features import feature_names
+from hetero_infer.interference.slowdown_model import ModelLatencyPredictor, SlowdownPredictor
+from hetero_infer.models.zoo import list_models, load_model
+from hetero_infer.platform.spec import Platform
 
 
 def main() -> None:
-    pred = InterferencePredictor.load('xavier')
+    pred = SlowdownPredictor.load('xavier')
     rng = np.random.default_rng(0)
     out = {}
     for cfg in pred.configs:

@@ -10,9 +10,9 @@ import time
 
 
 def main(argv=None) -> int:
-    from hetero_infer.core.platform import Platform
-    from hetero_infer.core.scenarios import find_scenario, load_scenarios
-    from hetero_infer.core.schedulers import PlanContext, get_scheduler
+    from hetero_infer.evaluation.scenarios import find_scenario, load_scenarios
+    from hetero_infer.planning.schedulers import PlanContext, get_scheduler
+    from hetero_infer.platform.spec import Platform
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--scenario', action='append', default=None)

@@ -5,7 +5,7 @@ several measurement protocols, alternating the protocols in rounds within one ru
 other processes on this shared machine hits all of them alike. Every round re-measures half of
 each protocol's samples; the agreement of the two measurements is the test-retest accuracy
 (``100 x (1 - MAPE)`` of the re-measured slowdown against the first, the ceiling of a model's
-accuracy; :func:`hetero_infer.core.profiling.retest_quality`).
+accuracy; :func:`hetero_infer.interference.profiling.retest_quality`).
 
 Protocols (each adds one step to the one before):
 
@@ -44,7 +44,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from hetero_infer.backends import create_backend  # noqa: E402
 from hetero_infer.backends.profiling_targets import ExecutorProfilingTarget  # noqa: E402
-from hetero_infer.core.profiling import profile_random  # noqa: E402
+from hetero_infer.interference.profiling import profile_random  # noqa: E402
 
 CONFIG = 'cpu0|cpu1'
 

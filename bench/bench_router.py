@@ -13,8 +13,8 @@ import time
 
 import numpy as np
 
-from hetero_infer.core.policy import Policy
-from hetero_infer.core.router import PriorityRouter
+from hetero_infer.planning.policy import Policy
+from hetero_infer.planning.router import PriorityRouter
 
 
 class _App:

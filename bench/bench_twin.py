@@ -16,10 +16,10 @@ import time
 
 from twin_before import BEFORE_REF, load_at
 
-from hetero_infer.core import twin as twin_now
-from hetero_infer.core.model import load_model
-from hetero_infer.core.platform import Platform
-from hetero_infer.core.workload import App, FixedDispatcher
+from hetero_infer.models.zoo import load_model
+from hetero_infer.platform.spec import Platform
+from hetero_infer.twin import simulator as twin_now
+from hetero_infer.workload.requests import App, FixedDispatcher
 
 
 def main():
@@ -36,7 +36,7 @@ def main():
     versions = {'now': twin_now}
     if args.before:
         try:
-            versions['before'] = load_at(args.before, 'hetero_infer/core/twin.py',
+            versions['before'] = load_at(args.before, 'hetero_infer/twin/simulator.py',
                                          'twin_before')
         except RuntimeError as exc:
             print('no before run: %s' % exc, file=sys.stderr)

@@ -23,9 +23,9 @@ import sys
 import tempfile
 import time
 
-from hetero_infer.core import evaluation as ev
-from hetero_infer.core import twin as twin_mod
-from hetero_infer.core.scenarios import find_scenario, load_scenarios
+from hetero_infer.evaluation import runner as ev
+from hetero_infer.evaluation.scenarios import find_scenario, load_scenarios
+from hetero_infer.twin import simulator as twin_mod
 
 PLANNED = ['interference_aware', 'no_interference', 'talk_exact', 'base', 'round_robin',
            'least_finish_time', 'fastest_only']
@@ -33,14 +33,14 @@ PLANNED = ['interference_aware', 'no_interference', 'talk_exact', 'base', 'round
 FIRST_USE = '''
 import time
 t0 = time.process_time()
-from hetero_infer.core.model import load_model
-from hetero_infer.core.platform import Platform
-from hetero_infer.core.twin import Twin, engine_kind
-from hetero_infer.core.workload import App, FixedDispatcher
+from hetero_infer.models.zoo import load_model
+from hetero_infer.platform.spec import Platform
+from hetero_infer.twin.simulator import Twin, event_loop_kind
+from hetero_infer.workload.requests import App, FixedDispatcher
 plat = Platform.load('xavier')
 apps = [App('cam', load_model('resnet50'), 100.0, 30.0)]
 t1 = time.process_time()
-assert engine_kind() == 'numba'
+assert event_loop_kind() == 'numba'
 Twin(plat).serve(apps, FixedDispatcher(['gpu']), duration_s=0.1)
 print(time.process_time() - t1)
 '''
@@ -80,7 +80,7 @@ def main():
         compile_s = _first_use_s(cache)
         cached_s = _first_use_s(cache)
     os.environ[twin_mod.KERNEL_ENV] = 'numba'
-    if twin_mod.engine_kind() != 'numba':
+    if twin_mod.event_loop_kind() != 'numba':
         raise SystemExit('numba is not importable here: nothing to compare')
     rows = []
     for name in args.scenarios:

@@ -8,11 +8,11 @@ import pytest
 
 from hetero_infer.backends import BackgroundLoop, create_backend
 from hetero_infer.backends.emulated import ContentionState, merge_steps
-from hetero_infer.core.model import load_model
-from hetero_infer.core.platform import Platform
-from hetero_infer.core.twin import Twin
-from hetero_infer.core.workload import App, FixedDispatcher
 from hetero_infer.errors import BackendError, ConfigError, ModelError
+from hetero_infer.models.zoo import load_model
+from hetero_infer.platform.spec import Platform
+from hetero_infer.twin.simulator import Twin
+from hetero_infer.workload.requests import App, FixedDispatcher
 
 
 @pytest.fixture(scope='module')

@@ -14,8 +14,8 @@ from hetero_infer.backends import (
     register_backend,
 )
 from hetero_infer.backends.onnxruntime_backend import available_cores, default_core_sets
-from hetero_infer.core.model import Layer
 from hetero_infer.errors import BackendError, ConfigError, ModelError
+from hetero_infer.models.zoo import Layer
 
 onnx = pytest.importorskip('onnx')
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402

@@ -19,11 +19,11 @@ from hetero_infer.backends.profiling_targets import (  # noqa: E402
     ExecutorProfilingTarget,
     _PausableLoop,
 )
-from hetero_infer.core.interference import InterferencePredictor  # noqa: E402
-from hetero_infer.core.profiling import Dataset, profile_random  # noqa: E402
-from hetero_infer.core.random_layers import random_layer  # noqa: E402
-from hetero_infer.core.regressors import compare  # noqa: E402
 from hetero_infer.errors import ConfigError  # noqa: E402
+from hetero_infer.interference.profiling import Dataset, profile_random  # noqa: E402
+from hetero_infer.interference.random_layers import random_layer  # noqa: E402
+from hetero_infer.interference.regressor_comparison import compare  # noqa: E402
+from hetero_infer.interference.slowdown_model import SlowdownPredictor  # noqa: E402
 
 pytestmark = pytest.mark.skipif(len(available_cores()) < 2, reason='needs two CPU cores')
 LIMITS = {'max_macs': 10 ** 7, 'max_tensor_bytes': 2 ** 20}
@@ -64,9 +64,9 @@ def test_profile_train_on_onnxruntime_cpus(backend, tmp_path):
     assert [o.corun_cv for o in back.observations] == [o.corun_cv for o in obs]
     table, mlps = compare(back, regressors=['mlp', 'knn'], seed=0)
     assert np.isfinite(table['mlp']['cpu0|cpu1'])  # accuracy on 24 samples is not the point
-    pred = InterferencePredictor(mlps, back.processor_kinds, platform_name='cpu-host')
+    pred = SlowdownPredictor(mlps, back.processor_kinds, platform_name='cpu-host')
     pred.save(str(tmp_path / 'cpu.json'))
-    loaded = InterferencePredictor.load(str(tmp_path / 'cpu.json'))
+    loaded = SlowdownPredictor.load(str(tmp_path / 'cpu.json'))
     assert loaded.config_for('cpu1', ['cpu0']) == 'cpu0|cpu1'
 
 

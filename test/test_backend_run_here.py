@@ -9,8 +9,8 @@ import pytest
 
 from hetero_infer.backends import create_backend
 from hetero_infer.backends.base import Backend, Executor, InferenceResult, LoadRequest, TensorSpec
-from hetero_infer.core.policy import Policy
 from hetero_infer.errors import BackendError
+from hetero_infer.planning.policy import Policy
 from hetero_infer.serving.engine import ServingEngine
 
 

@@ -24,7 +24,7 @@ def _model(tmp_path):
     import onnx
 
     from hetero_infer.backends.onnx_layers import layer_to_onnx
-    from hetero_infer.core.model import Layer
+    from hetero_infer.models.zoo import Layer
     conv = Layer(name='c', kind='conv', in_shape=(1, 8, 16, 16), out_shape=(1, 16, 16, 16),
                  macs=0, weight_bytes=0, in_bytes=0, out_bytes=0, kernel=(3, 3),
                  stride=(1, 1), padding=(1, 1), op='conv+relu')

@@ -81,7 +81,7 @@ def _onnx_models(tmp):
 
 def _interference_variants(tmp):
     """The committed Xavier model re-signed with one thing wrong each (so the checksum holds)."""
-    from hetero_infer.core.interference import DATA_DIR, _digest
+    from hetero_infer.interference.slowdown_model import DATA_DIR, _digest
 
     def write(name, mutate):
         with open(os.path.join(DATA_DIR, 'xavier.json')) as f:
@@ -256,7 +256,7 @@ def test_accepted_inputs_run_as_written(tmp_path):
     assert '--platform xavier overrides the scenario file\'s platform orin' in res[2]['stderr']
     assert 'cam_b' in res[3]['stdout']
     # users' LSTM / GRU / Einsum models are served, with their MACs
-    from hetero_infer.core.model import load_model
+    from hetero_infer.models.zoo import load_model
     for key in ('lstm', 'gru', 'einsum'):
         spec = load_model(paths[key])
         assert spec.macs == macs[key]
@@ -278,7 +278,7 @@ def test_serve_parameter_out_of_range_is_one_line(tmp_path):
     ('x: 5.5e3', 5500.0), ('x: 1e-3', 0.001), ('x: 010', 10), ('x: 0x1f', 31),
     ('x: 0o17', 15), ('x: 1:20', '1:20'), ('x: .inf', float('inf')), ('x: -2', -2)])
 def test_yaml_numbers_follow_yaml_1_2(text, value):
-    from hetero_infer.core.yaml_file import parse_yaml
+    from hetero_infer.io.yaml_file import parse_yaml
     assert parse_yaml(text, 'test') == {'x': value}
 
 
@@ -317,21 +317,21 @@ def test_internal_errors_are_reported_as_bugs_with_traceback_behind_debug(monkey
 
 
 def test_interference_model_of_another_platform_is_refused_unless_forced(tmp_path):
-    from hetero_infer.core.platform import Platform
-    from hetero_infer.core.predictors import load_interference_model
     from hetero_infer.errors import ModelError
+    from hetero_infer.interference.predictors import load_latency_predictor
+    from hetero_infer.platform.spec import Platform
     other = _interference_variants(str(tmp_path))['orin']
     xavier = Platform.load('xavier')
     with pytest.raises(ModelError, match="trained on platform 'orin', not 'xavier'"):
-        load_interference_model(xavier, other)
-    forced = load_interference_model(xavier, other, force=True)
+        load_latency_predictor(xavier, other)
+    forced = load_latency_predictor(xavier, other, force=True)
     assert forced.interference.platform_name == 'orin'
-    assert load_interference_model(xavier).interference.platform_name == 'xavier'
+    assert load_latency_predictor(xavier).interference.platform_name == 'xavier'
 
 
 def test_scenarios_on_different_platforms_need_a_choice():
-    from hetero_infer.core.scenarios import choose_platform, parse_scenarios
     from hetero_infer.errors import ConfigError
+    from hetero_infer.evaluation.scenarios import choose_platform, parse_scenarios
     doc = {'platform': 'xavier', 'scenarios': [
         {'name': 'a', 'applications': [{'model': 'resnet50', 'rate_hz': 1}]},
         {'name': 'b', 'platform': 'orin', 'applications': [{'model': 'resnet50', 'rate_hz': 1}]}]}

@@ -114,8 +114,8 @@ def test_profile_then_train_reports_test_retest_and_the_selected_regressor(tmp_p
     assert (out / 'accuracy.png').stat().st_size > 0
     assert 'test-retest' in (out / 'accuracy.md').read_text()
     # The shipped model is the selected kind, with the choice recorded in the file.
-    from hetero_infer.core.interference import InterferencePredictor
-    model = InterferencePredictor.load(str(out / 'xavier.json'))
+    from hetero_infer.interference.slowdown_model import SlowdownPredictor
+    model = SlowdownPredictor.load(str(out / 'xavier.json'))
     assert type(model.models['gpu|dla']).kind == sel['regressor']
     assert model.meta['selection']['gpu|dla']['regressor'] == sel['regressor']
     assert main(['train', '--data', str(data), '--out', str(out), '--candidates', 'lasso']) == 1

@@ -7,8 +7,9 @@ import os
 import pytest
 import yaml
 
-from hetero_infer.core import eval_stats
-from hetero_infer.core.evaluation import (
+from hetero_infer.errors import ConfigError
+from hetero_infer.evaluation import statistics as eval_stats
+from hetero_infer.evaluation.runner import (
     CONFIRM_SEED,
     METRICS,
     ORACLE_SELECT_SEED,
@@ -20,15 +21,14 @@ from hetero_infer.core.evaluation import (
     select_on_twin,
     write_outputs,
 )
-from hetero_infer.core.platform import Platform
-from hetero_infer.core.scenarios import (
+from hetero_infer.evaluation.scenarios import (
     default_scenarios_path,
     fluid_capacity_hz,
     load_scenarios,
     parse_scenarios,
 )
-from hetero_infer.core.search import SimSettings
-from hetero_infer.errors import ConfigError
+from hetero_infer.planning.search import SimSettings
+from hetero_infer.platform.spec import Platform
 
 ZOO14 = {'alexnet', 'vgg16', 'vgg19', 'resnet18', 'resnet34', 'resnet50', 'resnet101',
          'resnet152', 'densenet121', 'googlenet', 'inception_v3', 'mobilenet_v2',
@@ -56,7 +56,7 @@ def test_load_is_a_fraction_of_the_fluid_capacity(platform):
         {'model': 'resnet50', 'ratio': 1}, {'model': 'googlenet', 'ratio': 3}]}]}
     (s,) = parse_scenarios(doc)
     apps = s.build(platform)
-    from hetero_infer.core.model import load_model
+    from hetero_infer.models.zoo import load_model
     cap = fluid_capacity_hz(platform, [load_model('resnet50'), load_model('googlenet')],
                             [1, 3], [platform.processor_ids] * 2)
     assert sum(a.rate_hz for a in apps) == pytest.approx(0.5 * cap)
@@ -294,8 +294,8 @@ def test_every_scheduler_is_measured_on_the_same_traces(evaluated):
 
 
 def test_oracle_picks_the_best_candidate_on_its_own_traces(platform, tiny_scenarios):
-    from hetero_infer.core.schedulers import PlanContext, get_scheduler
-    from hetero_infer.core.twin import Twin
+    from hetero_infer.planning.schedulers import PlanContext, get_scheduler
+    from hetero_infer.twin.simulator import Twin
     apps = tiny_scenarios[1].build(platform)
     ctx = PlanContext(platform=platform, apps=apps, oracle_serve_s=0.4,
                       twin_slo99={'iterations': 3, 'requests': 150, 'min_app_requests': 30})
@@ -307,13 +307,13 @@ def test_oracle_picks_the_best_candidate_on_its_own_traces(platform, tiny_scenar
         values = []
         for _, plan in cands:
             if goal == 'goodput':
-                from hetero_infer.core.evaluation import measure_on_twin
+                from hetero_infer.evaluation.runner import measure_on_twin
                 v = [measure_on_twin(twin, apps, plan.make_dispatcher, duration_s=0.4,
                                      seed=ctx.oracle_select_seed + j)['goodput']
                      for j in range(ctx.oracle_select_traces)]
                 values.append(sum(v) / len(v))
             else:
-                from hetero_infer.core.evaluation import slo99_scale
+                from hetero_infer.evaluation.runner import slo99_scale
                 v = [slo99_scale(twin, apps, plan.make_dispatcher,
                                  seeds=[ctx.oracle_select_seed + j], iterations=3,
                                  requests=150, min_app_requests=30)['throughput']
@@ -386,11 +386,11 @@ def test_dask_cluster_gives_the_local_pools_results(tiny_scenarios):
 
 
 def test_slo_probes_stopped_early_give_the_bisections_result(platform):
-    from hetero_infer.core.evaluation import SloWatch, twin_slo99_throughput
-    from hetero_infer.core.metrics import compute_metrics
-    from hetero_infer.core.schedulers import PlanContext, get_scheduler
-    from hetero_infer.core.twin import Twin
-    from hetero_infer.core.workload import poisson_arrivals
+    from hetero_infer.evaluation.runner import SloWatch, twin_slo99_throughput
+    from hetero_infer.planning.metrics import compute_metrics
+    from hetero_infer.planning.schedulers import PlanContext, get_scheduler
+    from hetero_infer.twin.simulator import Twin
+    from hetero_infer.workload.requests import poisson_arrivals
     apps = load_scenarios(default_scenarios_path())[0].build(platform)
     for name in ('round_robin', 'fastest_only'):
         make = get_scheduler(name).plan(PlanContext(platform=platform, apps=apps)).make_dispatcher
@@ -413,7 +413,7 @@ def test_slo_probes_stopped_early_give_the_bisections_result(platform):
 
 
 def test_oracle_check_tells_a_reproduced_miss_from_a_chance_one():
-    from hetero_infer.core.evaluation import _oracle_check
+    from hetero_infer.evaluation.runner import _oracle_check
     row = {'scenario': 's', 'diff': 2.0, 'outcome': 'win', 'mean': 102.0,
            'baseline_mean': 100.0, 'ratio': 1.02, 'diff_ci95': [1.0, 3.0]}
     per = {'goodput': {'oracle': [row, dict(row, scenario='t')]}}
@@ -434,8 +434,8 @@ def test_oracle_check_tells_a_reproduced_miss_from_a_chance_one():
 
 
 def test_an_oracle_miss_is_measured_again_on_fresh_traces(tiny_scenarios, monkeypatch):
-    from hetero_infer.core import evaluation
-    from hetero_infer.core.twin import Twin
+    from hetero_infer.evaluation import runner as evaluation
+    from hetero_infer.twin.simulator import Twin
     # whatever the tiny run measures, treat goodput on 'tiny' as a miss of the oracle
     monkeypatch.setattr(evaluation, '_oracle_misses', lambda entries: [('tiny', 'goodput')])
     served = []   # (seed, scheduler -> plan) of every confirmation job (serial: in-process)
@@ -485,8 +485,8 @@ def test_an_oracle_miss_is_measured_again_on_fresh_traces(tiny_scenarios, monkey
     base_rec = {'policy': None, 'source': 'base'}
     got = job(tiny_scenarios[0], 'xavier', settings, 0, 'goodput',
               {'base': base_rec}, CONFIRM_SEED + 1)
-    from hetero_infer.core.schedulers import get_scheduler
-    from hetero_infer.core.schedulers.interface import PlanContext
+    from hetero_infer.planning.schedulers import get_scheduler
+    from hetero_infer.planning.schedulers.interface import PlanContext
     ctx = PlanContext(platform=platform, apps=apps, goal='goodput')
     direct = measure_on_twin(Twin(platform, seed=CONFIRM_SEED + 1), apps,
                              get_scheduler('base').plan(ctx).make_dispatcher,

@@ -7,21 +7,21 @@ import threading
 import pytest
 
 from hetero_infer.backends.emulated import EmulatedBackend
-from hetero_infer.core.faults import (
+from hetero_infer.errors import BackendError, ConfigError
+from hetero_infer.evaluation.scenarios import parse_scenarios
+from hetero_infer.models.zoo import load_model
+from hetero_infer.planning.policy import Policy
+from hetero_infer.planning.router import PriorityRouter
+from hetero_infer.platform.spec import Platform
+from hetero_infer.twin.faults import (
     Fault,
     HealthSettings,
     HealthTracker,
     parse_fault,
     parse_faults,
 )
-from hetero_infer.core.model import load_model
-from hetero_infer.core.platform import Platform
-from hetero_infer.core.policy import Policy
-from hetero_infer.core.router import PriorityRouter
-from hetero_infer.core.scenarios import parse_scenarios
-from hetero_infer.core.twin import Twin
-from hetero_infer.core.workload import App
-from hetero_infer.errors import BackendError, ConfigError
+from hetero_infer.twin.simulator import Twin
+from hetero_infer.workload.requests import App
 
 
 def test_fault_syntax():
@@ -140,7 +140,7 @@ def test_scenario_faults_are_parsed_and_checked(xavier):
     doc['scenarios'][0]['faults'] = ['npu:error@5']
     with pytest.raises(ConfigError, match="scenario s: fault npu:error@5 names processor 'npu'"):
         parse_scenarios(doc)[0].build(xavier)
-    from hetero_infer.core.evaluation import run_evaluation
+    from hetero_infer.evaluation.runner import run_evaluation
     doc['scenarios'][0]['faults'] = ['dla0:hang@1']
     with pytest.raises(ConfigError, match='injects faults'):
         run_evaluation(parse_scenarios(doc), 'xavier', workers=1)

@@ -5,9 +5,9 @@ import types
 
 import pytest
 
-from hetero_infer.core.goals import Goal, get_goal, known_goals, register_goal
-from hetero_infer.core.metrics import Metrics
 from hetero_infer.errors import ConfigError
+from hetero_infer.planning.goals import Goal, get_goal, known_goals, register_goal
+from hetero_infer.planning.metrics import Metrics
 
 METRICS = {'goodput': 120.0, 'throughput': 150.0, 'fairness': 0.8, 'slo99_throughput': 90.0}
 

@@ -6,19 +6,19 @@ import json
 import numpy as np
 import pytest
 
-from hetero_infer.core.features import feature_names
-from hetero_infer.core.interference import (
+from hetero_infer.errors import ModelError
+from hetero_infer.interference.features import feature_names
+from hetero_infer.interference.profiling import TwinTarget, profile_random
+from hetero_infer.interference.regressor_comparison import compare, design_matrix, regressor_names
+from hetero_infer.interference.slowdown_model import (
     InterferenceModel,
-    InterferencePredictor,
     ModelLatencyPredictor,
+    SlowdownPredictor,
     accuracy_pct,
 )
-from hetero_infer.core.model import load_model
-from hetero_infer.core.platform import Platform
-from hetero_infer.core.profiling import TwinTarget, profile_random
-from hetero_infer.core.regressors import compare, design_matrix, regressor_names
-from hetero_infer.core.twin import Twin
-from hetero_infer.errors import ModelError
+from hetero_infer.models.zoo import load_model
+from hetero_infer.platform.spec import Platform
+from hetero_infer.twin.simulator import Twin
 
 CONFIGS = ('gpu|dla', 'dla|gpu', 'gpu|dla0+dla1', 'dla0|dla1+gpu', 'dla0|dla1')
 
@@ -39,7 +39,7 @@ def predictor(dataset):
     for cfg in CONFIGS:
         X, y, _ = design_matrix(dataset.select(cfg), dataset.processor_kinds)
         models[cfg] = InterferenceModel(hidden_layer_sizes=(32, 32), max_iter=300).fit(X, y)
-    return InterferencePredictor(models, dataset.processor_kinds, platform_name='xavier')
+    return SlowdownPredictor(models, dataset.processor_kinds, platform_name='xavier')
 
 
 def test_estimator_contract(dataset):
@@ -71,7 +71,7 @@ def test_mlp_learns_slowdown(dataset):
 def test_save_load_identical_predictions(predictor, dataset, tmp_path):
     path = str(tmp_path / 'm.json')
     predictor.save(path)
-    back = InterferencePredictor.load(path)
+    back = SlowdownPredictor.load(path)
     assert back.configs == predictor.configs
     for cfg in CONFIGS:
         X, _, _ = design_matrix(dataset.select(cfg)[:50], dataset.processor_kinds)
@@ -85,26 +85,26 @@ def test_corrupt_truncated_incompatible_files(predictor, tmp_path):
     text = path.read_text()
     (tmp_path / 'trunc.json').write_text(text[: len(text) // 3])
     with pytest.raises(ModelError, match='truncated'):
-        InterferencePredictor.load(str(tmp_path / 'trunc.json'))
+        SlowdownPredictor.load(str(tmp_path / 'trunc.json'))
     d = json.loads(text)
     d['models']['gpu|dla']['intercepts'][0][0] += 1.0
     (tmp_path / 'edit.json').write_text(json.dumps(d))
     with pytest.raises(ModelError, match='checksum'):
-        InterferencePredictor.load(str(tmp_path / 'edit.json'))
+        SlowdownPredictor.load(str(tmp_path / 'edit.json'))
     d = json.loads(text)
     d['version'] = 99
     (tmp_path / 'ver.json').write_text(json.dumps(d))
     with pytest.raises(ModelError, match='version 99'):
-        InterferencePredictor.load(str(tmp_path / 'ver.json'))
+        SlowdownPredictor.load(str(tmp_path / 'ver.json'))
     (tmp_path / 'pickle.json').write_bytes(b'\x80\x04\x95')
     with pytest.raises(ModelError):
-        InterferencePredictor.load(str(tmp_path / 'pickle.json'))
+        SlowdownPredictor.load(str(tmp_path / 'pickle.json'))
     with pytest.raises(ModelError, match='committed'):
-        InterferencePredictor.load('no_such_platform')
+        SlowdownPredictor.load('no_such_platform')
 
 
 def test_committed_xavier_model_loads_and_covers_every_mapping(platform):
-    pred = InterferencePredictor.load('xavier')
+    pred = SlowdownPredictor.load('xavier')
     assert set(pred.configs) == set(CONFIGS)
     procs = platform.processor_ids
     for target in procs:
@@ -116,7 +116,7 @@ def test_committed_xavier_model_loads_and_covers_every_mapping(platform):
 
 
 def test_model_level_helper(platform):
-    pred = InterferencePredictor.load('xavier')
+    pred = SlowdownPredictor.load('xavier')
     lat = ModelLatencyPredictor(pred, platform)
     r50, vgg, mb = load_model('resnet50'), load_model('vgg16'), load_model('mobilenet_v2')
     iso = platform.isolated_latency_ms(r50, 'gpu')

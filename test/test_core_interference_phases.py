@@ -2,10 +2,10 @@
 
 import pytest
 
-from hetero_infer.core.interference import ModelLatencyPredictor, load_default
-from hetero_infer.core.model import load_model
-from hetero_infer.core.platform import Platform
-from hetero_infer.core.twin import Twin
+from hetero_infer.interference.slowdown_model import ModelLatencyPredictor, load_default
+from hetero_infer.models.zoo import load_model
+from hetero_infer.platform.spec import Platform
+from hetero_infer.twin.simulator import Twin
 
 
 @pytest.fixture(scope='module')

@@ -2,15 +2,15 @@
 
 import pytest
 
-from hetero_infer.core.metrics import (
+from hetero_infer.models.zoo import load_model
+from hetero_infer.planning.metrics import (
     Metrics,
     compute_metrics,
     jain_index,
     percentile,
     slo99_throughput,
 )
-from hetero_infer.core.model import load_model
-from hetero_infer.core.workload import App, RequestRecord, poisson_arrivals
+from hetero_infer.workload.requests import App, RequestRecord, poisson_arrivals
 
 
 def _app(name, rate, slo):

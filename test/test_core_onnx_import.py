@@ -5,9 +5,9 @@ import os
 
 import pytest
 
-from hetero_infer.core.model import load_model
-from hetero_infer.core.onnx_import import model_from_onnx
 from hetero_infer.errors import ModelError
+from hetero_infer.models.onnx_import import model_from_onnx
+from hetero_infer.models.zoo import load_model
 
 ONNX_DIR = os.path.join(os.path.dirname(__file__), '..', 'hetero_infer', 'data', 'onnx')
 

@@ -3,10 +3,10 @@
 import pytest
 import yaml
 
-from hetero_infer.core.calibration import calibration_checks
-from hetero_infer.core.model import load_model
-from hetero_infer.core.platform import PLATFORM_DIR, Platform, available_platforms
 from hetero_infer.errors import ConfigError
+from hetero_infer.evaluation.calibration import calibration_checks
+from hetero_infer.models.zoo import load_model
+from hetero_infer.platform.spec import PLATFORM_DIR, Platform, available_platforms
 
 
 def _doc(name='xavier'):

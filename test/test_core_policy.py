@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from hetero_infer.core.policy import (
+from hetero_infer.errors import ConfigError
+from hetero_infer.planning.policy import (
     Policy,
     neighbours,
     quantise_row,
@@ -11,7 +12,6 @@ from hetero_infer.core.policy import (
     samples_for_guarantee,
     uniform_policy,
 )
-from hetero_infer.errors import ConfigError
 
 APPS = ('cam', 'mic')
 PROCS = ('gpu', 'dla0', 'dla1')

@@ -2,9 +2,8 @@
 
 import pytest
 
-from hetero_infer.core.model import load_model
-from hetero_infer.core.platform import Platform
-from hetero_infer.core.predictors import (
+from hetero_infer.errors import ConfigError
+from hetero_infer.interference.predictors import (
     InterferencePredictor,
     IsolatedPredictor,
     Predictor,
@@ -13,7 +12,8 @@ from hetero_infer.core.predictors import (
     predictor_class,
     register_predictor,
 )
-from hetero_infer.errors import ConfigError
+from hetero_infer.models.zoo import load_model
+from hetero_infer.platform.spec import Platform
 
 
 def test_registry_names_every_predictor_once():

@@ -6,12 +6,17 @@ import os
 import numpy as np
 import pytest
 
-from hetero_infer.core.features import TALK_CONFIGS, Config, default_configs, mapping_key
-from hetero_infer.core.model import list_models, load_model
-from hetero_infer.core.platform import Platform
-from hetero_infer.core.profiling import Dataset, TwinTarget, profile_random, profile_zoo_layers
-from hetero_infer.core.twin import Twin
 from hetero_infer.errors import ConfigError, ModelError
+from hetero_infer.interference.features import TALK_CONFIGS, Config, default_configs, mapping_key
+from hetero_infer.interference.profiling import (
+    Dataset,
+    TwinTarget,
+    profile_random,
+    profile_zoo_layers,
+)
+from hetero_infer.models.zoo import list_models, load_model
+from hetero_infer.platform.spec import Platform
+from hetero_infer.twin.simulator import Twin
 
 KINDS = {'gpu': 'gpu', 'dla0': 'dla', 'dla1': 'dla'}
 
@@ -126,7 +131,7 @@ def test_min_layer_time_and_budget(target):
 
 
 def test_aggregates_resist_a_preempted_run():
-    from hetero_infer.core.profiling import aggregate_runs, run_cv
+    from hetero_infer.interference.profiling import aggregate_runs, run_cv
     runs = [1.0, 1.1, 0.9, 1.0, 25.0]  # one run preempted by another process
     assert aggregate_runs(runs, 'mean') > 5
     assert aggregate_runs(runs, 'median') == 1.0
@@ -137,7 +142,7 @@ def test_aggregates_resist_a_preempted_run():
 def test_old_datasets_without_quality_columns_load(dataset, tmp_path):
     import csv
 
-    from hetero_infer.core.profiling import CSV_COLUMNS
+    from hetero_infer.interference.profiling import CSV_COLUMNS
     dataset.save(str(tmp_path))
     path = tmp_path / 'dataset.csv'
     with open(str(path), newline='') as f:
@@ -155,7 +160,7 @@ def test_old_datasets_without_quality_columns_load(dataset, tmp_path):
 
 
 def test_disturbed_measurements_are_taken_again():
-    from hetero_infer.core.profiling import ProfilingTarget
+    from hetero_infer.interference.profiling import ProfilingTarget
 
     class Disturbed(ProfilingTarget):
         """The first measurement of every layer has one preempted run."""

@@ -2,9 +2,14 @@
 
 import pytest
 
-from hetero_infer.core.model import BYTES_PER_ELEMENT
-from hetero_infer.core.random_layers import MAX_MACS, kind_histogram, random_layer, random_layers
 from hetero_infer.errors import ConfigError
+from hetero_infer.interference.random_layers import (
+    MAX_MACS,
+    kind_histogram,
+    random_layer,
+    random_layers,
+)
+from hetero_infer.models.zoo import BYTES_PER_ELEMENT
 
 
 def test_seeded_and_deterministic():

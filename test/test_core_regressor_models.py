@@ -6,11 +6,11 @@ import json
 import numpy as np
 import pytest
 
-from hetero_infer.core.features import feature_names
-from hetero_infer.core.interference import InterferencePredictor, model_from_arrays
-from hetero_infer.core.model_selection import CANDIDATES, make_model, select
-from hetero_infer.core.regressor_models import MODEL_KINDS
 from hetero_infer.errors import ConfigError, ModelError
+from hetero_infer.interference.features import feature_names
+from hetero_infer.interference.regressor_models import MODEL_KINDS
+from hetero_infer.interference.regressor_selection import CANDIDATES, make_model, select
+from hetero_infer.interference.slowdown_model import SlowdownPredictor, model_from_arrays
 
 N_FEAT = len(feature_names(1))
 
@@ -39,9 +39,9 @@ def test_round_trip_predicts_the_same(kind, tmp_path):
     np.testing.assert_array_equal(back.predict(X[200:]), pred)
     # Through the checksummed model file as well.
     path = str(tmp_path / 'm.json')
-    InterferencePredictor({'gpu|dla': model}, {'gpu': 'gpu', 'dla0': 'dla'},
+    SlowdownPredictor({'gpu|dla': model}, {'gpu': 'gpu', 'dla0': 'dla'},
                           platform_name='x').save(path)
-    loaded = InterferencePredictor.load(path)
+    loaded = SlowdownPredictor.load(path)
     np.testing.assert_array_equal(loaded.predict_slowdown('gpu|dla', X[200:]), pred)
 
 
@@ -110,5 +110,5 @@ def test_selection_picks_by_cross_validation():
 
 def test_shipped_models_still_load():
     for name in ('xavier', 'orin'):
-        pred = InterferencePredictor.load(name)
+        pred = SlowdownPredictor.load(name)
         assert pred.configs

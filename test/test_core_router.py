@@ -6,9 +6,9 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from hetero_infer.core.policy import Policy
-from hetero_infer.core.router import PriorityRouter
 from hetero_infer.errors import ConfigError
+from hetero_infer.planning.policy import Policy
+from hetero_infer.planning.router import PriorityRouter
 
 PROCS = ('gpu', 'dla0', 'dla1')
 
@@ -245,7 +245,7 @@ def test_router_options_round_trip_and_old_policy_files_load_with_defaults():
 def test_without_share_tracking_the_router_is_least_finish_time_over_the_plan():
     """share_tracking false with an even plan over every allowed processor decides exactly as
     least_finish_time (the searched schedulers can always choose that rule)."""
-    from hetero_infer.core.schedulers.least_finish_time import LeastFinishTimeDispatcher
+    from hetero_infer.planning.schedulers.least_finish_time import LeastFinishTimeDispatcher
 
     class View:
         def __init__(self):

@@ -5,16 +5,21 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from hetero_infer.core.model import load_model
-from hetero_infer.core.plansim import PlanSimulator
-from hetero_infer.core.platform import Platform
-from hetero_infer.core.policy import Policy
-from hetero_infer.core.predictors import IsolatedPredictor, LatencyTable, Predictor
-from hetero_infer.core.router import PriorityRouter
-from hetero_infer.core.schedulers import EVALUATED, PlanContext, get_scheduler, known_schedulers
-from hetero_infer.core.search import SimSettings, build_problem, search
-from hetero_infer.core.workload import App
 from hetero_infer.errors import ConfigError
+from hetero_infer.interference.predictors import IsolatedPredictor, LatencyTable, Predictor
+from hetero_infer.models.zoo import load_model
+from hetero_infer.planning.plansim import PlanSimulator
+from hetero_infer.planning.policy import Policy
+from hetero_infer.planning.router import PriorityRouter
+from hetero_infer.planning.schedulers import (
+    EVALUATED,
+    PlanContext,
+    get_scheduler,
+    known_schedulers,
+)
+from hetero_infer.planning.search import SimSettings, build_problem, search
+from hetero_infer.platform.spec import Platform
+from hetero_infer.workload.requests import App
 
 
 @pytest.fixture(scope='module')
@@ -191,8 +196,8 @@ def test_orin_plans_its_scenarios_with_its_shipped_interference_model(tmp_path, 
     import os
 
     from hetero_infer.cli import main
-    from hetero_infer.core.interference import load_default
-    from hetero_infer.core.scenarios import load_scenarios
+    from hetero_infer.evaluation.scenarios import load_scenarios
+    from hetero_infer.interference.slowdown_model import load_default
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'config',
                         'scenarios_orin.yaml')
     scenarios = load_scenarios(path)
@@ -265,7 +270,7 @@ def test_search_chooses_the_best_router_options_on_common_traces(platform, apps)
 
 
 def test_search_scores_its_plan_as_the_mean_over_the_planners_traces(platform, apps):
-    from hetero_infer.core.search import plan_simulator, trace_seeds
+    from hetero_infer.planning.search import plan_simulator, trace_seeds
     problem = build_problem(platform, apps, _Slowdown(platform), 'goodput', FAST)
     r = search(problem, n_samples=10, seed=4, workers=1, refine=False)
     seeds = trace_seeds(problem.settings)
@@ -276,7 +281,7 @@ def test_search_scores_its_plan_as_the_mean_over_the_planners_traces(platform, a
 
 
 def test_talk_exact_is_registered_evaluated_and_routes_by_the_talks_rule(platform, apps):
-    from hetero_infer.core.schedulers.talk_exact import TALK_ROUTER
+    from hetero_infer.planning.schedulers.talk_exact import TALK_ROUTER
     assert 'talk_exact' in known_schedulers() and 'talk_exact' in EVALUATED
     ctx = PlanContext(platform=platform, apps=apps, goal='goodput', settings=FAST,
                       n_samples=8, max_refine_evals=4, workers=1)
@@ -303,7 +308,7 @@ def test_slo99_finalists_are_scored_in_full_on_every_trace(platform, apps):
     # pure SLO99 prunes a sampled policy that misses the best scale so far; a finalist is
     # scored on several traces and routers, and a prune against another trace's best would put
     # a 0 into its mean (the search then chose plans its own model rated far lower)
-    from hetero_infer.core.search import _Scorer, trace_seeds
+    from hetero_infer.planning.search import _Scorer, trace_seeds
     problem = build_problem(platform, apps, _Slowdown(platform), 'slo99_throughput', FAST)
     choices = [{'tie_tolerance': 0.5}, {'share_tracking': False}]
     r = search(problem, n_samples=12, seed=5, workers=1, max_refine_evals=10,

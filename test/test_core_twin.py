@@ -5,11 +5,11 @@ import math
 import pytest
 from twin_helpers import Spread
 
-from hetero_infer.core.model import load_model
-from hetero_infer.core.platform import Platform
-from hetero_infer.core.twin import Twin, contention_factors
-from hetero_infer.core.workload import App, FixedDispatcher
 from hetero_infer.errors import ConfigError
+from hetero_infer.models.zoo import load_model
+from hetero_infer.platform.spec import Platform
+from hetero_infer.twin.simulator import Twin, contention_factors
+from hetero_infer.workload.requests import App, FixedDispatcher
 
 
 @pytest.fixture(scope='module')
@@ -126,7 +126,7 @@ def test_contention_factors_agree_with_the_twin(xavier):
 def test_inlined_contention_curve_matches_the_platform_curve(xavier):
     # The twin evaluates Contention.slowdown written out in _extra_ms (for speed) and skips its
     # fixed point where a curve is flat: both must agree with the platform's curve.
-    from hetero_infer.core.twin import _curves, _extra_ms
+    from hetero_infer.twin.simulator import _curves, _extra_ms
     ids = xavier.processor_ids
     for proc, curve in zip(ids, _curves(xavier, ids)):
         cont = xavier.processors[proc].contention
@@ -186,7 +186,7 @@ def test_dla_curve_rises_from_zero_and_gpu_curve_has_a_knee(xavier):
 
 def _compute_only(name, macs):
     """A compute-bound layer (no DRAM traffic): only time-sharing can slow it."""
-    from hetero_infer.core.model import Layer
+    from hetero_infer.models.zoo import Layer
     return Layer(name=name, kind='conv', in_shape=(1, 1, 1, 1), out_shape=(1, 1, 1, 1),
                  macs=int(macs), weight_bytes=0, in_bytes=2, out_bytes=2)
 
@@ -233,9 +233,9 @@ def test_contention_factors_apply_the_gpu_side_work_of_dla_inference(xavier):
 
 
 def test_event_loop_choice_is_checked(xavier, monkeypatch):
-    from hetero_infer.core.twin import KERNEL_ENV, _Engine
+    from hetero_infer.twin.simulator import KERNEL_ENV, _EventLoop
     monkeypatch.setenv(KERNEL_ENV, 'python')
-    assert type(Twin(xavier)._engine(None)) is _Engine
+    assert type(Twin(xavier)._engine(None)) is _EventLoop
     monkeypatch.setenv(KERNEL_ENV, 'cython')
     with pytest.raises(ConfigError, match="HETERO_INFER_TWIN_KERNEL.*'cython'"):
         Twin(xavier).serve(_apps(), FixedDispatcher(['gpu']), duration_s=0.1)
@@ -244,11 +244,11 @@ def test_event_loop_choice_is_checked(xavier, monkeypatch):
 def test_without_numba_the_python_loop_runs(xavier, monkeypatch):
     import sys
 
-    from hetero_infer.core import twin as twin_mod
-    monkeypatch.setitem(sys.modules, 'hetero_infer.core.twin_kernel', None)  # import fails
+    from hetero_infer.twin import simulator as twin_mod
+    monkeypatch.setitem(sys.modules, 'hetero_infer.twin.kernel', None)  # import fails
     monkeypatch.setattr(twin_mod, '_kernel_engine', None)
     monkeypatch.delenv(twin_mod.KERNEL_ENV, raising=False)
-    assert type(Twin(xavier)._engine(None)) is twin_mod._Engine
+    assert type(Twin(xavier)._engine(None)) is twin_mod._EventLoop
     recs = Twin(xavier).serve(_apps(), FixedDispatcher(['gpu', 'dla0', 'dla1']), duration_s=0.2)
     assert recs and all(r.done for r in recs)
     monkeypatch.setenv(twin_mod.KERNEL_ENV, 'numba')

@@ -17,16 +17,16 @@ pytest.importorskip('numba')
 
 from twin_helpers import Spread, three_dla_platform  # noqa: E402
 
-from hetero_infer.core import twin as twin_mod  # noqa: E402
-from hetero_infer.core import twin_kernel  # noqa: E402
-from hetero_infer.core.faults import HealthSettings  # noqa: E402
-from hetero_infer.core.model import load_model  # noqa: E402
-from hetero_infer.core.platform import Platform  # noqa: E402
-from hetero_infer.core.policy import Policy  # noqa: E402
-from hetero_infer.core.router import PriorityRouter  # noqa: E402
-from hetero_infer.core.twin import KERNEL_ENV, Twin  # noqa: E402
-from hetero_infer.core.twin_measure import measure_on_twin, twin_slo99_throughput  # noqa: E402
-from hetero_infer.core.workload import App, FixedDispatcher  # noqa: E402
+from hetero_infer.models.zoo import load_model  # noqa: E402
+from hetero_infer.planning.policy import Policy  # noqa: E402
+from hetero_infer.planning.router import PriorityRouter  # noqa: E402
+from hetero_infer.planning.twin_measure import measure_on_twin, twin_slo99_throughput  # noqa: E402
+from hetero_infer.platform.spec import Platform  # noqa: E402
+from hetero_infer.twin import kernel as twin_kernel  # noqa: E402
+from hetero_infer.twin import simulator as twin_mod  # noqa: E402
+from hetero_infer.twin.faults import HealthSettings  # noqa: E402
+from hetero_infer.twin.simulator import KERNEL_ENV, Twin  # noqa: E402
+from hetero_infer.workload.requests import App, FixedDispatcher  # noqa: E402
 
 
 @pytest.fixture(scope='module')
@@ -44,7 +44,7 @@ def _both(monkeypatch, fn):
     out = {}
     for kind in ('python', 'numba'):
         monkeypatch.setenv(KERNEL_ENV, kind)
-        assert twin_mod.engine_kind() == kind
+        assert twin_mod.event_loop_kind() == kind
         out[kind] = fn()
     return out['python'], out['numba']
 
@@ -190,7 +190,7 @@ def test_ties_end_in_running_order(monkeypatch, xavier):
     b = [(dla1, 0.37, 0.0, 0.0, 4.3e6 * 1.07 ** i) for i in range(40)]
 
     def run():
-        eng = twin_mod._new_engine(xavier, random.Random(1), 0.0, 256)
+        eng = twin_mod._new_event_loop(xavier, random.Random(1), 0.0, 256)
         ends = []
         eng.on_finish = lambda job: ends.append((job.owner, eng.now))
         for owner, steps in (('g', g), ('a', a), ('b', b)):
@@ -210,7 +210,7 @@ def test_engines_leave_the_noise_generator_in_the_same_state(monkeypatch, xavier
     steps = twin.program(load_model('resnet50'), 'gpu')
 
     def run(batch):
-        eng = twin_mod._new_engine(xavier, random.Random(14), 0.03, batch)
+        eng = twin_mod._new_event_loop(xavier, random.Random(14), 0.03, batch)
         finished = []
 
         def on_finish(job):
@@ -241,7 +241,7 @@ def test_the_kernel_compiles_once_per_process(monkeypatch, xavier, three_dlas):
     monkeypatch.setenv(KERNEL_ENV, 'numba')
     for plat, seed in ((xavier, 1), (three_dlas, 2), (xavier, 3)):
         eng = Twin(plat, seed=seed)._engine(None)
-        assert isinstance(eng, twin_kernel.KernelEngine)
+        assert isinstance(eng, twin_kernel.KernelEventLoop)
         Twin(plat, seed=seed).serve(_apps(), Spread(), duration_s=0.2)
         eng.run_until(1)          # an int time: converted, no second specialisation
     for fn in (twin_kernel.run, twin_kernel.start_step, twin_kernel.draw_noise):
@@ -250,6 +250,6 @@ def test_the_kernel_compiles_once_per_process(monkeypatch, xavier, three_dlas):
 
 def test_the_python_loop_is_chosen_by_the_environment(monkeypatch, xavier):
     monkeypatch.setenv(KERNEL_ENV, 'python')
-    assert type(Twin(xavier)._engine(None)) is twin_mod._Engine
+    assert type(Twin(xavier)._engine(None)) is twin_mod._EventLoop
     monkeypatch.setenv(KERNEL_ENV, 'numba')
-    assert type(Twin(xavier)._engine(None)) is twin_kernel.KernelEngine
+    assert type(Twin(xavier)._engine(None)) is twin_kernel.KernelEventLoop

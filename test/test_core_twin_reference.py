@@ -18,12 +18,12 @@ from collections import deque
 import pytest
 from twin_helpers import Spread, three_dla_platform
 
-from hetero_infer.core.model import load_model
-from hetero_infer.core.platform import Platform
-from hetero_infer.core.scenarios import find_scenario, load_scenarios
-from hetero_infer.core.schedulers import PlanContext, get_scheduler
-from hetero_infer.core.twin import DEFAULT_MAX_QUEUE, Twin
-from hetero_infer.core.workload import (
+from hetero_infer.evaluation.scenarios import find_scenario, load_scenarios
+from hetero_infer.models.zoo import load_model
+from hetero_infer.planning.schedulers import PlanContext, get_scheduler
+from hetero_infer.platform.spec import Platform
+from hetero_infer.twin.simulator import DEFAULT_MAX_QUEUE, Twin
+from hetero_infer.workload.requests import (
     App,
     DispatchView,
     FixedDispatcher,

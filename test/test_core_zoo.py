@@ -5,8 +5,8 @@ import os
 
 import pytest
 
-from hetero_infer.core.dla_rules import dla_support
-from hetero_infer.core.model import BYTES_PER_ELEMENT, ZOO_DIR, ModelSpec, list_models, load_model
+from hetero_infer.models.dla_rules import dla_support
+from hetero_infer.models.zoo import BYTES_PER_ELEMENT, ZOO_DIR, ModelSpec, list_models, load_model
 
 # FACTS.md, "torchvision classifiers": model -> (params M, GMACs, activations M).
 FACTS = {

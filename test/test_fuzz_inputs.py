@@ -78,19 +78,19 @@ yaml_chars = st.text(alphabet=st.sampled_from(list('ab:-[]{}&*!|>,.#\'" \n01e5\t
 @FUZZ
 @given(st.one_of(yaml_chars, st.text(max_size=80)))
 def test_yaml_text_parses_or_is_refused(text):
-    from hetero_infer.core.yaml_file import parse_yaml
+    from hetero_infer.io.yaml_file import parse_yaml
     _own_error_or_result(parse_yaml, text, 'fuzz')
 
 
 def _platform_doc():
-    from hetero_infer.core.yaml_file import read_yaml
+    from hetero_infer.io.yaml_file import read_yaml
     return read_yaml(os.path.join(ROOT, 'config', 'platforms', 'xavier.yaml'), 'platform')
 
 
 @FUZZ
 @given(st.data())
 def test_platform_documents_load_or_are_refused(data):
-    from hetero_infer.core.platform import Platform
+    from hetero_infer.platform.spec import Platform
     doc = data.draw(_mutations(_platform_doc()) | json_like)
     p = _own_error_or_result(Platform.from_dict, doc, where='fuzz')
     if p is not None:
@@ -108,7 +108,7 @@ SCENARIO = {'format': 'hetero_infer.scenarios/1', 'platform': 'xavier',
 @FUZZ
 @given(st.data())
 def test_scenario_documents_parse_or_are_refused(data):
-    from hetero_infer.core.scenarios import parse_scenarios
+    from hetero_infer.evaluation.scenarios import parse_scenarios
     doc = data.draw(_mutations(SCENARIO) | json_like)
     out = _own_error_or_result(parse_scenarios, doc, where='fuzz')
     for s in out or ():
@@ -127,7 +127,7 @@ def _zoo_doc():
 @FUZZ
 @given(st.data())
 def test_layer_tables_load_or_are_refused(data):
-    from hetero_infer.core.model import ModelSpec
+    from hetero_infer.models.zoo import ModelSpec
     spec = _own_error_or_result(ModelSpec.from_dict, data.draw(_mutations(_zoo_doc())
                                                                | json_like), where='fuzz')
     if spec is not None:
@@ -136,7 +136,7 @@ def test_layer_tables_load_or_are_refused(data):
 
 # ---- interference models --------------------------------------------------------------------
 def _small_interference_doc():
-    from hetero_infer.core.interference import DATA_DIR
+    from hetero_infer.interference.slowdown_model import DATA_DIR
     with open(os.path.join(DATA_DIR, 'xavier.json')) as f:
         doc = json.load(f)
     keep = sorted(doc['models'])[:1]
@@ -151,7 +151,7 @@ _IM_DOC = None
 @FEW
 @given(st.data(), st.booleans())
 def test_interference_models_load_or_are_refused(data, resign):
-    from hetero_infer.core.interference import InterferencePredictor, _digest
+    from hetero_infer.interference.slowdown_model import SlowdownPredictor, _digest
     global _IM_DOC
     if _IM_DOC is None:
         _IM_DOC = _small_interference_doc()
@@ -161,7 +161,7 @@ def test_interference_models_load_or_are_refused(data, resign):
             doc['sha256'] = _digest({k: v for k, v in doc.items() if k != 'sha256'})
         except TypeError:  # keys JSON cannot sort: no file could hold this document
             pass
-    pred = _own_error_or_result(InterferencePredictor.from_dict, doc, where='fuzz')
+    pred = _own_error_or_result(SlowdownPredictor.from_dict, doc, where='fuzz')
     if pred is not None:
         for model in pred.models.values():
             x = np.zeros((1, model.n_features_in_))
@@ -177,7 +177,7 @@ _ONNX = os.path.join(ROOT, 'hetero_infer', 'data', 'onnx', 'tiny_cnn.onnx')
 @given(st.one_of(st.binary(max_size=300),
                  st.tuples(st.integers(0, 10 ** 6), st.binary(min_size=1, max_size=8))))
 def test_onnx_files_import_or_are_refused(tmp_path, blob):
-    from hetero_infer.core.onnx_import import model_from_onnx
+    from hetero_infer.models.onnx_import import model_from_onnx
     if isinstance(blob, tuple):  # the committed model with a few bytes overwritten
         with open(_ONNX, 'rb') as f:
             data = bytearray(f.read())
@@ -197,7 +197,7 @@ def test_onnx_files_import_or_are_refused(tmp_path, blob):
                         'abc', 'ij,jk->', 'a...,b...->ab...']),
        st.lists(st.lists(st.integers(1, 6), min_size=0, max_size=4), min_size=1, max_size=3))
 def test_einsum_macs_count_or_refuse(equation, shapes):
-    from hetero_infer.core.onnx_import import einsum_macs
+    from hetero_infer.models.onnx_import import einsum_macs
     macs = _own_error_or_result(einsum_macs, equation, [tuple(s) for s in shapes], 'fuzz')
     assert macs is None or macs >= 0
 

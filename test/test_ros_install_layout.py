@@ -71,7 +71,8 @@ def test_colcon_build_install_layout(tmp_path):
     site = list(prefix.glob('lib/python3*/site-packages/hetero_infer/__init__.py'))
     assert site, 'hetero_infer not installed into site-packages'
     pkg = site[0].parent
-    for sub in ('core', 'backends', 'serving', 'ros', 'commands'):
+    for sub in ('io', 'models', 'platform', 'workload', 'twin', 'interference', 'planning',
+                'evaluation', 'backends', 'serving', 'ros', 'commands'):
         assert (pkg / sub / '__init__.py').is_file(), 'package hetero_infer.%s not installed' % sub
 
 

@@ -85,7 +85,7 @@ def test_fault_and_health_parameters():
         params.build_config(dict(BASE, faults=['dla1:explode@3']), node_name='/n')
     assert 'node /n: parameter faults' in str(err.value) and "'explode'" in str(err.value)
     # the ranges the node declares are the ones the health rule accepts
-    from hetero_infer.core.faults import HealthSettings
+    from hetero_infer.twin.faults import HealthSettings
     for name, (low, high) in HealthSettings.RANGES.items():
         spec = params.spec_for(name)
         assert (spec.low, spec.high) == (low, high), name

@@ -9,17 +9,17 @@ import os
 import numpy as np
 import pytest
 
-from hetero_infer.core.model import ModelSpec, load_model
-from hetero_infer.core.onnx_import import model_from_onnx
-from hetero_infer.core.plansim import PlanSimulator
-from hetero_infer.core.platform import Platform
-from hetero_infer.core.predictors import LatencyTable
-from hetero_infer.core.predictors.isolated import IsolatedPredictor
-from hetero_infer.core.scenarios import load_scenarios
-from hetero_infer.core.twin import Twin
-from hetero_infer.core.workload import App, FixedDispatcher
 from hetero_infer.errors import ConfigError, ModelError
+from hetero_infer.evaluation.scenarios import load_scenarios
+from hetero_infer.interference.predictors import LatencyTable
+from hetero_infer.interference.predictors.isolated import IsolatedPredictor
+from hetero_infer.models.onnx_import import model_from_onnx
+from hetero_infer.models.zoo import ModelSpec, load_model
+from hetero_infer.planning.plansim import PlanSimulator
+from hetero_infer.platform.spec import Platform
 from hetero_infer.serving import detection
+from hetero_infer.twin.simulator import Twin
+from hetero_infer.workload.requests import App, FixedDispatcher
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_SSD = os.path.join(ROOT, 'hetero_infer', 'data', 'onnx', 'tiny_ssd.onnx')

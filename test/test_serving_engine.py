@@ -7,9 +7,9 @@ import time
 import numpy as np
 
 from hetero_infer.backends.base import InferenceResult
-from hetero_infer.core.faults import HealthSettings
-from hetero_infer.core.policy import Policy
+from hetero_infer.planning.policy import Policy
 from hetero_infer.serving.engine import DROP_REASONS, ServingEngine
+from hetero_infer.twin.faults import HealthSettings
 
 PROCS = ('gpu', 'dla0', 'dla1')
 

@@ -17,7 +17,7 @@ GOAL = 'latency_first'
 def installed_goal(tmp_path, monkeypatch):
     """A distribution installed into a directory on sys.path, with one goal entry point."""
     (tmp_path / 'hi_test_goals.py').write_text(textwrap.dedent('''
-        from hetero_infer.core.goals import metric_value
+        from hetero_infer.planning.goals import metric_value
 
         CALLS = []
 
@@ -34,7 +34,7 @@ def installed_goal(tmp_path, monkeypatch):
         '[hetero_infer.goals]\n%s = hi_test_goals:latency_first\n' % GOAL)
     monkeypatch.syspath_prepend(str(tmp_path))
     yield GOAL
-    from hetero_infer.core.goals import base
+    from hetero_infer.planning.goals import base
     base._REGISTRY.pop(GOAL, None)
     sys.modules.pop('hi_test_goals', None)
 

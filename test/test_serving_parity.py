@@ -15,14 +15,14 @@ import numpy as np
 import pytest
 
 from hetero_infer.backends.base import InferenceResult
-from hetero_infer.core.model import load_model
-from hetero_infer.core.platform import Platform
-from hetero_infer.core.policy import Policy
-from hetero_infer.core.predictors import IsolatedPredictor
-from hetero_infer.core.router import PriorityRouter
-from hetero_infer.core.search import SimSettings, build_problem, plan_simulator
-from hetero_infer.core.workload import App
+from hetero_infer.interference.predictors import IsolatedPredictor
+from hetero_infer.models.zoo import load_model
+from hetero_infer.planning.policy import Policy
+from hetero_infer.planning.router import PriorityRouter
+from hetero_infer.planning.search import SimSettings, build_problem, plan_simulator
+from hetero_infer.platform.spec import Platform
 from hetero_infer.serving.engine import ServingEngine
+from hetero_infer.workload.requests import App
 
 
 class _Instant:

@@ -138,7 +138,7 @@ def test_keyword_features_follow_nemos_matchboxnet_preprocessing():
 
 def test_keyword_apps_take_mfcc_and_speech_apps_log_mel():
     from hetero_infer.backends import create_backend
-    from hetero_infer.core.platform import Platform
+    from hetero_infer.platform.spec import Platform
     from hetero_infer.serving.apps import load_app
     from hetero_infer.serving.config import build_config
     cfg = build_config({'backend': 'null', 'applications': ['kws', 'asr'],

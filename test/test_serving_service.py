@@ -139,7 +139,7 @@ def test_an_unhealthy_processor_is_reported_and_planned_around():
 def test_live_p99_is_the_simulations_p99():
     from types import SimpleNamespace
 
-    from hetero_infer.core.metrics import percentile
+    from hetero_infer.planning.metrics import percentile
     from hetero_infer.serving.status import Stats
     rng = np.random.default_rng(5)
     lat = rng.lognormal(2.0, 0.6, 333).tolist()

@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from hetero_infer.core.model import load_model
-from hetero_infer.core.platform import Platform
-from hetero_infer.core.twin import Twin
+from hetero_infer.models.zoo import load_model
+from hetero_infer.platform.spec import Platform
+from hetero_infer.twin.simulator import Twin
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 'tools'))

@@ -3,9 +3,9 @@
 import copy
 import os
 
-from hetero_infer.core.platform import PLATFORM_DIR, Platform
-from hetero_infer.core.workload import Dispatcher
-from hetero_infer.core.yaml_file import read_yaml
+from hetero_infer.io.yaml_file import read_yaml
+from hetero_infer.platform.spec import PLATFORM_DIR, Platform
+from hetero_infer.workload.requests import Dispatcher
 
 
 class Spread(Dispatcher):

@@ -37,11 +37,11 @@ import time
 
 from fit_platform import DLA_PARAMS, fit
 
-import hetero_infer.core.calibration as calibration
-from hetero_infer.core.model import load_model
-from hetero_infer.core.platform import PLATFORM_DIR, Platform
-from hetero_infer.core.twin import Twin
-from hetero_infer.core.yaml_file import read_yaml
+import hetero_infer.evaluation.calibration as calibration
+from hetero_infer.io.yaml_file import read_yaml
+from hetero_infer.models.zoo import load_model
+from hetero_infer.platform.spec import PLATFORM_DIR, Platform
+from hetero_infer.twin.simulator import Twin
 
 SHOWN = ('haxconn_googlenet_gpu_pct', 'haxconn_googlenet_dla_pct', 'talk_median_gpu_pct',
          'talk_median_dla_pct')

@@ -1,6 +1,6 @@
 """Fit a platform's per-kind efficiencies and per-layer overheads to measured model latencies.
 
-The roofline of hetero_infer/core/platform.py has a few free numbers per processor that no data
+The roofline of hetero_infer/platform/spec.py has a few free numbers per processor that no data
 sheet gives: the share of peak a layer kind reaches and the fixed cost per layer. This script
 fits them by least squares on log latency to FACTS.md's measured whole-model latencies (Xavier:
 torch2trt GPU table, HaX-CoNN DLA numbers) and prints the values to paste into the YAML, with
@@ -23,14 +23,14 @@ import math
 import numpy as np
 from scipy.optimize import least_squares
 
-from hetero_infer.core.calibration import (
+from hetero_infer.evaluation.calibration import (
     HAXCONN_DLA_GPU_MS,
     TORCH2TRT_XAVIER_MS,
     calibration_checks,
 )
-from hetero_infer.core.model import load_model
-from hetero_infer.core.platform import PLATFORM_DIR, Platform, Processor
-from hetero_infer.core.yaml_file import read_yaml
+from hetero_infer.io.yaml_file import read_yaml
+from hetero_infer.models.zoo import load_model
+from hetero_infer.platform.spec import PLATFORM_DIR, Platform, Processor
 
 GPU_PARAMS = ('conv', 'fc', 'dwconv', 'overhead_ms')
 DLA_PARAMS = ('conv', 'fc', 'overhead_ms')

@@ -47,8 +47,8 @@ import torch.nn as nn
 from torch.overrides import TorchFunctionMode
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
-from hetero_infer.core.dla_rules import dla_support  # noqa: E402
-from hetero_infer.core.model import ZOO_DIR, Layer, ModelSpec  # noqa: E402
+from hetero_infer.models.dla_rules import dla_support  # noqa: E402
+from hetero_infer.models.zoo import ZOO_DIR, Layer, ModelSpec  # noqa: E402
 
 BPE = 2
 

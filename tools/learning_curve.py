@@ -26,10 +26,14 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from hetero_infer.core.model_selection import make_model, title  # noqa: E402
-from hetero_infer.core.profiling import Dataset  # noqa: E402
-from hetero_infer.core.regressors import corun_accuracy, design_matrix, split_indices  # noqa: E402
 from hetero_infer.errors import ConfigError  # noqa: E402
+from hetero_infer.interference.profiling import Dataset  # noqa: E402
+from hetero_infer.interference.regressor_comparison import (  # noqa: E402
+    corun_accuracy,
+    design_matrix,
+    split_indices,
+)
+from hetero_infer.interference.regressor_selection import make_model, title  # noqa: E402
 
 
 def learning_curve(ds, sizes, *, kinds, params, subsets=3, test_fraction=0.2, seed=0):

@@ -36,7 +36,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
-from hetero_infer.core.model import ZOO_DIR, ModelSpec, list_models, load_model  # noqa: E402
+from hetero_infer.models.zoo import ZOO_DIR, ModelSpec, list_models, load_model  # noqa: E402
 from hetero_infer.serving import detection  # noqa: E402
 
 

@@ -459,7 +459,7 @@ class Backend:
 
     @classmethod
     def create(cls, *, platform: Any = None, seed: int = 0, **options: Any) -> 'Backend':
-        """The backend for ``platform`` (a :class:`~hetero_infer.core.platform.Platform`, or
+        """The backend for ``platform`` (a :class:`~hetero_infer.platform.spec.Platform`, or
         None) with ``options``; what :func:`create_backend` calls. Backends that neither
         emulate a platform nor draw random numbers ignore both."""
         return cls(**options)
@@ -681,7 +681,7 @@ def backend_class(name: str) -> Callable[..., Backend]:
 def create_backend(name: str, *, platform: Any = None, seed: int = 0,
                    **options: Any) -> Backend:
     """Create the backend registered as ``name`` for ``platform`` (a
-    :class:`~hetero_infer.core.platform.Platform`, a platform name, or None) and ``seed``, with
+    :class:`~hetero_infer.platform.spec.Platform`, a platform name, or None) and ``seed``, with
     its own ``options`` (:meth:`Backend.create`).
 
     :raises ConfigError: unknown name (the message lists the known ones) or bad option.

@@ -2,15 +2,18 @@
 
 ``EmulatedBackend(platform='xavier')`` provides the platform's processors (``gpu``, ``dla0``,
 ``dla1`` on Xavier). An inference of a model on one of them lasts exactly as long as the twin
-(:mod:`hetero_infer.core.twin`) says it would *given what the other emulated processors of the same
+(:mod:`hetero_infer.twin.simulator`) says it would *given what the other emulated processors of
+the same
 platform are running at that moment*: it executes the twin's program for the model
 (``Twin.program``: one step per layer, DLA-unsupported layers as steps on the GPU with transition
 costs) against a shared :class:`ContentionState`.
 
 How the shared state keeps time: it holds a fluid simulation of every step in flight, advanced
 lazily to "now" (virtual ms = wall ms / ``time_scale``). Whenever an inference starts, the state
-advances to now, admits the new job, re-solves the contention with the twin's public
-:func:`~hetero_infer.core.twin.contention_factors` (the same function the twin's event loop uses;
+advances to now, admits the new job, re-solves the contention with the twin's
+public
+:func:`~hetero_infer.twin.simulator.contention_factors` (the same function the twin's event loop
+uses;
 rates are recomputed at every step start and end, exactly as in the twin) and predicts every
 running job's finish time by simulating forward; then it ``notify_all``s the
 ``threading.Condition`` so every sleeping worker re-reads its job's finish time. A worker sleeps
@@ -32,7 +35,7 @@ everything faster than real (tests), > 1 slower.
 
 Several backends may share one platform's contention by passing ``state=other.state``.
 
-Injected faults (tests, demos; :mod:`hetero_infer.core.faults`): ``faults=['dla1:error@10+5']``
+Injected faults (tests, demos; :mod:`hetero_infer.twin.faults`): ``faults=['dla1:error@10+5']``
 or :meth:`EmulatedBackend.inject_faults` (times count from that call, in emulated seconds). While
 an ``error`` fault is active every inference on its processor raises :class:`BackendError`;
 an inference that starts during a ``hang`` blocks until the hang ends (then runs as usual and
@@ -50,11 +53,11 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from hetero_infer.backends.base import Backend, Executor, LoadRequest, ProcessorWorker, TensorSpec
-from hetero_infer.core.faults import Fault, FaultSchedule, check_processors, parse_faults
-from hetero_infer.core.model import ModelSpec, load_model
-from hetero_infer.core.platform import Platform
-from hetero_infer.core.twin import DEFAULT_NOISE_PCT, Twin, contention_factors
 from hetero_infer.errors import BackendError, ConfigError, ModelError
+from hetero_infer.models.zoo import ModelSpec, load_model
+from hetero_infer.platform.spec import Platform
+from hetero_infer.twin.faults import Fault, FaultSchedule, check_processors, parse_faults
+from hetero_infer.twin.simulator import DEFAULT_NOISE_PCT, Twin, contention_factors
 
 # A step as Twin.program compiles it: (exec_proc_index, overhead_ms, compute_ms, memory_ms, bytes)
 Step = Tuple[int, float, float, float, float]

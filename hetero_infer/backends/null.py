@@ -41,7 +41,7 @@ class NullBackend(Backend):
         """The registry's factory: the processors of ``platform`` (a Platform or a name)."""
         if platform is not None and 'processor_ids' not in options:
             if isinstance(platform, str):
-                from hetero_infer.core.platform import Platform
+                from hetero_infer.platform.spec import Platform
                 platform = Platform.load(platform)
             options['processor_ids'] = platform.processor_ids
         return cls(**options)
@@ -52,7 +52,7 @@ class NullBackend(Backend):
     def _load(self, request: LoadRequest, worker: ProcessorWorker) -> Executor:
         if request.options:
             raise ConfigError('null backend: unknown load options %s' % sorted(request.options))
-        from hetero_infer.core.model import load_model
+        from hetero_infer.models.zoo import load_model
         model = load_model(request.model)
         inp = TensorSpec(model.input_name or 'input', tuple(model.input_shape))
         out = TensorSpec('output', tuple(model.layers[-1].out_shape))

@@ -1,6 +1,6 @@
 """Single-layer ONNX graphs built from layer-table rows, for profiling layers on real backends.
 
-The interference profiler times random :class:`~hetero_infer.core.model.Layer` rows on each
+The interference profiler times random :class:`~hetero_infer.models.zoo.Layer` rows on each
 processor, alone and while other processors loop other layers. On a real backend a layer has to
 be a model, so :func:`layer_to_onnx` turns one row into a one-node (or few-node) ONNX graph with
 seeded random weights, and :func:`save_layer_onnx` writes it (TensorRT builds from files)::

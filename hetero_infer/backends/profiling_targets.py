@@ -1,6 +1,7 @@
 """Interference profiling on a real backend, through the executor interface only.
 
-:class:`ExecutorProfilingTarget` implements :class:`hetero_infer.core.profiling.ProfilingTarget`
+:class:`ExecutorProfilingTarget` implements
+:class:`hetero_infer.interference.profiling.ProfilingTarget`
 for any :class:`~hetero_infer.backends.base.Backend`: each layer becomes a one-layer ONNX model
 (:func:`hetero_infer.backends.onnx_layers.layer_to_onnx`), loaded on the processor that runs it;
 the target layer is timed with ``Executor.run`` (``execute_ms``, the processor's own time) while
@@ -33,9 +34,9 @@ import time
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from hetero_infer.backends.base import Backend, Executor
-from hetero_infer.core.model import Layer
-from hetero_infer.core.profiling import ProfilingTarget
 from hetero_infer.errors import BackendError, ConfigError, ModelError
+from hetero_infer.interference.profiling import ProfilingTarget
+from hetero_infer.models.zoo import Layer
 
 #: processor-id prefix -> kind, for backends whose processors carry no kind attribute.
 _KIND_PREFIXES = (('dla', 'dla'), ('gpu', 'gpu'), ('cpu', 'cpu'))

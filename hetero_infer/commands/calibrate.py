@@ -18,8 +18,8 @@ def _num(v, width=10) -> str:
 
 
 def run(args) -> int:
-    from hetero_infer.core.calibration import calibration_checks, summary
-    from hetero_infer.core.platform import Platform
+    from hetero_infer.evaluation.calibration import calibration_checks, summary
+    from hetero_infer.platform.spec import Platform
 
     platform = Platform.load(args.platform, power_mode=args.power_mode)
     checks = calibration_checks(platform, seed=args.seed)

@@ -83,11 +83,11 @@ def add_arguments(parser):
 def run(args) -> int:
     from tqdm import tqdm
 
-    from hetero_infer.core.evaluation import EvalSettings, run_evaluation, write_outputs
-    from hetero_infer.core.platform import Platform
-    from hetero_infer.core.scenarios import choose_platform, find_scenario, load_scenarios
-    from hetero_infer.core.schedulers import EVALUATED, get_scheduler
-    from hetero_infer.core.search import default_workers
+    from hetero_infer.evaluation.runner import EvalSettings, run_evaluation, write_outputs
+    from hetero_infer.evaluation.scenarios import choose_platform, find_scenario, load_scenarios
+    from hetero_infer.planning.schedulers import EVALUATED, get_scheduler
+    from hetero_infer.planning.search import default_workers
+    from hetero_infer.platform.spec import Platform
 
     scenarios = load_scenarios(args.scenarios)
     if args.only:
@@ -102,13 +102,13 @@ def run(args) -> int:
     for n in schedulers:
         get_scheduler(n)
     if 'interference_aware' in schedulers:
-        from hetero_infer.core.predictors import load_interference_model
-        load_interference_model(platform, args.interference_model,  # fail before the bar
+        from hetero_infer.interference.predictors import load_latency_predictor
+        load_latency_predictor(platform, args.interference_model,  # fail before the bar
                                 force=args.force_interference_model)
     interference_model = args.interference_model
     if interference_model and args.force_interference_model:
-        from hetero_infer.core.interference import InterferencePredictor
-        interference_model = InterferencePredictor.load(interference_model)  # not re-checked
+        from hetero_infer.interference.slowdown_model import SlowdownPredictor
+        interference_model = SlowdownPredictor.load(interference_model)  # not re-checked
     settings = EvalSettings(seed=args.seed, slo99=not args.no_slo99,
                             replications=args.replications, plan_seeds=args.plan_seeds,
                             plan_seed=args.plan_seed,
@@ -156,7 +156,7 @@ def run(args) -> int:
                 metric, b, _pct(st['geomean_pct']),
                 '[n/a]' if ci is None else '[%+.1f, %+.1f]' % tuple(ci),
                 st['wins'], st['ties'], st['losses'], _pct(st['talk_mean_pct'])))
-    from hetero_infer.core.eval_report import oracle_check_lines
+    from hetero_infer.evaluation.report import oracle_check_lines
     for line in oracle_check_lines(d):
         print('oracle check: ' + line[2:] if line.startswith('- ') else line)
     fid = d.get('plan_fidelity') or {}

@@ -39,11 +39,11 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    from hetero_infer.core.platform import Platform
-    from hetero_infer.core.scenarios import choose_platform, find_scenario, load_scenarios
-    from hetero_infer.core.schedulers import PlanContext, get_scheduler
-    from hetero_infer.core.search import default_workers
     from hetero_infer.errors import ConfigError
+    from hetero_infer.evaluation.scenarios import choose_platform, find_scenario, load_scenarios
+    from hetero_infer.planning.schedulers import PlanContext, get_scheduler
+    from hetero_infer.planning.search import default_workers
+    from hetero_infer.platform.spec import Platform
 
     if args.scheduler not in ('interference_aware', 'talk_exact', 'no_interference', 'oracle'):
         raise ConfigError('--scheduler %r does not search (use interference_aware, talk_exact, '
@@ -56,12 +56,12 @@ def run(args) -> int:
     apps = scenario.build(platform)
     interference_model = args.interference_model
     if args.scheduler in ('interference_aware', 'talk_exact'):
-        from hetero_infer.core.predictors import load_interference_model
-        load_interference_model(platform, interference_model,  # fail before the search
+        from hetero_infer.interference.predictors import load_latency_predictor
+        load_latency_predictor(platform, interference_model,  # fail before the search
                                 force=args.force_interference_model)
         if interference_model and args.force_interference_model:
-            from hetero_infer.core.interference import InterferencePredictor
-            interference_model = InterferencePredictor.load(interference_model)
+            from hetero_infer.interference.slowdown_model import SlowdownPredictor
+            interference_model = SlowdownPredictor.load(interference_model)
     ctx = PlanContext(platform=platform, apps=apps, goal=args.goal, seed=args.seed,
                       top_fraction=args.top_fraction, confidence=args.confidence,
                       workers=args.workers or default_workers(),

@@ -117,16 +117,16 @@ def quality_table(quality, loads=None) -> str:
 def run(args) -> int:
     import contextlib
 
-    from hetero_infer.core.features import default_configs
-    from hetero_infer.core.profiling import profile_random, profile_zoo_layers
+    from hetero_infer.interference.features import default_configs
+    from hetero_infer.interference.profiling import profile_random, profile_zoo_layers
 
     with contextlib.ExitStack() as stack:
         if args.backend == 'twin':
-            from hetero_infer.core.platform import Platform
-            from hetero_infer.core.profiling import TwinTarget
-            from hetero_infer.core.twin import Twin
+            from hetero_infer.interference.profiling import TwinTarget
+            from hetero_infer.platform.spec import Platform
+            from hetero_infer.twin.simulator import Twin
             platform = Platform.load(args.platform)
-            from hetero_infer.core.twin import DEFAULT_NOISE_PCT
+            from hetero_infer.twin.simulator import DEFAULT_NOISE_PCT
             target = TwinTarget(Twin(platform, seed=args.seed,
                                      noise_pct=DEFAULT_NOISE_PCT if args.twin_noise_pct is None
                                      else args.twin_noise_pct))
@@ -178,7 +178,7 @@ def run(args) -> int:
             if ds.meta.get('stopped_by_budget') else ''))
         print(quality_table(ds.meta.get('quality') or {}, ds.meta.get('load_average_1min')))
         if args.backend == 'twin' and args.zoo_samples > 0:
-            from hetero_infer.core.model import list_models, load_model
+            from hetero_infer.models.zoo import list_models, load_model
             models = [load_model(n) for n in list_models()]
             if len(models) >= 2:
                 with _bar(args.zoo_samples, 'profile zoo layers') as bar:

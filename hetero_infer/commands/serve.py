@@ -79,7 +79,7 @@ def ros_arguments(args) -> list:
             raise ConfigError('--set %r: expected NAME=VALUE' % item)
         ros += ['-p', '%s:=%s' % (name.strip(), text)]
     if getattr(args, 'fault', None):
-        from hetero_infer.core.faults import parse_faults
+        from hetero_infer.twin.faults import parse_faults
         parse_faults(args.fault)  # a malformed --fault fails here, naming itself
         ros += ['-p', 'faults:=%s' % json.dumps(list(args.fault))]
     if args.backend:

@@ -5,7 +5,7 @@ model and a keyword-spotting audio stream (``--scenario demo`` in ``config/scena
 present, else the built-in three applications below).
 
 With faults (``--fault dla1:error@6+6``, repeatable, or the scenario's ``faults:`` list) the twin
-serves them as the node would (detection, fail-over, recovery: :mod:`hetero_infer.core.fault_sim`)
+serves them as the node would (detection, fail-over, recovery: :mod:`hetero_infer.twin.fault_sim`)
 and the command adds goodput before, during and after the faults, and when each processor left and
 rejoined routing.
 """
@@ -45,8 +45,8 @@ def add_arguments(parser):
 
 
 def _demo_apps(platform):
-    from hetero_infer.core.model import load_model
-    from hetero_infer.core.workload import App
+    from hetero_infer.models.zoo import load_model
+    from hetero_infer.workload.requests import App
     apps = []
     for name, model_name, rate, scale in DEMO_APPS:
         model = load_model(model_name)
@@ -56,14 +56,14 @@ def _demo_apps(platform):
 
 
 def run(args) -> int:
-    from hetero_infer.core.faults import parse_faults
-    from hetero_infer.core.metrics import compute_metrics
-    from hetero_infer.core.platform import Platform
-    from hetero_infer.core.scenarios import choose_platform, find_scenario, load_scenarios
-    from hetero_infer.core.schedulers.interface import PlanContext
-    from hetero_infer.core.schedulers.registry import get_scheduler
-    from hetero_infer.core.twin import Twin
     from hetero_infer.errors import ConfigError
+    from hetero_infer.evaluation.scenarios import choose_platform, find_scenario, load_scenarios
+    from hetero_infer.planning.metrics import compute_metrics
+    from hetero_infer.planning.schedulers.interface import PlanContext
+    from hetero_infer.planning.schedulers.registry import get_scheduler
+    from hetero_infer.platform.spec import Platform
+    from hetero_infer.twin.faults import parse_faults
+    from hetero_infer.twin.simulator import Twin
 
     scenario = (find_scenario(load_scenarios(args.scenarios), args.scenario) if args.scenario
                 else None)
@@ -128,7 +128,7 @@ def fault_phases(records, apps, faults, fsim, warmup_s: float, duration_s: float
     """Goodput, throughput and drops before, during and after the faults (from the first fault's
     start to the last one's end, within [warmup_s, duration_s)), the goodput of the same window
     in ``healthy`` (the run without faults) and the health transitions."""
-    from hetero_infer.core.metrics import compute_metrics
+    from hetero_infer.planning.metrics import compute_metrics
     start = max(warmup_s, min(f.at_s for f in faults))
     end = min(duration_s, max(f.end_s for f in faults))
     out = []
@@ -190,7 +190,7 @@ def phases_table(phases, fsim) -> str:
 
 class Replanning:
     """The planned dispatcher, re-planned without the processors that are unhealthy, as the node
-    does (:class:`~hetero_infer.core.fault_sim.FaultSim` calls ``remove_processor`` /
+    does (:class:`~hetero_infer.twin.fault_sim.FaultSim` calls ``remove_processor`` /
     ``restore_processor``). A plan per set of healthy processors, made once; the switch is
     instant in simulated time (the node's re-plan takes about a second)."""
 
@@ -225,8 +225,8 @@ class Replanning:
         policy = self._plans.get(down)
         if policy is not None:
             return policy
-        from hetero_infer.core.schedulers.interface import PlanContext
-        from hetero_infer.core.workload import App
+        from hetero_infer.planning.schedulers.interface import PlanContext
+        from hetero_infer.workload.requests import App
         plat = self.platform
         apps = []
         for a in self.apps:

@@ -7,8 +7,11 @@ Reads a dataset made by ``hetero-infer profile`` and writes to ``--out``:
   "model_level": {...}}`` plus the definitions, the talk's numbers and provenance;
 - ``accuracy.md`` (tables) and ``accuracy.png`` (bar chart);
 - ``<platform>.json``: the interference model, in the versioned JSON format of
-  :class:`hetero_infer.core.interference.InterferencePredictor`: per configuration the regressor
-  chosen by cross-validation (:mod:`hetero_infer.core.model_selection`; ``--no-select``: the MLP)
+  :class:`hetero_infer.interference.slowdown_model.SlowdownPredictor`: per configuration the
+ 
+  regressor
+  chosen by cross-validation (:mod:`hetero_infer.interference.regressor_selection`;
+  ``--no-select``: the MLP)
   refitted on all random samples, the choice and why in its ``meta.selection``.
 
 Accuracy = 100 x (1 - MAPE) of predicted co-run latency (predicted slowdown x measured isolated
@@ -62,8 +65,8 @@ def add_arguments(parser):
 
 
 def _markdown(result, configs, names):
-    from hetero_infer.core.features import CONFIG_TITLES
-    from hetero_infer.core.regressors import REGRESSOR_TITLES
+    from hetero_infer.interference.features import CONFIG_TITLES
+    from hetero_infer.interference.regressor_comparison import REGRESSOR_TITLES
     lines = ['# Interference model accuracy', '', DEFINITION + '.', '',
              '| regressor | ' + ' | '.join(CONFIG_TITLES.get(c, c) for c in configs) + ' |',
              '|---|' + '---|' * len(configs)]
@@ -88,7 +91,7 @@ def _markdown(result, configs, names):
     sel = result.get('selected') or {}
     tr = result.get('test_retest') or {}
     if sel or tr:
-        from hetero_infer.core.model_selection import title
+        from hetero_infer.interference.regressor_selection import title
         allc = list(configs) + [c for c in (result.get('extra_configs') or {})]
         lines += ['', '## Against the measurement\'s own noise', '',
                   'Test-retest: accuracy of a second measurement of the same samples against '
@@ -145,8 +148,8 @@ def _chart(path, result, configs, names):
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from hetero_infer.core.features import CONFIG_TITLES
-    from hetero_infer.core.regressors import REGRESSOR_TITLES
+    from hetero_infer.interference.features import CONFIG_TITLES
+    from hetero_infer.interference.regressor_comparison import REGRESSOR_TITLES
     fig, ax = plt.subplots(figsize=(9, 4.5))
     width = 0.8 / max(len(names), 1)
     x = np.arange(len(configs))
@@ -185,17 +188,17 @@ def run(args) -> int:
     import numpy as np
     from tqdm import tqdm
 
-    from hetero_infer.core.features import TALK_CONFIGS
-    from hetero_infer.core.interference import InterferencePredictor
-    from hetero_infer.core.profiling import Dataset
-    from hetero_infer.core.regressors import (
+    from hetero_infer.errors import ConfigError
+    from hetero_infer.interference.features import TALK_CONFIGS
+    from hetero_infer.interference.profiling import Dataset
+    from hetero_infer.interference.regressor_comparison import (
         compare,
         design_matrix,
         evaluate_observations,
         make_regressor,
         regressor_names,
     )
-    from hetero_infer.errors import ConfigError
+    from hetero_infer.interference.slowdown_model import SlowdownPredictor
 
     ds = Dataset.load(args.data)
     names = [n.strip() for n in args.regressors.split(',') if n.strip()]
@@ -211,8 +214,8 @@ def run(args) -> int:
               dynamic_ncols=True) as bar:
         table, _ = compare(ds, configs=configs, regressors=names,
                            test_fraction=args.test_fraction, seed=args.seed, progress=bar.update)
-    from hetero_infer.core import model_selection
-    from hetero_infer.core.regressors import split_indices
+    from hetero_infer.interference import regressor_selection as model_selection
+    from hetero_infer.interference.regressor_comparison import split_indices
     candidates = [k.strip() for k in args.candidates.split(',') if k.strip()]
     for k in candidates:
         if k not in model_selection.CANDIDATES:
@@ -242,7 +245,7 @@ def run(args) -> int:
             final[cfg] = make_regressor('mlp', args.seed).fit(X, y)
     # Baselines on the same hold-out: no interference (slowdown 1), and the training split's
     # median slowdown for every sample (a model must beat this to have learned anything).
-    from hetero_infer.core.regressors import corun_accuracy
+    from hetero_infer.interference.regressor_comparison import corun_accuracy
     baselines = {'no_interference': {}, 'median_slowdown': {}}
     for ci, cfg in enumerate(configs):
         X, y, iso = design_matrix(ds.select(cfg, source='random'), kinds)
@@ -284,7 +287,7 @@ def run(args) -> int:
                                     for k, v in d.items()}
                                 for c, d in evaluate_observations(final, zoo.observations,
                                                                   kinds).items()}
-    predictor = InterferencePredictor(final, kinds, platform_name=str(ds.meta.get('platform')),
+    predictor = SlowdownPredictor(final, kinds, platform_name=str(ds.meta.get('platform')),
                                       meta={'trained_on': result['data'],
                                             'accuracy': result['regressors'],
                                             'extra_configs': result['extra_configs'],
@@ -294,11 +297,11 @@ def run(args) -> int:
                                                     'why': 'no selection (--no-select)'}
                                                 for c in configs}})
     if ds.meta.get('backend') == 'twin' and (args.pairs > 0 or args.triples > 0):
-        from hetero_infer.core.interference import ModelLatencyPredictor
-        from hetero_infer.core.model import list_models, load_model
-        from hetero_infer.core.platform import Platform
-        from hetero_infer.core.regressors import evaluate_model_level
-        from hetero_infer.core.twin import Twin
+        from hetero_infer.interference.regressor_comparison import evaluate_model_level
+        from hetero_infer.interference.slowdown_model import ModelLatencyPredictor
+        from hetero_infer.models.zoo import list_models, load_model
+        from hetero_infer.platform.spec import Platform
+        from hetero_infer.twin.simulator import Twin
         platform = Platform.load(str(ds.meta['platform']))
         models = [load_model(n) for n in list_models()]
         if len(models) >= 3:

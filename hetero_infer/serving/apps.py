@@ -1,13 +1,14 @@
 """An application of the serving core: a model, the processors that run it, its SLO, and how its
 inputs and outputs are made.
 
-One :class:`App` per configured application (``apps.<name>.*``). It turns decoded arrays into
-the function that computes the model inputs (:meth:`App.preprocessor`, run later on the
-processor's worker) and an outcome into the result document (:meth:`App.document`). The request
+One :class:`ServedApp` per configured application (``apps.<name>.*``). It turns decoded arrays into
+the function that computes the model inputs (:meth:`ServedApp.preprocessor`, run later on the
+processor's worker) and an outcome into the result document (:meth:`ServedApp.document`). The
+request
 path reads in one direction::
 
-    arrays --App.preprocessor--> Request --engine--> worker: preprocess, run --> Outcome
-      --App.document: post-process--> result document --> published by the caller
+    arrays --ServedApp.preprocessor--> Request --engine--> worker: preprocess, run --> Outcome
+      --ServedApp.document: post-process--> result document --> published by the caller
 """
 
 import dataclasses
@@ -19,9 +20,9 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 
 from hetero_infer.backends.base import LoadRequest, TensorSpec
-from hetero_infer.core.model import load_model
-from hetero_infer.core.platform import Platform
 from hetero_infer.errors import ConfigError, HeteroInferError
+from hetero_infer.models.zoo import load_model
+from hetero_infer.platform.spec import Platform
 from hetero_infer.serving import detection, postprocess, preprocess, results
 from hetero_infer.serving.config import AppConfig, ServeConfig, app_param
 from hetero_infer.serving.engine import Outcome
@@ -29,7 +30,7 @@ from hetero_infer.serving.engine import Outcome
 Log = Callable[[str], None]
 
 
-class App:
+class ServedApp:
     """Everything the service keeps per application (fixed after start-up, but ``cfg`` and
     ``slo_ms``, which live parameter changes replace).
 
@@ -132,8 +133,9 @@ class _ImageInputs:
 
 
 def load_app(index: int, a: AppConfig, cfg: ServeConfig, platform: Platform, backend: Any, *,
-             where: str, warn: Log, error: Log) -> Tuple[App, Dict[str, Any]]:
-    """Load application ``a`` on every processor it may use: ``(App, {processor: executor})``.
+             where: str, warn: Log, error: Log) -> Tuple[ServedApp, Dict[str, Any]]:
+    """Load application ``a`` on every processor it may use: ``(ServedApp, {processor:
+    executor})``.
 
     A processor that fails to load is reported through ``error`` and left out.
 
@@ -178,7 +180,7 @@ def load_app(index: int, a: AppConfig, cfg: ServeConfig, platform: Platform, bac
         model.input_name, model.input_shape)
     labels = _labels(a, model, where)
     head = detector_head(a, model, input_spec, where, nms)
-    return App(index, a, model, input_spec, labels, iso, cfg.slo_scale, head), execs
+    return ServedApp(index, a, model, input_spec, labels, iso, cfg.slo_scale, head), execs
 
 
 #: Where the NMS-less copies of users' detector files go (one per file version).
@@ -191,7 +193,7 @@ def _without_nms(a: AppConfig, where: str) -> Tuple[AppConfig, Optional[Dict[str
     path = a.model_file_path or (a.model if a.model.endswith('.onnx') else '')
     if not path or not os.path.isfile(path):
         return a, None
-    from hetero_infer.core.onnx_import import cut_nms_file
+    from hetero_infer.models.onnx_import import cut_nms_file
     try:
         cut = cut_nms_file(path, NMS_CUT_DIR)
     except HeteroInferError as exc:
@@ -205,7 +207,7 @@ def detector_head(a: AppConfig, model: Any, input_spec: TensorSpec, where: str,
                   nms: Optional[Dict[str, Any]] = None) -> Optional[detection.DetectorHead]:
     """The decoding of a detector application's outputs: the ``detector`` metadata of the
     ONNX file that computes them (``model_file_path``, else an ``.onnx`` model); for a file
-    whose NMS was cut off (``nms``: :func:`~hetero_infer.core.onnx_import.cut_nms_file`'s
+    whose NMS was cut off (``nms``: :func:`~hetero_infer.models.onnx_import.cut_nms_file`'s
     report) the NMS's own inputs (family ``onnx_nms``); else None.
 
     :raises ConfigError: malformed metadata (the file named).

@@ -32,7 +32,7 @@ def goal_choices() -> Tuple[str, ...]:
     ``weighted`` (the sum of ``goal_weights.*``). A ``module:function`` goal is accepted only at
     start-up (:func:`build_config`): a parameter any DDS participant can set must not import
     code."""
-    from hetero_infer.core.goals import goal_names
+    from hetero_infer.planning.goals import goal_names
     return tuple(goal_names()) + ('weighted',)
 INPUT_TYPES = ('image', 'compressed_image', 'audio_f32', 'audio_i16', 'audio_data',
                'audio_data_stamped')
@@ -245,8 +245,8 @@ class ServeConfig:
     faults: Tuple[str, ...] = ()
 
     def health_settings(self):
-        """The :class:`~hetero_infer.core.faults.HealthSettings` these parameters give."""
-        from hetero_infer.core.faults import HealthSettings
+        """The :class:`~hetero_infer.twin.faults.HealthSettings` these parameters give."""
+        from hetero_infer.twin.faults import HealthSettings
         return HealthSettings(failure_threshold=self.failure_threshold,
                               watchdog_factor=self.watchdog_factor,
                               watchdog_min_ms=self.watchdog_min_ms,
@@ -254,7 +254,7 @@ class ServeConfig:
                               recovery_successes=self.recovery_successes)
 
     def goal_spec(self):
-        """What :func:`hetero_infer.core.goals.get_goal` takes for the current goal."""
+        """What :func:`hetero_infer.planning.goals.get_goal` takes for the current goal."""
         if self.goal != 'weighted':
             return self.goal
         weights = {k: w for k, w in self.goal_weights if w > 0.0}
@@ -319,7 +319,7 @@ def _check_code_goal(value: str, live: bool) -> Optional[str]:
                 'can make and which must not import code; register it as a hetero_infer.goals '
                 'entry point to choose it live (choices: %s)'
                 % (value, ', '.join(goal_choices())))
-    from hetero_infer.core.goals import get_goal
+    from hetero_infer.planning.goals import get_goal
     try:
         get_goal(value)
     except ConfigError as exc:
@@ -399,7 +399,7 @@ def build_config(values: Mapping[str, Any], *, node_name: str = 'scheduler') -> 
     if goal == 'weighted' and not any(w > 0 for _, w in weights):
         raise ConfigError('node %s: goal is weighted but every goal_weights.* is 0' % node_name)
     faults = _clean_list(get('faults'))
-    from hetero_infer.core.faults import parse_faults
+    from hetero_infer.twin.faults import parse_faults
     try:
         parse_faults(faults)
     except ConfigError as exc:

@@ -16,7 +16,7 @@ host, inside the request (the twin and the planner add its measured cost,
    - ``anchor_free`` (YOLOv8-style exports): one output (1, 4 + C, N) (or (1, N, 4 + C)) of
      boxes ``cx, cy, w, h`` in model-input pixels and per-class scores already through a sigmoid.
    - ``onnx_nms``: a file exported with its ``NonMaxSuppression``, which the importer cut off
-     (:func:`hetero_infer.core.onnx_import.cut_nms_file`): the NMS's own inputs, boxes
+     (:func:`hetero_infer.models.onnx_import.cut_nms_file`): the NMS's own inputs, boxes
      (1, N, 4) in model-input pixels as its ``center_point_box`` says (0: ``y1, x1, y2, x2``;
      1: ``cx, cy, w, h``) and scores (1, C, N), already activated.
 

@@ -21,7 +21,7 @@ rules are tested directly:
   processor, new ones follow the new plan; nothing is lost or stalled;
 - a processor whose executor fails to load is taken out of routing (its share is spread over the
   rest);
-- processor faults (:mod:`hetero_infer.core.faults` has the rule): an inference that raises is
+- processor faults (:mod:`hetero_infer.twin.faults` has the rule): an inference that raises is
   logged once per kind of error and re-dispatched once to the healthy processor, among those its
   application may use, that is expected to finish it first; after ``failure_threshold``
   consecutive failures, or at once when an inference overruns its watchdog, the processor is
@@ -41,10 +41,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from hetero_infer.core.faults import HealthSettings, HealthTracker
-from hetero_infer.core.policy import Policy
-from hetero_infer.core.router import SLO_UNREACHABLE, PriorityRouter
 from hetero_infer.errors import ModelError
+from hetero_infer.planning.policy import Policy
+from hetero_infer.planning.router import SLO_UNREACHABLE, PriorityRouter
+from hetero_infer.twin.faults import HealthSettings, HealthTracker
 
 DROP_REASONS = ('queue_full', 'rejected', 'no_processor', 'processor_failed', 'bad_input',
                 'shutdown', SLO_UNREACHABLE)
@@ -620,7 +620,7 @@ class ServingEngine:
                     break
 
     def health_events(self) -> List[Any]:
-        """Every health transition so far (:class:`~hetero_infer.core.faults.HealthEvent`)."""
+        """Every health transition so far (:class:`~hetero_infer.twin.faults.HealthEvent`)."""
         return list(self.health.events)
 
     # -- accounting -----------------------------------------------------------------------------

@@ -38,13 +38,13 @@ INITIAL_SCHEDULER = 'base'
 
 
 def plan_context(req: Dict[str, Any]):
-    """The :class:`~hetero_infer.core.schedulers.PlanContext` of a job: what ``hetero-infer
+    """The :class:`~hetero_infer.planning.schedulers.PlanContext` of a job: what ``hetero-infer
     plan`` builds from a scenario, built from the service's applications."""
-    from hetero_infer.core import search
-    from hetero_infer.core.model import load_model
-    from hetero_infer.core.platform import Platform
-    from hetero_infer.core.schedulers import PlanContext
-    from hetero_infer.core.workload import App
+    from hetero_infer.models.zoo import load_model
+    from hetero_infer.planning import search
+    from hetero_infer.planning.schedulers import PlanContext
+    from hetero_infer.platform.spec import Platform
+    from hetero_infer.workload.requests import App
 
     platform = Platform.load(req['platform'], power_mode=req['power_mode'] or None)
     apps = [App(name, load_model(model), max(float(rate), 0.1), float(slo), tuple(procs))
@@ -61,7 +61,7 @@ def initial_policy(req: Dict[str, Any]):
     """The policy serving starts with: the scheduler registry's ``base`` plan (shares in
     proportion to each processor's isolated throughput), made in the calling process (it
     searches nothing)."""
-    from hetero_infer.core.schedulers import get_scheduler
+    from hetero_infer.planning.schedulers import get_scheduler
     return get_scheduler(INITIAL_SCHEDULER).plan(plan_context(req)).policy
 
 
@@ -70,14 +70,14 @@ def run_plan(req: Dict[str, Any]) -> Dict[str, Any]:
     interference-aware scheduler, or the no-interference one when the platform has no trained
     interference model (``predictor_note`` says why). Returns the policy as a dict and what the
     search found."""
-    from hetero_infer.core.predictors import load_interference_model
-    from hetero_infer.core.schedulers import get_scheduler
     from hetero_infer.errors import HeteroInferError
+    from hetero_infer.interference.predictors import load_latency_predictor
+    from hetero_infer.planning.schedulers import get_scheduler
 
     ctx = plan_context(req)
     scheduler, note = PLANNING_SCHEDULER, ''
     try:
-        load_interference_model(ctx.platform)  # as `hetero-infer plan` checks it first
+        load_latency_predictor(ctx.platform)  # as `hetero-infer plan` checks it first
     except HeteroInferError as exc:
         scheduler, note = FALLBACK_SCHEDULER, str(exc)
     plan = get_scheduler(scheduler).plan(ctx)
@@ -167,7 +167,7 @@ def _serve_jobs() -> int:
 
 
 def policy_from_answer(answer: Dict[str, Any]):
-    from hetero_infer.core.policy import Policy
+    from hetero_infer.planning.policy import Policy
     return Policy.from_dict(answer['policy'], mask=answer['mask'])
 
 

@@ -5,7 +5,7 @@ parameters and diagnostics); it runs without ROS, which is how ``test/test_servi
 it. A request goes::
 
     submit(app, preprocessor) -> engine: router -> processor worker (preprocess, run)
-      -> outcome -> statistics, App.document -> publish(app, document)
+      -> outcome -> statistics, ServedApp.document -> publish(app, document)
 
 Serving starts with the scheduler registry's ``base`` policy; planning then runs in a background
 thread, through the planner process (:mod:`hetero_infer.serving.planning`) and the same scheduler
@@ -22,11 +22,11 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from hetero_infer.core.platform import Platform
-from hetero_infer.core.policy import Policy
 from hetero_infer.errors import BackendError, ConfigError, HeteroInferError
+from hetero_infer.planning.policy import Policy
+from hetero_infer.platform.spec import Platform
 from hetero_infer.serving import planning
-from hetero_infer.serving.apps import App, load_app
+from hetero_infer.serving.apps import ServedApp, load_app
 from hetero_infer.serving.config import ServeConfig, apply_changes
 from hetero_infer.serving.engine import Outcome, ServingEngine
 from hetero_infer.serving.preprocess import InputError
@@ -41,7 +41,7 @@ MIN_DRIFT_REQUESTS = 20
 #: Requests in a window after a silent one that mark an application's stream as started there.
 MIN_STREAM_REQUESTS = 3
 
-Publish = Callable[[App, Dict[str, Any]], None]
+Publish = Callable[[ServedApp, Dict[str, Any]], None]
 
 
 class _Log:
@@ -94,7 +94,7 @@ class Service:
                               % (name, config.platform, exc)) from None
         self._own_backend = backend is None
         self.backend = backend if backend is not None else self._create_backend()
-        self.apps: List[App] = []
+        self.apps: List[ServedApp] = []
         executors: List[Dict[str, Any]] = []
         for i, a in enumerate(config.apps):
             app, execs = load_app(i, a, config, self.platform, self.backend, where=name,
@@ -176,7 +176,7 @@ class Service:
         faults = self.config.faults
         if not faults:
             return
-        from hetero_infer.core.faults import check_processors, parse_faults
+        from hetero_infer.twin.faults import check_processors, parse_faults
         inject = getattr(self.backend, 'inject_faults', None)
         if inject is None:
             raise ConfigError('%s: parameter faults=%s: fault injection needs the emulated '
@@ -216,7 +216,7 @@ class Service:
             seed=cfg.seed, max_queue=cfg.queue_limit)
 
     # -- requests ---------------------------------------------------------------------------
-    def submit(self, app: App, prepare: Callable[[], Dict[str, Any]], *, received_s: float,
+    def submit(self, app: ServedApp, prepare: Callable[[], Dict[str, Any]], *, received_s: float,
                stamp: Tuple[int, int] = (0, 0), frame_id: str = '') -> None:
         """One request of ``app`` whose model inputs ``prepare()`` makes (on the worker)."""
         req = self.engine.new_request(app.index, None, received_s=received_s, stamp=stamp,
@@ -224,7 +224,7 @@ class Service:
         self.stats.received(app.index)
         self.engine.submit(req)
 
-    def bad_input(self, app: App, exc: InputError, *, received_s: float,
+    def bad_input(self, app: ServedApp, exc: InputError, *, received_s: float,
                   stamp: Tuple[int, int] = (0, 0), frame_id: str = '') -> None:
         """A message of ``app`` that could not be decoded: answered at once (``bad_input``)."""
         req = self.engine.new_request(app.index, None, received_s=received_s, stamp=stamp,

@@ -7,7 +7,7 @@ import threading
 import time
 from typing import Any, Dict, List, Sequence
 
-from hetero_infer.core.metrics import percentile
+from hetero_infer.planning.metrics import percentile
 
 STATUS_SCHEMA = 'hetero_infer.status/1'
 
@@ -16,7 +16,7 @@ MAX_SAMPLES = 100000
 
 
 def _p50_p99(lat: List[float]):
-    """(median, 99th percentile) of latencies (:func:`hetero_infer.core.metrics.percentile`,
+    """(median, 99th percentile) of latencies (:func:`hetero_infer.planning.metrics.percentile`,
     as the simulations compute them), or (None, None) when there are none."""
     if not lat:
         return None, None

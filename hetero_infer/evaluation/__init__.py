@@ -1,0 +1,1 @@
+"""The evaluation: scenarios, jobs, the runner, statistics, reports and calibration."""

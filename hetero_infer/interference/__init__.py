@@ -1,0 +1,1 @@
+"""Interference learning: features, random layers, profiling, regressors and predictors."""

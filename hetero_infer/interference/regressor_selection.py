@@ -1,0 +1,190 @@
+"""Choosing the slowdown regressor per configuration by cross-validation.
+
+For each co-run configuration the samples are split as in :func:`regressors.compare` (seeded,
+``test_fraction`` held out). On the training part every candidate kind (MLP, random forest,
+k-neighbours, gradient boosting, SVR: :data:`SEARCH_SPACES`) gets its hyperparameters searched
+with scikit-learn's ``HalvingRandomSearchCV`` (``RandomizedSearchCV`` below 90 samples, where
+halving has too little to halve), scored by the project's accuracy (``100 x (1 - MAPE)`` of the
+slowdown) in ``cv``-fold cross-validation. The kind with the best cross-validated accuracy is
+selected; ties within :data:`TIE_POINTS` go to the MLP (the talk's model, cheapest to serve).
+Each kind's best hyperparameters are then refitted on the whole training part and scored on the
+held-out part, which is the accuracy reported beside the test-retest ceiling (the held-out part
+played no role in the choice).
+
+``n_iter`` bounds the candidates per kind (0: no search, default hyperparameters, still
+cross-validated); ``max_search_samples`` subsamples the training part for the search only, so a
+20,000-sample twin dataset costs about what a 2,000-sample one does.
+"""
+
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from hetero_infer.errors import ConfigError
+from hetero_infer.interference.regressor_models import ForestModel, HistGBModel, KNNModel, SVRModel
+from hetero_infer.interference.slowdown_model import InterferenceModel, accuracy_pct
+
+KIND_TITLES = {'mlp': 'MLP', 'random_forest': 'random forest', 'knn': 'k-neighbors',
+               'hist_gb': 'gradient boosting', 'svr': 'SVR'}
+CANDIDATES = ('mlp', 'random_forest', 'knn', 'hist_gb', 'svr')
+#: A kind must beat the MLP's cross-validated accuracy by more than this to replace it.
+TIE_POINTS = 0.1
+
+_CLASSES = {'mlp': InterferenceModel, 'random_forest': ForestModel, 'knn': KNNModel,
+            'hist_gb': HistGBModel, 'svr': SVRModel}
+
+
+def _spaces() -> Dict[str, Dict[str, Any]]:
+    from scipy.stats import loguniform, randint
+    return {
+        'mlp': {'hidden_layer_sizes': [(32,), (64,), (32, 32), (64, 64), (128, 64)],
+                'alpha': loguniform(1e-4, 1.0), 'learning_rate_init': loguniform(3e-4, 3e-3)},
+        'random_forest': {'n_estimators': [50, 100, 200], 'max_depth': [None, 6, 10, 16],
+                          'min_samples_leaf': [1, 2, 4, 8], 'max_features': [0.3, 0.6, 1.0]},
+        'knn': {'n_neighbors': randint(2, 30), 'weights': ['uniform', 'distance'],
+                'p': [1.0, 2.0]},
+        'hist_gb': {'learning_rate': loguniform(0.02, 0.3), 'max_iter': [50, 100, 200, 400],
+                    'max_leaf_nodes': [7, 15, 31], 'min_samples_leaf': [5, 10, 20, 40],
+                    'l2_regularization': loguniform(1e-3, 10.0)},
+        'svr': {'C': loguniform(0.1, 100.0), 'epsilon': loguniform(1e-3, 0.1),
+                'gamma': loguniform(0.005, 1.0)},
+    }
+
+
+#: Hyperparameter distributions searched per kind (built on first use; scipy is needed).
+SEARCH_SPACES = _spaces
+
+
+def make_model(kind: str, params: Optional[Dict[str, Any]] = None, seed: int = 0) -> Any:
+    """An unfitted regressor of ``kind`` with ``params`` (JSON form: lists for tuples).
+
+    :raises ConfigError: unknown kind.
+    """
+    try:
+        cls = _CLASSES[kind]
+    except KeyError:
+        raise ConfigError('unknown regressor kind %r (known: %s)'
+                          % (kind, ', '.join(_CLASSES))) from None
+    params = dict(params or {})
+    if 'hidden_layer_sizes' in params:
+        params['hidden_layer_sizes'] = tuple(int(h) for h in params['hidden_layer_sizes'])
+    if 'random_state' in cls().get_params():
+        params.setdefault('random_state', seed)
+    return cls(**params)
+
+
+def _json_params(params: Dict[str, Any]) -> Dict[str, Any]:
+    out = {}
+    for k, v in params.items():
+        if isinstance(v, tuple):
+            v = [int(x) for x in v]
+        elif isinstance(v, (np.integer,)):
+            v = int(v)
+        elif isinstance(v, (np.floating, float)):
+            v = float(v)
+        out[k] = v
+    return out
+
+
+def _scorer() -> Any:
+    from sklearn.metrics import make_scorer
+    return make_scorer(accuracy_pct)
+
+
+def search_kind(kind: str, X: np.ndarray, y: np.ndarray, *, n_iter: int, cv: int,
+                seed: int) -> Tuple[Dict[str, Any], float]:
+    """``(best hyperparameters, their cross-validated accuracy)`` for one kind."""
+    import warnings
+
+    from sklearn.model_selection import KFold, cross_val_score
+    folds = KFold(n_splits=cv, shuffle=True, random_state=seed)
+    base = make_model(kind, seed=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # convergence warnings of small MLP fits
+        if n_iter <= 0:
+            scores = cross_val_score(base, X, y, cv=folds, scoring=_scorer())
+            return {}, float(np.mean(scores))
+        space = SEARCH_SPACES()[kind]
+        if len(y) >= 90:
+            from sklearn.experimental import enable_halving_search_cv  # noqa: F401
+            from sklearn.model_selection import HalvingRandomSearchCV
+            search = HalvingRandomSearchCV(base, space, n_candidates=n_iter, factor=3,
+                                           cv=folds, scoring=_scorer(), random_state=seed,
+                                           refit=False, n_jobs=1,
+                                           min_resources=max(30, 3 * cv))
+        else:
+            from sklearn.model_selection import RandomizedSearchCV
+            search = RandomizedSearchCV(base, space, n_iter=n_iter, cv=folds,
+                                        scoring=_scorer(), random_state=seed, refit=False,
+                                        n_jobs=1)
+        search.fit(X, y)
+    # Halving's last round used the most samples; its best is the one to trust.
+    return _json_params(search.best_params_), float(search.best_score_)
+
+
+def select(X: np.ndarray, y: np.ndarray, iso: np.ndarray, tr: np.ndarray, te: np.ndarray, *,
+           candidates: Sequence[str] = CANDIDATES, n_iter: int = 8, cv: int = 3,
+           seed: int = 0, max_search_samples: int = 2000,
+           progress: Optional[Callable[[int], None]] = None) -> Dict[str, Any]:
+    """Search, cross-validate and hold-out-score every candidate on one configuration.
+
+    :returns: ``{'kinds': {kind: {'params', 'cv_accuracy', 'holdout_accuracy', 'search_s'}},
+        'selected': {'regressor', 'params', 'accuracy', 'cv_accuracy', 'why'}}`` (``accuracy``
+        is the held-out accuracy, comparable with the test-retest accuracy).
+    :raises ConfigError: unknown kind, ``cv`` < 2 or too few samples.
+    """
+    from hetero_infer.interference.regressor_comparison import corun_accuracy
+    if cv < 2:
+        raise ConfigError('cv must be >= 2, got %r' % (cv,))
+    if len(tr) < 2 * cv:
+        raise ConfigError('%d training samples are too few for %d-fold cross-validation'
+                          % (len(tr), cv))
+    for k in candidates:
+        if k not in _CLASSES:
+            raise ConfigError('unknown regressor kind %r (known: %s)'
+                              % (k, ', '.join(_CLASSES)))
+    rng = np.random.default_rng([seed, 31])
+    sub = tr if len(tr) <= max_search_samples else rng.choice(tr, max_search_samples,
+                                                               replace=False)
+    kinds: Dict[str, Dict[str, Any]] = {}
+    for k in candidates:
+        t0 = time.perf_counter()
+        params, cv_acc = search_kind(k, X[sub], y[sub], n_iter=n_iter, cv=cv, seed=seed)
+        est = make_model(k, params, seed=seed).fit(X[tr], y[tr])
+        kinds[k] = {'params': params, 'cv_accuracy': round(cv_acc, 3),
+                    'holdout_accuracy': round(corun_accuracy(np.asarray(est.predict(X[te])),
+                                                             y[te], iso[te]), 3),
+                    'search_s': round(time.perf_counter() - t0, 2)}
+        if progress is not None:
+            progress(1)
+    order = sorted(kinds, key=lambda k: -kinds[k]['cv_accuracy'])
+    best = order[0]
+    if 'mlp' in kinds and best != 'mlp' and \
+            kinds[best]['cv_accuracy'] - kinds['mlp']['cv_accuracy'] <= TIE_POINTS:
+        best = 'mlp'
+    runner = [k for k in order if k != best]
+    why = ('highest %d-fold cross-validated accuracy on the training split: %.2f'
+           % (cv, kinds[best]['cv_accuracy']))
+    if runner:
+        why += ' (next: %s %.2f)' % (runner[0], kinds[runner[0]]['cv_accuracy'])
+    if best == 'mlp' and order[0] != 'mlp':
+        why = ('MLP kept: %s is within %.1f point in cross-validation (%.2f vs %.2f)'
+               % (order[0], TIE_POINTS, kinds[order[0]]['cv_accuracy'],
+                  kinds['mlp']['cv_accuracy']))
+    why += '; hyperparameters by %s over %d candidates' % (
+        'no search (defaults)' if n_iter <= 0 else
+        'HalvingRandomSearchCV' if len(sub) >= 90 else 'RandomizedSearchCV', max(n_iter, 1))
+    return {'kinds': kinds,
+            'selected': {'regressor': best, 'params': kinds[best]['params'],
+                         'accuracy': kinds[best]['holdout_accuracy'],
+                         'cv_accuracy': kinds[best]['cv_accuracy'], 'why': why,
+                         'search_samples': int(len(sub))}}
+
+
+def title(kind: str) -> str:
+    return KIND_TITLES.get(kind, kind)
+
+
+__all__: List[str] = ['CANDIDATES', 'KIND_TITLES', 'SEARCH_SPACES', 'make_model', 'search_kind',
+                      'select', 'title']

@@ -1,0 +1,1 @@
+"""Bounded YAML / JSON readers and schema validation: the bottom of the package."""

@@ -1,0 +1,1 @@
+"""Planning: policies, the router, the plan simulator, the search, goals and schedulers."""

@@ -1,0 +1,1 @@
+"""Platform files: processors, DRAM bandwidth and the contention curves' parameters."""

@@ -1,0 +1,1 @@
+"""Applications, request streams and their outcomes, and the dispatcher protocol."""
