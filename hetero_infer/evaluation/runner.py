@@ -33,6 +33,12 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from hetero_infer.errors import ConfigError
 from hetero_infer.evaluation import statistics as eval_stats
+from hetero_infer.evaluation.report import (  # noqa: F401  (write_outputs: this module's API)
+    GOALS,
+    METRICS,
+    PROPOSED,
+    write_outputs,
+)
 from hetero_infer.planning.schedulers import EVALUATED, PlanContext, get_scheduler
 from hetero_infer.planning.schedulers.interface import ORACLE_SELECT_SEED, Plan
 from hetero_infer.planning.search import SimSettings
@@ -46,12 +52,8 @@ from hetero_infer.planning.twin_measure import (  # noqa: F401  (part of this mo
     twin_slo99_throughput,
 )
 
-#: per-scenario metrics in summary.json (each with ``<metric>_runs``)
-METRICS = ('goodput', 'slo99_throughput', 'throughput', 'fairness', 'slo_attainment_min')
-PROPOSED = 'interference_aware'
 #: Schedulers whose plan depends on the goal (they search); the others plan once.
 GOAL_DEPENDENT = ('interference_aware', 'talk_exact', 'no_interference', 'oracle')
-GOALS = ('goodput', 'slo99_throughput')
 #: Seeds apart between two plan seeds' oracle selection traces: those of plan seed ``k`` are
 #: ``ORACLE_SELECT_SEED + ORACLE_SEED_STRIDE * k + j`` (``ORACLE_SELECT_SEED``, the first of
 #: them, is PlanContext's default; measurement trace seeds must stay below it), ``j`` under
@@ -770,12 +772,6 @@ def _time_profile(plan_times: List[dict], measured: List[dict], confirm_s: float
     return {'plan_s': r3, 'measure_goodput_s': {k: round(v, 2) for k, v in good.items()},
             'measure_slo99_s': {k: round(v, 2) for k, v in slo.items()},
             'confirm_s': round(confirm_s, 2), 'total_job_s': round(total, 1)}
-
-
-def write_outputs(result: dict, out_dir: str) -> List[str]:
-    """summary.json, details.json, summary.md and the PNG plots (:mod:`eval_report`)."""
-    from hetero_infer.evaluation.report import write_outputs as _write
-    return _write(result, out_dir)
 
 
 def average_improvements(scenarios: List[dict], proposed: str = PROPOSED) -> Dict[str, dict]:

@@ -19,11 +19,12 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from hetero_infer.backends.base import backend_names
 from hetero_infer.errors import ConfigError
+from hetero_infer.planning.metrics import OBJECTIVES
 
 BACKENDS = backend_names()  # the backend registry's names (hetero_infer.backends)
 RESULT_TYPES = ('json', 'vision_msgs')
 INTAKES = ('thread', 'executor')
-GOAL_METRICS = ('goodput', 'slo99_throughput', 'throughput', 'fairness')
+GOAL_METRICS = tuple(OBJECTIVES)  # the weights of the weighted goal (goal_weights.*)
 
 
 def goal_choices() -> Tuple[str, ...]:
