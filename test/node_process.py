@@ -15,15 +15,23 @@ def start_serve(config_path: str, log_path: str, *extra: str):
     return proc, log
 
 
-def stop_serve(proc, log, timeout_s: float = 15.0) -> None:
-    """Ask the node to stop (SIGTERM), kill it if it hangs, close its log."""
+def stop_serve(proc, log, timeout_s: float = 15.0) -> bool:
+    """Ask the node to stop (SIGTERM), kill it if it hangs, close its log.
+
+    :returns: True when the node had to be killed (it did not end within ``timeout_s``), so a
+        caller can tell a clean exit on SIGTERM (then ``proc.returncode`` is the node's own
+        exit status) from a hang.
+    """
     proc.terminate()
+    killed = False
     try:
         proc.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+        killed = True
     log.close()
+    return killed
 
 
 def probe_until_answered(pub, msg, spin_once, answered, timeout_s: float = 30.0) -> None:

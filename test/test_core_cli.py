@@ -95,6 +95,19 @@ def test_evaluate_refuses_bad_replications_loads_and_clusters(capsys):
     assert "'local:zero'" in capsys.readouterr().err
 
 
+def test_profile_offers_no_legacy_protocol(tmp_path, capsys):
+    """The protocol before issue 17 is the noise bench's (a library argument), not a choice a
+    user of ``hetero-infer profile`` should find."""
+    with pytest.raises(SystemExit):
+        main(['profile', '--help'])
+    assert 'legacy' not in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exc:
+        main(['profile', '--backend', 'onnxruntime', '--protocol', 'legacy',
+              '--out', str(tmp_path / 'prof')])
+    assert exc.value.code == 2
+    assert 'unrecognized arguments: --protocol legacy' in capsys.readouterr().err
+
+
 def test_profile_then_train_reports_test_retest_and_the_selected_regressor(tmp_path, capsys):
     data, out = tmp_path / 'prof', tmp_path / 'model'
     assert main(['profile', '--platform', 'xavier', '--samples', '80', '--zoo-samples', '0',

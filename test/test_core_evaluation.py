@@ -177,6 +177,21 @@ def test_settings_refuse_bad_values():
         EvalSettings(confirm_traces=1).check()
 
 
+def test_oracle_selection_seeds_are_where_the_texts_say(platform):
+    """Plan seed k's selection traces start at ORACLE_SELECT_SEED + ORACLE_SEED_STRIDE * k,
+    as the module docstring and docs/scheduling.md's seeds table say (a comment once said
+    10 k while the code used 100 k)."""
+    from hetero_infer.evaluation import runner
+    from hetero_infer.planning.schedulers.interface import PlanContext
+    ctx = runner._context(platform, [], EvalSettings(), 3, 'goodput', None)
+    assert ctx.oracle_select_seed == ORACLE_SELECT_SEED + runner.ORACLE_SEED_STRIDE * 3
+    assert PlanContext(platform, []).oracle_select_seed == ORACLE_SELECT_SEED
+    assert 'ORACLE_SELECT_SEED + ORACLE_SEED_STRIDE * k + j' in runner.__doc__
+    with open(os.path.join(os.path.dirname(__file__), '..', 'docs', 'scheduling.md')) as f:
+        table = f.read()
+    assert '{:,} + {} (P + k) + j'.format(ORACLE_SELECT_SEED, runner.ORACLE_SEED_STRIDE) in table
+
+
 class FakeInterference:
     """Stand-in for the trained model: 30% slower per busy co-runner."""
 

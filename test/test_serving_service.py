@@ -229,3 +229,32 @@ def test_a_stream_starting_mid_window_is_no_drift():
         assert svc.planned_rates[0] > 50.0
     finally:
         svc.close()
+
+
+def test_a_failed_construction_leaves_the_switch_interval_as_it_was():
+    """Ctrl-C during the warm-up (long with TensorRT) ends the construction; the process's
+    thread switch interval, which a Service lowers while it serves, must not stay lowered."""
+    import sys
+
+    from hetero_infer.backends.null import NullBackend
+
+    class Interrupted(NullBackend):
+        def _load(self, request, worker):
+            ex = super()._load(request, worker)
+
+            def run(*args, **kwargs):
+                raise KeyboardInterrupt
+            ex.run = run
+            return ex
+
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(0.005)
+    backend = Interrupted()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            Service(build_config(BASE), publish=Published(), backend=backend,
+                    plan_in_process=True, name='test')
+        assert sys.getswitchinterval() == pytest.approx(0.005)
+    finally:
+        backend.close()
+        sys.setswitchinterval(before)

@@ -462,9 +462,9 @@ class EmulatedBackend(Backend):
         if onnx_file is not None and self.compute_outputs:
             session = worker.call(self._session, onnx_file)
         if session is not None:
-            from hetero_infer.backends.onnxruntime_backend import _tensor_specs
-            inputs = _tensor_specs(session.get_inputs())
-            outputs = _tensor_specs(session.get_outputs())
+            from hetero_infer.backends.onnxruntime_backend import session_tensor_specs
+            inputs = session_tensor_specs(session.get_inputs())
+            outputs = session_tensor_specs(session.get_outputs())
             zero: Dict[str, np.ndarray] = {}
         else:
             inputs = (TensorSpec(spec.input_name or 'input', tuple(spec.input_shape)),)

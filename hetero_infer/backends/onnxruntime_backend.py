@@ -84,7 +84,9 @@ def _normalise_core_sets(core_sets: Union[Mapping[str, Sequence[int]], Sequence[
     return out
 
 
-def _tensor_specs(args: Sequence[Any]) -> Tuple[TensorSpec, ...]:
+def session_tensor_specs(args: Sequence[Any]) -> Tuple[TensorSpec, ...]:
+    """The :class:`TensorSpec` of each of an onnxruntime session's ``get_inputs()`` or
+    ``get_outputs()`` (a dynamic or unknown dimension as -1, an unknown type as float32)."""
     specs = []
     for a in args:
         shape = tuple(d if isinstance(d, int) and d > 0 else -1 for d in (a.shape or ()))
@@ -187,8 +189,8 @@ class OnnxRuntimeBackend(Backend):
         session = worker.call(create)
         return OnnxRuntimeExecutor(
             session, processor=processor, model_path=label, worker=worker,
-            inputs=_tensor_specs(session.get_inputs()),
-            outputs=_tensor_specs(session.get_outputs()),
+            inputs=session_tensor_specs(session.get_inputs()),
+            outputs=session_tensor_specs(session.get_outputs()),
             info={'cores': list(self.core_sets[processor]),
                   'intra_op_num_threads': len(self.core_sets[processor]),
                   'pinned': self._pinned.get(processor, False)})

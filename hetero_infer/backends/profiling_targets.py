@@ -23,7 +23,8 @@ Two protocols (``protocol=``):
   frequency or in other processes' load hits both halves of a slowdown alike, and every run's
   time is returned so the caller aggregates robustly (median, trimmed mean). The worker threads'
   CPU affinity is checked against the backend's core sets at construction (:attr:`affinity`).
-- ``'legacy'``: the protocol before issue 17, kept to measure the difference in one run: each run
+- ``'legacy'``: the protocol before issue 17, kept for ``bench/bench_profile_noise.py`` to
+  measure the difference in one run (``hetero-infer profile`` does not offer it): each run
   is handed to the worker from the calling thread, co-runners loop from Python threads through
   the same hand-off, isolated and co-run measurements are separate.
 """

@@ -41,9 +41,6 @@ def add_arguments(parser):
     parser.add_argument('--max-macs', type=argtypes.float_in(1.0, 1e12), default=None,
                         help='largest random layer in MACs (default: 4e9 on the twin, '
                              '2e7 on CPU backends)')
-    parser.add_argument('--protocol', choices=('robust', 'legacy'), default='robust',
-                        help='real backends: robust (pinned worker threads, interleaved '
-                             'blocks; default) or legacy (the protocol before issue 17)')
     parser.add_argument('--aggregate', choices=('mean', 'median', 'trimmed'), default=None,
                         help='how repeats are combined (default: trimmed on real backends, '
                              'mean on the twin, whose measurements are already means)')
@@ -58,11 +55,11 @@ def add_arguments(parser):
                              'variation of its repeats exceeds this: it was disturbed '
                              '(default: 0.25 on real backends, never on the twin; 0: never)')
     parser.add_argument('--timing', choices=('on-cpu', 'wall'), default=None,
-                        help='robust protocol: on-cpu subtracts from each run the time the '
+                        help='on-cpu subtracts from each run the time the '
                              'target thread was preempted (onnxruntime with one core per '
                              'processor; its default), wall keeps wall time (other backends)')
     parser.add_argument('--min-duty', type=argtypes.float_in(0.0, 0.99), default=None,
-                        help='robust protocol: re-measure a co-run block when a co-runner was '
+                        help='re-measure a co-run block when a co-runner was '
                              'on its core for less than this share of it (default 0.9 with '
                              'on-cpu timing, else 0)')
     parser.add_argument('--retest-fraction', type=argtypes.float_in(0.0, 0.5), default=0.1,
@@ -142,10 +139,10 @@ def run(args) -> int:
             backend = stack.enter_context(create_backend(args.backend))
             one_core = all(len(c) == 1 for c in getattr(backend, 'core_sets', {'x': ()}).values())
             timing = args.timing or ('on-cpu' if args.backend == 'onnxruntime' and one_core
-                                     and args.protocol == 'robust' else 'wall')
+                                     else 'wall')
             on_cpu = timing == 'on-cpu'
             target = stack.enter_context(ExecutorProfilingTarget(
-                backend, platform_name=args.platform, protocol=args.protocol, on_cpu=on_cpu,
+                backend, platform_name=args.platform, on_cpu=on_cpu,
                 min_duty=args.min_duty if args.min_duty is not None else (0.9 if on_cpu
                                                                           else 0.0)))
             limits = {'max_macs': 2 * 10 ** 7, 'max_tensor_bytes': 2 * 2 ** 20}

@@ -6,11 +6,16 @@ import os
 from typing import List, Optional
 
 from hetero_infer.evaluation import statistics as eval_stats
+from hetero_infer.planning.metrics import RUN_METRICS
 
+#: The scheduler every other one is compared with.
 PROPOSED = 'interference_aware'
-LABELS = {'goodput': 'goodput (req/s)', 'slo99_throughput': 'throughput at SLO99 (req/s)',
-          'throughput': 'throughput (req/s)', 'fairness': 'fairness (Jain)',
-          'slo_attainment_min': 'minimum per-application SLO attainment'}
+#: Per-scenario metrics in summary.json (each with ``<metric>_runs``), in report order.
+METRICS = tuple(RUN_METRICS)
+#: What each metric is, with its unit (table captions).
+LABELS = RUN_METRICS
+#: The goals the schedulers plan for (paired comparisons and plots are per goal).
+GOALS = ('goodput', 'slo99_throughput')
 
 
 def _scheds(summary: dict) -> List[str]:
@@ -23,7 +28,6 @@ def _scheds(summary: dict) -> List[str]:
 
 
 def _metrics(summary: dict) -> List[str]:
-    from hetero_infer.evaluation.runner import METRICS
     return [m for m in METRICS
             if any(m in r for s in summary['scenarios'] for r in s['results'].values())]
 
@@ -177,7 +181,7 @@ def write_plots(summary: dict, details: dict, out_dir: str) -> List[str]:
 
     paths = []
     scheds = _scheds(summary)
-    for metric in ('goodput', 'slo99_throughput'):
+    for metric in GOALS:
         if not any(metric in r for s in summary['scenarios'] for r in s['results'].values()):
             continue
         names = [s['name'] for s in summary['scenarios']]
@@ -211,7 +215,7 @@ def write_plots(summary: dict, details: dict, out_dir: str) -> List[str]:
         plt.close(fig)
         paths.append(path)
     paired = summary.get('paired', {})
-    metrics = [m for m in ('goodput', 'slo99_throughput') if m in paired]
+    metrics = [m for m in GOALS if m in paired]
     if metrics:
         baselines = [b for b in scheds if b != PROPOSED]
         fig, axes = plt.subplots(1, len(metrics), figsize=(7 * len(metrics), 4.2),
@@ -296,7 +300,7 @@ def _forest(summary: dict, details: dict, out_dir: str, plt) -> List[str]:
     bootstrap CI as the last row."""
     per = details.get('paired_per_scenario') or {}
     paths = []
-    for metric in ('goodput', 'slo99_throughput'):
+    for metric in GOALS:
         rows_by_b = per.get(metric) or {}
         if not rows_by_b:
             continue

@@ -8,8 +8,9 @@ Sources of randomness, kept apart (docs/scheduling.md, "Seeds"):
 * **plan seed** (``plan_seed + k`` for ``k < plan_seeds``): the search's sampling, the
   planner simulator's own arrival trace and the oracle's co-run measurements. A plan is made
   once per (scenario, scheduler, goal, plan seed) and reused by every replication.
-* the oracle's **selection traces** (seeds from ``ORACLE_SELECT_SEED``, apart from every
-  measurement seed): the twin runs on which the oracle picks its plan.
+* the oracle's **selection traces** (``ORACLE_SELECT_SEED + ORACLE_SEED_STRIDE * k + j``
+  for plan seed ``k`` and trace ``j``, apart from every measurement seed): the twin runs on
+  which the oracle picks its plan.
 * the **confirmation traces** (seeds from ``CONFIRM_SEED``, apart from both): where
   interference_aware beats the oracle with a paired interval excluding zero, both plans are
   measured again on ``confirm_traces`` fresh traces, to tell a real miss of the oracle from a
@@ -32,8 +33,14 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from hetero_infer.errors import ConfigError
 from hetero_infer.evaluation import statistics as eval_stats
+from hetero_infer.evaluation.report import (  # noqa: F401  (write_outputs: this module's API)
+    GOALS,
+    METRICS,
+    PROPOSED,
+    write_outputs,
+)
 from hetero_infer.planning.schedulers import EVALUATED, PlanContext, get_scheduler
-from hetero_infer.planning.schedulers.interface import Plan
+from hetero_infer.planning.schedulers.interface import ORACLE_SELECT_SEED, Plan
 from hetero_infer.planning.search import SimSettings
 from hetero_infer.planning.twin_measure import (  # noqa: F401  (part of this module's API)
     RACE_MARGIN,
@@ -45,15 +52,12 @@ from hetero_infer.planning.twin_measure import (  # noqa: F401  (part of this mo
     twin_slo99_throughput,
 )
 
-#: per-scenario metrics in summary.json (each with ``<metric>_runs``)
-METRICS = ('goodput', 'slo99_throughput', 'throughput', 'fairness', 'slo_attainment_min')
-PROPOSED = 'interference_aware'
 #: Schedulers whose plan depends on the goal (they search); the others plan once.
 GOAL_DEPENDENT = ('interference_aware', 'talk_exact', 'no_interference', 'oracle')
-GOALS = ('goodput', 'slo99_throughput')
-#: first seed of the oracle's selection traces; measurement trace seeds must stay below it
-ORACLE_SELECT_SEED = 1000000
-#: the oracle's selection traces of plan seed ``k`` are ``ORACLE_SELECT_SEED + 10 k + j``
+#: Seeds apart between two plan seeds' oracle selection traces: those of plan seed ``k`` are
+#: ``ORACLE_SELECT_SEED + ORACLE_SEED_STRIDE * k + j`` (``ORACLE_SELECT_SEED``, the first of
+#: them, is PlanContext's default; measurement trace seeds must stay below it), ``j`` under
+#: ``oracle_select_traces`` / ``oracle_slo99_traces``, so each is at most the stride.
 ORACLE_SEED_STRIDE = 100
 #: first seed of the confirmation traces (see the module docstring)
 CONFIRM_SEED = 2000000
@@ -768,12 +772,6 @@ def _time_profile(plan_times: List[dict], measured: List[dict], confirm_s: float
     return {'plan_s': r3, 'measure_goodput_s': {k: round(v, 2) for k, v in good.items()},
             'measure_slo99_s': {k: round(v, 2) for k, v in slo.items()},
             'confirm_s': round(confirm_s, 2), 'total_job_s': round(total, 1)}
-
-
-def write_outputs(result: dict, out_dir: str) -> List[str]:
-    """summary.json, details.json, summary.md and the PNG plots (:mod:`eval_report`)."""
-    from hetero_infer.evaluation.report import write_outputs as _write
-    return _write(result, out_dir)
 
 
 def average_improvements(scenarios: List[dict], proposed: str = PROPOSED) -> Dict[str, dict]:

@@ -23,6 +23,24 @@ from hetero_infer.workload.requests import App, RequestRecord
 
 SLO_TARGET = 0.99
 
+#: The metrics of a run that are goals of their own name (the built-in goals, the serving
+#: node's ``goal_weights.*``), in report order: name -> what it is, with its unit.
+OBJECTIVES = {
+    'goodput': 'goodput (req/s)',
+    'slo99_throughput': 'throughput at SLO99 (req/s)',
+    'throughput': 'throughput (req/s)',
+    'fairness': 'fairness (Jain)',
+}
+#: Every metric of a run the evaluation reports (name -> what it is): the objectives and the
+#: least per-application SLO attainment. :func:`compute_metrics` gives all but
+#: ``slo99_throughput``, which :func:`slo99_throughput` bisects for (only when asked: it costs
+#: several runs).
+RUN_METRICS = dict(OBJECTIVES, slo_attainment_min='minimum per-application SLO attainment')
+#: What the planner's simulator gives goals besides the objectives
+#: (``hetero_infer.planning.plansim.SimResult.metrics``): the least SLO attainment under the
+#: goals' name, latency statistics (when the run kept latencies) and the drop rate.
+PLANNER_METRICS = ('slo_attainment', 'mean_latency_ms', 'p99_latency_ms', 'dropped_rate')
+
 
 def percentile(values: Sequence[float], q: float) -> float:
     """The project's one percentile: numpy's default (linear interpolation between the closest

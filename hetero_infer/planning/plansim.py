@@ -26,8 +26,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from hetero_infer.errors import ConfigError
 from hetero_infer.interference.predictors import LatencyTable
 from hetero_infer.planning.metrics import SLO_TARGET, jain_index, percentile
-
-DEFAULT_MAX_QUEUE = 64
+from hetero_infer.workload.requests import DEFAULT_MAX_QUEUE
 
 
 class _View:

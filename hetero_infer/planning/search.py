@@ -37,7 +37,7 @@ from hetero_infer.interference.predictors import LatencyTable, Predictor
 from hetero_infer.planning.goals import get_goal
 from hetero_infer.planning.goals.base import Goal
 from hetero_infer.planning.metrics import SLO_TARGET
-from hetero_infer.planning.plansim import PlanSimulator
+from hetero_infer.planning.plansim import DEFAULT_MAX_QUEUE, PlanSimulator
 from hetero_infer.planning.policy import (
     Policy,
     check_router_options,
@@ -58,7 +58,7 @@ class SimSettings:
     duration_s: float = 2.0
     warmup_s: float = 0.2
     seed: int = 0
-    max_queue: int = 64
+    max_queue: int = DEFAULT_MAX_QUEUE
     progressive: bool = False
     router_decay: float = 0.98
     router_tie_tolerance: float = 0.5

@@ -20,10 +20,10 @@ from hetero_infer.serving.config import (  # noqa: F401  (the node's names for t
     AppConfig,
     ParamSpec,
     ServeConfig,
-    _clean_list,
     app_param,
     apply_changes,
     build_config,
+    list_entries,
     validate,
 )
 
@@ -73,7 +73,7 @@ def declare_all(node, *, overrides: Optional[Mapping[str, Any]] = None) -> Serve
 
     for spec in NODE_PARAMS:
         declare(spec, spec.name)
-    for app in _clean_list(values['applications']):
+    for app in list_entries(values['applications']):
         for spec in APP_PARAMS:
             declare(spec, app_param(app, spec.name))
     return build_config(values, node_name=node.get_fully_qualified_name())

@@ -19,11 +19,12 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from hetero_infer.backends.base import backend_names
 from hetero_infer.errors import ConfigError
+from hetero_infer.planning.metrics import OBJECTIVES
 
 BACKENDS = backend_names()  # the backend registry's names (hetero_infer.backends)
 RESULT_TYPES = ('json', 'vision_msgs')
 INTAKES = ('thread', 'executor')
-GOAL_METRICS = ('goodput', 'slo99_throughput', 'throughput', 'fairness')
+GOAL_METRICS = tuple(OBJECTIVES)  # the weights of the weighted goal (goal_weights.*)
 
 
 def goal_choices() -> Tuple[str, ...]:
@@ -348,7 +349,10 @@ def validate(name: str, value: Any, *, live: bool = True) -> Optional[str]:
     return _check_value(spec, name, value, live)
 
 
-def _clean_list(values: Sequence[str]) -> Tuple[str, ...]:
+def list_entries(values: Sequence[str]) -> Tuple[str, ...]:
+    """The entries of a string-list parameter (``applications``, ``faults``, ``processors``),
+    stripped, blank ones left out: a ROS string array cannot be declared empty, so ``['']``
+    stands for no entry."""
     return tuple(v for v in (str(x).strip() for x in values) if v)
 
 
@@ -366,7 +370,7 @@ def build_config(values: Mapping[str, Any], *, node_name: str = 'scheduler') -> 
             raise ConfigError('node %s: %s' % (node_name, reason))
         return value
 
-    names = _clean_list(get('applications'))
+    names = list_entries(get('applications'))
     if not names:
         raise ConfigError('node %s: parameter applications is empty: configure at least one '
                           'application (see config/serve.yaml)' % node_name)
@@ -387,7 +391,7 @@ def build_config(values: Mapping[str, Any], *, node_name: str = 'scheduler') -> 
             result_topic=a['result_topic'] or 'results/' + app, model=a['model'],
             model_file_path=bundled_file(a['model_file_path']),
             engine_file_path=a['engine_file_path'],
-            processors=_clean_list(a['processors']), rate_hz=float(a['rate_hz']),
+            processors=list_entries(a['processors']), rate_hz=float(a['rate_hz']),
             slo_ms=float(a['slo_ms']), top_k=int(a['top_k']),
             sample_rate_hz=int(a['sample_rate_hz']), labels_file=a['labels_file'],
             score_threshold=float(a['score_threshold']), nms_iou=float(a['nms_iou']),
@@ -398,7 +402,7 @@ def build_config(values: Mapping[str, Any], *, node_name: str = 'scheduler') -> 
     goal = get('goal')
     if goal == 'weighted' and not any(w > 0 for _, w in weights):
         raise ConfigError('node %s: goal is weighted but every goal_weights.* is 0' % node_name)
-    faults = _clean_list(get('faults'))
+    faults = list_entries(get('faults'))
     from hetero_infer.twin.faults import parse_faults
     try:
         parse_faults(faults)

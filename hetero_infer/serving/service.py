@@ -101,15 +101,6 @@ class Service:
                                   warn=self.log.warning, error=self.log.error)
             self.apps.append(app)
             executors.append(execs)
-        # A request crosses three threads (DDS, the intake, the processor's worker: the
-        # inference runs on the worker's own thread through Executor.run_here where the
-        # backend allows it), and every C call that lets the GIL go (OpenCV, DDS) has to win it
-        # back. With CPython's default 5 ms switch interval each of those waits can last that
-        # long behind a busy thread. 0.1 ms measured best (bench/bench_ros_node.py): at 2400
-        # requests/s 0.5 ms let the workers' queues run away, and at 30 Hz x 3 it gave p99
-        # 1.6 ms from source stamp to publish against 1.0 ms.
-        self._switch_interval = sys.getswitchinterval()  # restored by close()
-        sys.setswitchinterval(min(self._switch_interval, SWITCH_INTERVAL_S))
         self._warm_up(executors)
         self.stats = Stats(len(self.apps))
         self.planned_rates = [a.cfg.rate_hz for a in self.apps]
@@ -148,6 +139,17 @@ class Service:
         self._planner_proc = planning.Planner(in_process=plan_in_process)
         self._planner = threading.Thread(target=self._plan_loop, name='hetero-infer-planner',
                                          daemon=True)
+        # A request crosses three threads (DDS, the intake, the processor's worker: the
+        # inference runs on the worker's own thread through Executor.run_here where the
+        # backend allows it), and every C call that lets the GIL go (OpenCV, DDS) has to win it
+        # back. With CPython's default 5 ms switch interval each of those waits can last that
+        # long behind a busy thread. 0.1 ms measured best (bench/bench_ros_node.py): at 2400
+        # requests/s 0.5 ms let the workers' queues run away, and at 30 Hz x 3 it gave p99
+        # 1.6 ms from source stamp to publish against 1.0 ms.
+        # Set last, when nothing can fail any more: a construction that raises leaves the
+        # process's interval as it was (close() restores it otherwise).
+        self._switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(self._switch_interval, SWITCH_INTERVAL_S))
 
     def start(self) -> None:
         """Arm the configured faults and start planning (serving has started already: requests

@@ -34,6 +34,7 @@ from hetero_infer.errors import ConfigError
 from hetero_infer.models.zoo import Layer, ModelSpec
 from hetero_infer.platform.spec import Platform
 from hetero_infer.workload.requests import (
+    DEFAULT_MAX_QUEUE,
     App,
     Dispatcher,
     DispatchView,
@@ -42,7 +43,6 @@ from hetero_infer.workload.requests import (
 )
 
 DEFAULT_NOISE_PCT = 3.0
-DEFAULT_MAX_QUEUE = 64
 #: Which event loop runs: ``numba`` (the compiled kernel, :mod:`twin_kernel`), ``python`` (the
 #: loop below), or unset / ``auto`` (the kernel when numba imports, else the loop below).
 #: Both give the same results bit for bit.

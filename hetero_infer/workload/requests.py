@@ -31,6 +31,10 @@ class App:
         return App(self.name, self.model, self.rate_hz * factor, self.slo_ms, self.processors)
 
 
+#: The simulators' default queue limit per processor (the twin's and the planner's ``max_queue``):
+#: a request routed to a full queue is dropped with reason ``queue_full``.
+DEFAULT_MAX_QUEUE = 64
+
 #: Reasons a request can be dropped instead of producing a result.
 DROP_REASONS = ('rejected', 'queue_full', 'no_processor', 'processor_failed', 'bad_input',
                 'shutdown')

@@ -13,10 +13,10 @@ import math
 from typing import Callable, Dict, FrozenSet, Iterable, List
 
 from hetero_infer.errors import ConfigError
+from hetero_infer.planning.metrics import OBJECTIVES, PLANNER_METRICS
 
-#: Metric names goals may use (the fields of Metrics the planner's simulator fills in).
-METRIC_NAMES = ('goodput', 'throughput', 'fairness', 'slo99_throughput', 'slo_attainment',
-                'mean_latency_ms', 'p99_latency_ms', 'dropped_rate')
+#: Metric names goals may use (what the planner's simulator fills in).
+METRIC_NAMES = tuple(OBJECTIVES) + PLANNER_METRICS
 
 
 def metric_value(metrics, name: str) -> float:

@@ -17,6 +17,9 @@ from hetero_infer.errors import ConfigError
 from hetero_infer.planning.policy import Policy
 from hetero_infer.planning.search import SearchResult, SimSettings
 
+#: Default first seed of the oracle's selection traces (the evaluation's trace seeds stay below)
+ORACLE_SELECT_SEED = 1000000
+
 
 @dataclass
 class PlanContext:
@@ -62,7 +65,7 @@ class PlanContext:
     oracle_serve_s: float = 2.0
     oracle_select_traces: int = 20
     oracle_slo99_traces: int = 10
-    oracle_select_seed: int = 1000000
+    oracle_select_seed: int = ORACLE_SELECT_SEED
     reference_plans: Optional[dict] = None
     twin_slo99: Optional[dict] = None
     interference_model: object = None
