@@ -16,6 +16,7 @@ Prints JSON, then a table.
 """
 
 import argparse
+import dataclasses
 import functools
 import json
 import sys
@@ -26,7 +27,9 @@ from twin_before import BEFORE_REF, load_at
 from hetero_infer.evaluation import runner as eval_now
 from hetero_infer.evaluation.runner import GOAL_DEPENDENT, EvalSettings
 from hetero_infer.evaluation.scenarios import find_scenario, load_scenarios
-from hetero_infer.planning.schedulers import PlanContext, get_scheduler
+from hetero_infer.planning.schedulers.driver import plan_scheduler
+from hetero_infer.planning.schedulers.interface import PlanContext
+from hetero_infer.planning.schedulers.searched import SearchOptions
 from hetero_infer.platform.spec import Platform
 from hetero_infer.twin import simulator as twin_now
 
@@ -63,14 +66,14 @@ def main():
     for name in args.scenarios:
         apps = find_scenario(load_scenarios(), name).build(plat)
         for sched_name in args.schedulers:
-            sched = get_scheduler(sched_name)
             ctx = PlanContext(platform=plat, apps=apps, goal='goodput', seed=st.seed,
-                              settings=st.sim, max_refine_evals=st.max_refine_evals)
-            plan = sched.plan(ctx)
+                              settings=st.sim,
+                              options=(SearchOptions(max_refine_evals=st.max_refine_evals),))
+            plan = plan_scheduler(sched_name, ctx)
             slo_plan = plan
             if sched_name in GOAL_DEPENDENT:
-                ctx.goal = 'slo99_throughput'
-                slo_plan = sched.plan(ctx)
+                slo_plan = plan_scheduler(sched_name,
+                                          dataclasses.replace(ctx, goal='slo99_throughput'))
             row = {'scenario': name, 'scheduler': sched_name}
             for _rep in range(args.repeats):
                 for label, (twin_mod, eval_mod) in versions.items():

@@ -11,7 +11,9 @@ import time
 
 def main(argv=None) -> int:
     from hetero_infer.evaluation.scenarios import find_scenario, load_scenarios
-    from hetero_infer.planning.schedulers import PlanContext, get_scheduler
+    from hetero_infer.planning.schedulers.driver import plan_scheduler
+    from hetero_infer.planning.schedulers.interface import PlanContext
+    from hetero_infer.planning.schedulers.searched import SearchOptions
     from hetero_infer.platform.spec import Platform
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -26,9 +28,10 @@ def main(argv=None) -> int:
     rows = []
     for name in names:
         apps = find_scenario(scenarios, name).build(platform)
-        ctx = PlanContext(platform=platform, apps=apps, goal=args.goal, workers=args.workers)
+        ctx = PlanContext(platform=platform, apps=apps, goal=args.goal,
+                          options=(SearchOptions(workers=args.workers),))
         t0 = time.perf_counter()
-        plan = get_scheduler(args.scheduler).plan(ctx)
+        plan = plan_scheduler(args.scheduler, ctx)
         wall = time.perf_counter() - t0
         rows.append({'scenario': name, 'apps': len(apps), 'goal': args.goal,
                      'scheduler': args.scheduler, 'workers': args.workers,

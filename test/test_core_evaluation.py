@@ -182,10 +182,14 @@ def test_oracle_selection_seeds_are_where_the_texts_say(platform):
     as the module docstring and docs/scheduling.md's seeds table say (a comment once said
     10 k while the code used 100 k)."""
     from hetero_infer.evaluation import runner
-    from hetero_infer.planning.schedulers.interface import PlanContext
-    ctx = runner._context(platform, [], EvalSettings(), 3, 'goodput', None)
-    assert ctx.oracle_select_seed == ORACLE_SELECT_SEED + runner.ORACLE_SEED_STRIDE * 3
-    assert PlanContext(platform, []).oracle_select_seed == ORACLE_SELECT_SEED
+    from hetero_infer.models.zoo import load_model
+    from hetero_infer.planning.schedulers.oracle import OracleOptions
+    from hetero_infer.workload.requests import App
+    apps = [App('a', load_model('resnet18'), 10.0, 50.0)]
+    ctx = runner._context(platform, apps, EvalSettings(), 3, 'goodput', None)
+    assert ctx.option(OracleOptions).select_seed == \
+        ORACLE_SELECT_SEED + runner.ORACLE_SEED_STRIDE * 3
+    assert OracleOptions().select_seed == ORACLE_SELECT_SEED
     assert 'ORACLE_SELECT_SEED + ORACLE_SEED_STRIDE * k + j' in runner.__doc__
     with open(os.path.join(os.path.dirname(__file__), '..', 'docs', 'scheduling.md')) as f:
         table = f.read()
@@ -309,30 +313,35 @@ def test_every_scheduler_is_measured_on_the_same_traces(evaluated):
 
 
 def test_oracle_picks_the_best_candidate_on_its_own_traces(platform, tiny_scenarios):
-    from hetero_infer.planning.schedulers import PlanContext, get_scheduler
+    from hetero_infer.planning.schedulers.driver import plan_scheduler
+    from hetero_infer.planning.schedulers.interface import PlanContext
+    from hetero_infer.planning.schedulers.oracle import OracleOptions
     from hetero_infer.twin.simulator import Twin
     apps = tiny_scenarios[1].build(platform)
-    ctx = PlanContext(platform=platform, apps=apps, oracle_serve_s=0.4,
-                      twin_slo99={'iterations': 3, 'requests': 150, 'min_app_requests': 30})
-    cands = [(n, get_scheduler(n).plan(ctx)) for n in ('fastest_only', 'round_robin', 'base')]
+    ctx = PlanContext(platform=platform, apps=apps)
+    opts = OracleOptions(serve_s=0.4,
+                         twin_slo99={'iterations': 3, 'requests': 150, 'min_app_requests': 30})
+    cands = [(n, plan_scheduler(n, ctx)) for n in ('fastest_only', 'round_robin', 'base')]
     twin = Twin(platform)
     for goal in ('goodput', 'slo99_throughput'):
-        ctx.goal = goal
-        best, report = select_on_twin(ctx, cands)
+        best, report = select_on_twin(
+            twin, apps, goal, cands, serve_s=opts.serve_s,
+            select_seed=opts.select_seed, select_traces=opts.select_traces,
+            slo99_traces=opts.slo99_traces, twin_slo99=opts.twin_slo99)
         values = []
         for _, plan in cands:
             if goal == 'goodput':
                 from hetero_infer.evaluation.runner import measure_on_twin
                 v = [measure_on_twin(twin, apps, plan.make_dispatcher, duration_s=0.4,
-                                     seed=ctx.oracle_select_seed + j)['goodput']
-                     for j in range(ctx.oracle_select_traces)]
+                                     seed=opts.select_seed + j)['goodput']
+                     for j in range(opts.select_traces)]
                 values.append(sum(v) / len(v))
             else:
                 from hetero_infer.evaluation.runner import slo99_scale
                 v = [slo99_scale(twin, apps, plan.make_dispatcher,
-                                 seeds=[ctx.oracle_select_seed + j], iterations=3,
+                                 seeds=[opts.select_seed + j], iterations=3,
                                  requests=150, min_app_requests=30)['throughput']
-                     for j in range(ctx.oracle_slo99_traces)]
+                     for j in range(opts.slo99_traces)]
                 values.append(sum(v) / len(v))
         # the evaluation's estimator: the mean over the oracle's traces of each trace's value
         assert values[best] == max(values), (goal, values, report)
@@ -403,12 +412,13 @@ def test_dask_cluster_gives_the_local_pools_results(tiny_scenarios):
 def test_slo_probes_stopped_early_give_the_bisections_result(platform):
     from hetero_infer.evaluation.runner import SloWatch, twin_slo99_throughput
     from hetero_infer.planning.metrics import compute_metrics
-    from hetero_infer.planning.schedulers import PlanContext, get_scheduler
+    from hetero_infer.planning.schedulers.driver import plan_scheduler
+    from hetero_infer.planning.schedulers.interface import PlanContext
     from hetero_infer.twin.simulator import Twin
     from hetero_infer.workload.requests import poisson_arrivals
     apps = load_scenarios(default_scenarios_path())[0].build(platform)
     for name in ('round_robin', 'fastest_only'):
-        make = get_scheduler(name).plan(PlanContext(platform=platform, apps=apps)).make_dispatcher
+        make = plan_scheduler(name, PlanContext(platform=platform, apps=apps)).make_dispatcher
         twin = Twin(platform, seed=5)
         fast = twin_slo99_throughput(twin, apps, make, seed=2, requests=300)
         assert fast == twin_slo99_throughput(twin, apps, make, seed=2, requests=300,
@@ -500,11 +510,11 @@ def test_an_oracle_miss_is_measured_again_on_fresh_traces(tiny_scenarios, monkey
     base_rec = {'policy': None, 'source': 'base'}
     got = job(tiny_scenarios[0], 'xavier', settings, 0, 'goodput',
               {'base': base_rec}, CONFIRM_SEED + 1)
-    from hetero_infer.planning.schedulers import get_scheduler
+    from hetero_infer.planning.schedulers.driver import plan_scheduler
     from hetero_infer.planning.schedulers.interface import PlanContext
     ctx = PlanContext(platform=platform, apps=apps, goal='goodput')
     direct = measure_on_twin(Twin(platform, seed=CONFIRM_SEED + 1), apps,
-                             get_scheduler('base').plan(ctx).make_dispatcher,
+                             plan_scheduler('base', ctx).make_dispatcher,
                              duration_s=settings.duration_s, warmup_s=settings.warmup_s,
                              seed=CONFIRM_SEED + 1)['goodput']
     assert got['values']['base'] == direct

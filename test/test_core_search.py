@@ -1,5 +1,6 @@
 """Search and the planner's simulator: seeded determinism, invariants, baseline schedulers."""
 
+import dataclasses
 from collections import Counter
 
 import numpy as np
@@ -11,12 +12,10 @@ from hetero_infer.models.zoo import load_model
 from hetero_infer.planning.plansim import PlanSimulator
 from hetero_infer.planning.policy import Policy
 from hetero_infer.planning.router import PriorityRouter
-from hetero_infer.planning.schedulers import (
-    EVALUATED,
-    PlanContext,
-    get_scheduler,
-    known_schedulers,
-)
+from hetero_infer.planning.schedulers import EVALUATED, driver
+from hetero_infer.planning.schedulers.interface import Plan, PlanContext, Scheduler
+from hetero_infer.planning.schedulers.registry import get_scheduler, known_schedulers
+from hetero_infer.planning.schedulers.searched import SearchOptions
 from hetero_infer.planning.search import SimSettings, build_problem, search
 from hetero_infer.platform.spec import Platform
 from hetero_infer.workload.requests import App
@@ -151,21 +150,21 @@ def test_scheduler_registry_and_rule_based_plans(platform, apps):
     with pytest.raises(ConfigError, match='known'):
         get_scheduler('magic')
     ctx = PlanContext(platform=platform, apps=apps, settings=FAST)
-    base = get_scheduler('base').plan(ctx)
+    base = driver.plan_scheduler('base', ctx)
     iso = ctx.isolated_ms()
     expected = (1 / iso) / (1 / iso).sum(axis=1, keepdims=True)
     assert np.allclose(base.policy.allocation, expected)
-    fast = get_scheduler('fastest_only').plan(ctx)
+    fast = driver.plan_scheduler('fastest_only', ctx)
     assert (fast.policy.allocation[:, 0] == 1.0).all()  # the GPU is fastest for all three
     sim = _sim(platform, apps, IsolatedPredictor(platform), duration_s=1.0, warmup_s=0.0)
     for name in ('round_robin', 'least_finish_time', 'base', 'fastest_only'):
-        plan = get_scheduler(name).plan(ctx)
+        plan = driver.plan_scheduler(name, ctx)
         d = _Counting(plan.make_dispatcher())
         res = sim.run(d)
         assert sum(res.offered) == d.decisions > 0
-    no_int = get_scheduler('no_interference').plan(
-        PlanContext(platform=platform, apps=apps, settings=FAST, top_fraction=0.1,
-                    confidence=0.9, max_refine_evals=10))
+    no_int = driver.plan_scheduler('no_interference', PlanContext(
+        platform=platform, apps=apps, settings=FAST,
+        options=(SearchOptions(top_fraction=0.1, confidence=0.9, max_refine_evals=10),)))
     assert no_int.search.n_samples == 22
     assert no_int.policy is not None
 
@@ -284,24 +283,77 @@ def test_talk_exact_is_registered_evaluated_and_routes_by_the_talks_rule(platfor
     from hetero_infer.planning.schedulers.talk_exact import TALK_ROUTER
     assert 'talk_exact' in known_schedulers() and 'talk_exact' in EVALUATED
     ctx = PlanContext(platform=platform, apps=apps, goal='goodput', settings=FAST,
-                      n_samples=8, max_refine_evals=4, workers=1)
-    plan = get_scheduler('talk_exact').plan(ctx)
+                      options=(SMALL_SEARCH,))
+    plan = driver.plan_scheduler('talk_exact', ctx)
     assert plan.policy.router == TALK_ROUTER
     router = plan.make_dispatcher()
     assert router.options() == TALK_ROUTER
-    ia = get_scheduler('interference_aware').plan(ctx)
+    ia = driver.plan_scheduler('interference_aware', ctx)
     assert ia.policy.router['overflow'] is True
+
+
+SMALL_SEARCH = SearchOptions(n_samples=8, max_refine_evals=4, workers=1)
 
 
 def test_interference_aware_seeds_the_no_interference_plan(platform, apps):
     ctx = PlanContext(platform=platform, apps=apps, goal='goodput', settings=FAST,
-                      n_samples=8, max_refine_evals=4, workers=1)
-    ni = get_scheduler('no_interference').plan(ctx)
-    seeds = get_scheduler('interference_aware').seed_allocations(ctx)
+                      options=(SMALL_SEARCH,))
+    ni = driver.plan_scheduler('no_interference', ctx)
+    ia = get_scheduler('interference_aware')
+    seeded = dataclasses.replace(ctx, seed_plans={n: driver.plan_scheduler(n, ctx)
+                                                  for n in ia.seed_schedulers})
+    seeds = ia.seed_allocations(seeded)
     assert any(np.array_equal(s, ni.policy.allocation) for s in seeds)
-    base = get_scheduler('base').plan(ctx).policy.allocation
+    base = driver.plan_scheduler('base', ctx).policy.allocation
     assert any(np.allclose(s, base) for s in seeds)
     assert get_scheduler('talk_exact').seed_allocations(ctx) == []
+    assert get_scheduler('talk_exact').seed_schedulers == ()
+
+
+def test_the_driver_plans_seeds_first_and_a_scheduler_never_plans_another(platform, apps):
+    ctx = PlanContext(platform=platform, apps=apps, goal='goodput', settings=FAST,
+                      options=(SMALL_SEARCH,))
+    # without its seed plans a scheduler refuses, naming them (it does not look them up)
+    with pytest.raises(ConfigError, match='interference_aware needs the seed plans of base, '
+                                          'fastest_only, no_interference'):
+        get_scheduler('interference_aware').plan(ctx)
+    # through the driver: the plan of the seeds planned first on the same context
+    via_driver = driver.plan_scheduler('interference_aware', ctx)
+    seeds = {n: driver.plan_scheduler(n, ctx) for n in ('base', 'fastest_only', 'no_interference')}
+    by_hand = get_scheduler('interference_aware').plan(
+        dataclasses.replace(ctx, seed_plans=seeds))
+    assert via_driver.policy == by_hand.policy
+    assert via_driver.search.metrics == by_hand.search.metrics
+    # a seed plan the caller gives is used as given, not planned again
+    given = Plan('no_interference', seeds['base'].make_dispatcher, policy=seeds['base'].policy)
+    with_given = driver.plan_scheduler('interference_aware',
+                             dataclasses.replace(ctx, seed_plans={'no_interference': given}))
+    assert with_given.policy is not None
+    # the oracle takes every other evaluated scheduler's plan as a candidate
+    assert set(get_scheduler('oracle').seed_schedulers) == set(EVALUATED) - {'oracle'}
+
+
+def test_the_driver_refuses_schedulers_that_seed_each_other(platform, apps, monkeypatch):
+    class Chicken(Scheduler):
+        name, seed_schedulers = 'chicken', ('egg',)
+
+    class Egg(Scheduler):
+        name, seed_schedulers = 'egg', ('chicken',)
+
+    monkeypatch.setattr(driver, 'get_scheduler', {'chicken': Chicken(), 'egg': Egg()}.get)
+    with pytest.raises(ConfigError, match='circle: chicken -> egg -> chicken'):
+        driver.plan_scheduler('chicken', PlanContext(platform=platform, apps=apps))
+
+
+def test_plan_context_keeps_only_typed_options(platform, apps):
+    ctx = PlanContext(platform=platform, apps=apps)
+    assert ctx.option(SearchOptions) == SearchOptions()
+    with pytest.raises(ConfigError, match='2 options of type SearchOptions'):
+        PlanContext(platform=platform, apps=apps, options=(SMALL_SEARCH, SearchOptions()))
+    with pytest.raises(ConfigError, match="option 'fast' is not a SchedulerOptions"):
+        PlanContext(platform=platform, apps=apps, options=('fast',))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ctx.goal = 'fairness'
 
 
 def test_slo99_finalists_are_scored_in_full_on_every_trace(platform, apps):

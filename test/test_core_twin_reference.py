@@ -20,7 +20,8 @@ from twin_helpers import Spread, three_dla_platform
 
 from hetero_infer.evaluation.scenarios import find_scenario, load_scenarios
 from hetero_infer.models.zoo import load_model
-from hetero_infer.planning.schedulers import PlanContext, get_scheduler
+from hetero_infer.planning.schedulers.driver import plan_scheduler
+from hetero_infer.planning.schedulers.interface import PlanContext
 from hetero_infer.platform.spec import Platform
 from hetero_infer.twin.simulator import DEFAULT_MAX_QUEUE, Twin
 from hetero_infer.workload.requests import (
@@ -285,7 +286,7 @@ def _assert_same_records(got, want):
 
 def _scenario_case(xavier, name, scheduler):
     apps = find_scenario(load_scenarios(), name).build(xavier)
-    plan = get_scheduler(scheduler).plan(PlanContext(platform=xavier, apps=apps, seed=1))
+    plan = plan_scheduler(scheduler, PlanContext(platform=xavier, apps=apps, seed=1))
     return apps, plan.make_dispatcher
 
 

@@ -41,7 +41,10 @@ def add_arguments(parser):
 def run(args) -> int:
     from hetero_infer.errors import ConfigError
     from hetero_infer.evaluation.scenarios import choose_platform, find_scenario, load_scenarios
-    from hetero_infer.planning.schedulers import PlanContext, get_scheduler
+    from hetero_infer.planning.schedulers.driver import plan_scheduler
+    from hetero_infer.planning.schedulers.interface import PlanContext
+    from hetero_infer.planning.schedulers.interference_aware import InterferenceOptions
+    from hetero_infer.planning.schedulers.searched import SearchOptions
     from hetero_infer.planning.search import default_workers
     from hetero_infer.platform.spec import Platform
 
@@ -62,11 +65,11 @@ def run(args) -> int:
         if interference_model and args.force_interference_model:
             from hetero_infer.interference.slowdown_model import SlowdownPredictor
             interference_model = SlowdownPredictor.load(interference_model)
+    search = SearchOptions(top_fraction=args.top_fraction, confidence=args.confidence,
+                           workers=args.workers or default_workers())
     ctx = PlanContext(platform=platform, apps=apps, goal=args.goal, seed=args.seed,
-                      top_fraction=args.top_fraction, confidence=args.confidence,
-                      workers=args.workers or default_workers(),
-                      interference_model=interference_model)
-    plan = get_scheduler(args.scheduler).plan(ctx)
+                      options=(search, InterferenceOptions(model=interference_model)))
+    plan = plan_scheduler(args.scheduler, ctx)
     res = plan.search
     print('scenario %s on %s, goal %s, scheduler %s' % (scenario.name, platform.name,
                                                        res.goal, args.scheduler))

@@ -59,8 +59,8 @@ def run(args) -> int:
     from hetero_infer.errors import ConfigError
     from hetero_infer.evaluation.scenarios import choose_platform, find_scenario, load_scenarios
     from hetero_infer.planning.metrics import compute_metrics
+    from hetero_infer.planning.schedulers.driver import plan_scheduler
     from hetero_infer.planning.schedulers.interface import PlanContext
-    from hetero_infer.planning.schedulers.registry import get_scheduler
     from hetero_infer.platform.spec import Platform
     from hetero_infer.twin.faults import parse_faults
     from hetero_infer.twin.simulator import Twin
@@ -78,8 +78,8 @@ def run(args) -> int:
     if args.duration_s <= args.warmup_s:
         raise ConfigError('--duration-s (%r) must exceed --warmup-s (%r)'
                           % (args.duration_s, args.warmup_s))
-    plan = get_scheduler(args.scheduler).plan(
-        PlanContext(platform=platform, apps=apps, goal=args.goal, seed=args.seed))
+    plan = plan_scheduler(args.scheduler, PlanContext(platform=platform, apps=apps,
+                                                      goal=args.goal, seed=args.seed))
     print('platform %s (%s), scheduler %s, planned in %.2f s'
           % (platform.name, platform.power_mode, plan.scheduler, plan.plan_time_s))
     if plan.policy is not None:
@@ -91,8 +91,8 @@ def run(args) -> int:
     twin = Twin(platform, seed=args.seed)
     dispatcher = plan.make_dispatcher()
     if faults and plan.policy is not None and hasattr(dispatcher, 'set_policy'):
-        dispatcher = Replanning(dispatcher, plan, get_scheduler(args.scheduler), platform, apps,
-                                args.goal, args.seed)
+        dispatcher = Replanning(dispatcher, plan, args.scheduler, platform, apps, args.goal,
+                                args.seed)
     records = twin.serve(apps, dispatcher, duration_s=args.duration_s, faults=faults)
     m = compute_metrics(records, apps, warmup_s=args.warmup_s, duration_s=args.duration_s)
     print('%-20s %8s %8s %8s %7s %8s %8s  %s' % ('application', 'rate_hz', 'slo_ms', 'goodput',
@@ -192,9 +192,10 @@ class Replanning:
     """The planned dispatcher, re-planned without the processors that are unhealthy, as the node
     does (:class:`~hetero_infer.twin.fault_sim.FaultSim` calls ``remove_processor`` /
     ``restore_processor``). A plan per set of healthy processors, made once; the switch is
-    instant in simulated time (the node's re-plan takes about a second)."""
+    instant in simulated time (the node's re-plan takes about a second). ``scheduler`` is the
+    name of the scheduler that re-plans."""
 
-    def __init__(self, router, plan, scheduler, platform, apps, goal, seed: int) -> None:
+    def __init__(self, router, plan, scheduler: str, platform, apps, goal, seed: int) -> None:
         self.router = router
         self.scheduler, self.platform, self.apps = scheduler, platform, apps
         self.goal, self.seed = goal, seed
@@ -225,6 +226,7 @@ class Replanning:
         policy = self._plans.get(down)
         if policy is not None:
             return policy
+        from hetero_infer.planning.schedulers.driver import plan_scheduler
         from hetero_infer.planning.schedulers.interface import PlanContext
         from hetero_infer.workload.requests import App
         plat = self.platform
@@ -234,8 +236,8 @@ class Replanning:
                      if p not in down and plat.can_run(a.model, p)]
             apps.append(App(a.name, a.model, a.rate_hz, a.slo_ms,
                             tuple(procs) if procs else a.processors))
-        plan = self.scheduler.plan(PlanContext(platform=plat, apps=apps, goal=self.goal,
-                                               seed=self.seed))
+        plan = plan_scheduler(self.scheduler, PlanContext(platform=plat, apps=apps,
+                                                          goal=self.goal, seed=self.seed))
         self.replans.append({'processors': [p for p in plat.processor_ids if p not in down],
                              'plan_time_s': round(plan.plan_time_s, 3)})
         self._plans[down] = plan.policy

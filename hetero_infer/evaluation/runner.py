@@ -39,8 +39,13 @@ from hetero_infer.evaluation.report import (  # noqa: F401  (write_outputs: this
     PROPOSED,
     write_outputs,
 )
-from hetero_infer.planning.schedulers import EVALUATED, PlanContext, get_scheduler
-from hetero_infer.planning.schedulers.interface import ORACLE_SELECT_SEED, Plan
+from hetero_infer.planning.schedulers import EVALUATED
+from hetero_infer.planning.schedulers.driver import plan_scheduler
+from hetero_infer.planning.schedulers.interface import ORACLE_SELECT_SEED, Plan, PlanContext
+from hetero_infer.planning.schedulers.interference_aware import InterferenceOptions
+from hetero_infer.planning.schedulers.oracle import OracleOptions
+from hetero_infer.planning.schedulers.registry import get_scheduler
+from hetero_infer.planning.schedulers.searched import SearchOptions, router_factory
 from hetero_infer.planning.search import SimSettings
 from hetero_infer.planning.twin_measure import (  # noqa: F401  (part of this module's API)
     RACE_MARGIN,
@@ -163,16 +168,18 @@ def _platform(name: str):
 
 def _context(platform, apps, settings: EvalSettings, plan_seed: int, goal: str,
              interference_model, keep_top: int = 4) -> PlanContext:
-    return PlanContext(
-        platform=platform, apps=apps, goal=goal, seed=plan_seed,
-        settings=replace(settings.sim, seed=plan_seed), top_fraction=settings.top_fraction,
-        confidence=settings.confidence, workers=1, max_refine_evals=settings.max_refine_evals,
-        keep_top=keep_top, oracle_top_fraction=settings.oracle_top_fraction,
-        oracle_rerank=settings.oracle_rerank, oracle_serve_s=settings.oracle_serve_s,
-        oracle_select_traces=settings.oracle_select_traces,
-        oracle_slo99_traces=settings.oracle_slo99_traces,
-        oracle_select_seed=ORACLE_SELECT_SEED + ORACLE_SEED_STRIDE * plan_seed,
-        twin_slo99=_slo99_kwargs(settings), interference_model=interference_model)
+    options = (
+        SearchOptions(top_fraction=settings.top_fraction, confidence=settings.confidence,
+                      workers=1, max_refine_evals=settings.max_refine_evals, keep_top=keep_top),
+        OracleOptions(top_fraction=settings.oracle_top_fraction, rerank=settings.oracle_rerank,
+                      serve_s=settings.oracle_serve_s,
+                      select_traces=settings.oracle_select_traces,
+                      slo99_traces=settings.oracle_slo99_traces,
+                      select_seed=ORACLE_SELECT_SEED + ORACLE_SEED_STRIDE * plan_seed,
+                      twin_slo99=_slo99_kwargs(settings)),
+        InterferenceOptions(model=interference_model))
+    return PlanContext(platform=platform, apps=apps, goal=goal, seed=plan_seed,
+                       settings=replace(settings.sim, seed=plan_seed), options=options)
 
 
 def _slo99_kwargs(settings: EvalSettings) -> dict:
@@ -195,9 +202,8 @@ def _dispatcher_factory(rec: dict, ctx: PlanContext):
     """Rebuild a plan's dispatcher factory from its record: the policy's router, or (for a
     plan without a policy, always a rule-based scheduler's) that scheduler's plan again."""
     if rec['policy'] is not None:
-        from hetero_infer.planning.schedulers.searched import router_factory
         return router_factory(rec['policy'], ctx.settings)
-    return get_scheduler(rec['source']).plan(ctx).make_dispatcher
+    return plan_scheduler(rec['source'], ctx).make_dispatcher
 
 
 def _cpu() -> float:
@@ -219,18 +225,17 @@ def _plan_job(scenario, platform_name: str, name: str, plan_seed: int, settings:
     """Plan ``name`` for both goals (one plan for rule-based schedulers)."""
     platform = _platform(platform_name)
     apps = scenario.build(platform)
-    sched = get_scheduler(name)
     keep = settings.rank_top if rank else 4
     ctx = _context(platform, apps, settings, plan_seed, 'goodput', interference_model, keep)
     t0 = _cpu()
-    plan = sched.plan(ctx)
+    plan = plan_scheduler(name, ctx)
     recs = {'goodput': _record(plan, rank)}
     times = {'goodput': _cpu() - t0}
     if slo99:
         if settings.slo99_plan and name in GOAL_DEPENDENT:
             t0 = _cpu()
-            ctx.goal = 'slo99_throughput'
-            recs['slo99_throughput'] = _record(sched.plan(ctx))
+            recs['slo99_throughput'] = _record(
+                plan_scheduler(name, replace(ctx, goal='slo99_throughput')))
             times['slo99_throughput'] = _cpu() - t0
         else:
             recs['slo99_throughput'] = recs['goodput']
@@ -239,23 +244,22 @@ def _plan_job(scenario, platform_name: str, name: str, plan_seed: int, settings:
 
 
 def _oracle_job(scenario, platform_name: str, plan_seed: int, settings: EvalSettings,
-                refs: Dict[str, Dict[str, dict]], slo99: bool) -> dict:
-    """Plan the oracle with every other scheduler's plans (``refs[name][goal]``) as candidates."""
+                refs: Dict[str, Dict[str, dict]], slo99: bool, interference_model=None) -> dict:
+    """Plan the oracle with every other scheduler's plans (``refs[name][goal]``) as candidates
+    (the driver plans those of schedulers left out of the evaluation)."""
     platform = _platform(platform_name)
     apps = scenario.build(platform)
-    sched = get_scheduler('oracle')
     recs, times = {}, {}
-    ctx = None
+    # one context for both goals: they share the oracle's measured co-runs
+    first = _context(platform, apps, settings, plan_seed, GOALS[0], interference_model)
     for goal in (GOALS if slo99 else GOALS[:1]):
-        if ctx is None:
-            ctx = _context(platform, apps, settings, plan_seed, goal, None)
-        ctx.goal = goal
-        ctx.reference_plans = {
+        ctx = replace(first, goal=goal)
+        ctx = replace(ctx, seed_plans={
             name: Plan(name, _dispatcher_factory(r[goal], ctx), policy=r[goal]['policy'],
                        source=r[goal]['source'])
-            for name, r in refs.items()}
+            for name, r in refs.items()})
         t0 = _cpu()
-        recs[goal] = _record(sched.plan(ctx))
+        recs[goal] = _record(plan_scheduler('oracle', ctx))
         times[goal] = _cpu() - t0
     return {'scenario': scenario.name, 'scheduler': 'oracle', 'plan_seed': plan_seed,
             'records': recs, 'time_s': times}
@@ -302,7 +306,6 @@ def _measure_job(scenario, platform_name: str, settings: EvalSettings, plan_seed
         runs[name] = run
     rank = None
     if candidates:
-        from hetero_infer.planning.schedulers.searched import router_factory
         t0 = _cpu()
         rank = [measure_on_twin(twin, apps, router_factory(pol, ctx.settings),
                                 duration_s=settings.duration_s, warmup_s=settings.warmup_s,
@@ -406,7 +409,8 @@ def run_evaluation(scenarios: Sequence, platform_name: str, *,
             return
         if 'oracle' in schedulers and 'oracle' not in recs:
             refs = {n: recs[n] for n in planned}
-            f = jobs.submit(_oracle_job, u.scenario, platform_name, k, settings, refs, u.slo99)
+            f = jobs.submit(_oracle_job, u.scenario, platform_name, k, settings, refs, u.slo99,
+                            interference_model)
             pending[f] = ('oracle', u.scenario.name, k)
             return
         submit_measurements(u, k)

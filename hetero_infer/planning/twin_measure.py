@@ -7,11 +7,11 @@ rather than in :mod:`hetero_infer.evaluation.runner` so that the oracle (a sched
 evaluation runs) and the evaluation both import it, and neither imports the other.
 """
 
-from typing import Callable, Dict, Optional, Sequence, Tuple
+from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 from hetero_infer.errors import ConfigError
 from hetero_infer.planning.metrics import SLO_TARGET, compute_metrics
-from hetero_infer.planning.schedulers.interface import Plan, PlanContext
+from hetero_infer.planning.schedulers.interface import GoalSpec, Plan
 from hetero_infer.workload.requests import poisson_arrivals
 
 #: the oracle's goodput-type selection drops candidates this far (relative) behind the best on
@@ -123,42 +123,45 @@ def twin_slo99_throughput(twin, apps: Sequence, make_dispatcher, *, seed: int,
                        stop_failed_probes=stop_failed_probes)['throughput']
 
 
-def select_on_twin(ctx: PlanContext, cands: Sequence[Tuple[str, Plan]]) -> Tuple[int, str]:
-    """The oracle's choice among ``cands`` on its held-out twin traces: ``(index, report)``.
+def select_on_twin(twin, apps: Sequence, goal: GoalSpec, cands: Sequence[Tuple[str, Plan]], *,
+                   serve_s: float, select_seed: int, select_traces: int, slo99_traces: int,
+                   twin_slo99: Optional[Mapping[str, Union[int, float]]] = None
+                   ) -> Tuple[int, str]:
+    """The oracle's choice among ``cands`` on held-out traces of ``twin``: ``(index, report)``.
 
-    Goals without SLO99: the goal's value averaged over ``ctx.oracle_select_traces`` runs of
-    ``ctx.oracle_serve_s`` (candidates more than ``RACE_MARGIN`` behind the best on the first
-    trace are not run on the others). ``slo99_throughput``: the evaluation's estimator, the mean
-    over ``ctx.oracle_slo99_traces`` traces of each trace's throughput at SLO99 (one bisection
-    per trace, :func:`slo99_scale`), raced the same way. (The rule before, the largest scale
+    Goals without SLO99: the goal's value averaged over ``select_traces`` runs of ``serve_s``
+    on the traces seeded from ``select_seed`` (candidates more than ``RACE_MARGIN`` behind the
+    best on the first trace are not run on the others). ``slo99_throughput``: the evaluation's
+    estimator, the mean over ``slo99_traces`` traces of each trace's throughput at SLO99 (one
+    bisection per trace, :func:`slo99_scale`, with the ``twin_slo99`` keyword arguments),
+    raced the same way. (The rule before, the largest scale
     passing on all traces at once, rewarded plans that were steady rather than high on
     average, and the oracle lost to plans it had seen.) Other goals that need SLO99: measured
     in full per trace.
     """
     from hetero_infer.planning.goals import get_goal
 
-    goal = get_goal(ctx.goal)
-    twin = ctx.twin
-    kw = dict(ctx.twin_slo99 or {})
+    goal = get_goal(goal)
+    kw = dict(twin_slo99 or {})
     if 'slo99_throughput' in goal.needs and goal.name == 'slo99_throughput':
         # the evaluation's own estimator (one bisection per trace, throughputs averaged), raced
-        seeds = [ctx.oracle_select_seed + j for j in range(max(1, ctx.oracle_slo99_traces))]
+        seeds = [select_seed + j for j in range(max(1, slo99_traces))]
         probes = [0]
 
         def per_trace(plan, s):
-            r = slo99_scale(twin, ctx.apps, plan.make_dispatcher, seeds=[s], **kw)
+            r = slo99_scale(twin, apps, plan.make_dispatcher, seeds=[s], **kw)
             probes[0] += r['probes']
             return r['throughput']
 
         best, mean, alive = _race(cands, seeds, per_trace)
         return best, 'slo99 throughput %.4g on %d trace(s), %d of %d candidates raced to the ' \
             'end, %d probes' % (mean, len(seeds), alive, len(cands), probes[0])
-    seeds = [ctx.oracle_select_seed + j for j in range(max(1, ctx.oracle_select_traces))]
+    seeds = [select_seed + j for j in range(max(1, select_traces))]
     need = 'slo99_throughput' in goal.needs
 
     def value(plan, s):
-        return goal(measure_on_twin(twin, ctx.apps, plan.make_dispatcher,
-                                    duration_s=ctx.oracle_serve_s, seed=s, slo99=need, **kw))
+        return goal(measure_on_twin(twin, apps, plan.make_dispatcher,
+                                    duration_s=serve_s, seed=s, slo99=need, **kw))
 
     best, mean, alive = _race(cands, seeds, value)
     return best, 'value %.4g on %d trace(s), %d of %d candidates raced to the end' % (

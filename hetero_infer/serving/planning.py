@@ -14,19 +14,185 @@ import json
 import subprocess
 import sys
 import threading
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from hetero_infer.errors import ConfigError
+from hetero_infer.planning.policy import Policy
+
+#: a goal as the service names it: a goal name or ``module:function``, or a weighted sum
+#: ``{'weighted': {metric: weight}}`` (``ServeConfig.goal_spec()``)
+JobGoal = Union[str, Mapping[str, Mapping[str, float]]]
 
 
-def plan_request(*, platform: str, power_mode: str, apps: Sequence[Tuple[str, str, float, float,
-                                                                          Tuple[str, ...]]],
-                 goal: Any, n_samples: int, duration_s: float, seed: int,
-                 max_queue: int) -> Dict[str, Any]:
-    """Plain-data description of one planning job (see :func:`run_plan`)."""
-    return {'platform': platform, 'power_mode': power_mode, 'apps': [tuple(a) for a in apps],
-            'goal': goal, 'n_samples': int(n_samples), 'duration_s': float(duration_s),
-            'seed': int(seed), 'max_queue': int(max_queue)}
+def _get(doc: Any, key: str, kind: str, where: str) -> Any:
+    """``doc[key]`` checked to be of ``kind`` (str, int, number, list, mapping).
+
+    :raises ConfigError: ``doc`` is no mapping, the field is missing or of another type (the
+        field and its value named).
+    """
+    if not isinstance(doc, dict):
+        raise ConfigError('%s: expected a JSON object, got %r' % (where, doc))
+    if key not in doc:
+        raise ConfigError('%s: field "%s" is missing' % (where, key))
+    v = doc[key]
+    ok, what = {'str': (isinstance(v, str), 'a string'),
+                'int': (isinstance(v, int) and not isinstance(v, bool), 'an integer'),
+                'number': (isinstance(v, (int, float)) and not isinstance(v, bool), 'a number'),
+                'list': (isinstance(v, list), 'a list'),
+                'mapping': (isinstance(v, dict), 'an object')}[kind]
+    if not ok:
+        raise ConfigError('%s: field "%s" must be %s, got %r' % (where, key, what, v))
+    return v
+
+
+def _parse(text: str, where: str) -> Dict[str, Any]:
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError('%s: not JSON (%s): %r' % (where, exc, text[:200])) from None
+    if not isinstance(doc, dict):
+        raise ConfigError('%s: expected a JSON object, got %r' % (where, doc))
+    return doc
+
+
+@dataclass(frozen=True)
+class PlanApp:
+    """One application of a planning job (plain data: the worker loads the model by name)."""
+
+    name: str
+    model: str
+    rate_hz: float
+    slo_ms: float
+    processors: Tuple[str, ...]
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {'name': self.name, 'model': self.model, 'rate_hz': self.rate_hz,
+                'slo_ms': self.slo_ms, 'processors': list(self.processors)}
+
+    @classmethod
+    def from_dict(cls, doc: Any, where: str = 'plan job app') -> 'PlanApp':
+        """:raises ConfigError: a field missing or of the wrong type (named)."""
+        procs = _get(doc, 'processors', 'list', where)
+        if not all(isinstance(p, str) for p in procs):
+            raise ConfigError('%s: field "processors" must list processor ids, got %r'
+                              % (where, procs))
+        return cls(name=_get(doc, 'name', 'str', where), model=_get(doc, 'model', 'str', where),
+                   rate_hz=float(_get(doc, 'rate_hz', 'number', where)),
+                   slo_ms=float(_get(doc, 'slo_ms', 'number', where)), processors=tuple(procs))
+
+
+@dataclass(frozen=True)
+class PlanJob:
+    """One planning job, what the service sends the planner process (see :func:`run_plan`).
+
+    :param platform: platform name; ``power_mode`` its power mode ('' = the default).
+    :param apps: the applications, each restricted to the processors it may use now.
+    :param goal: the goal to plan for.
+    :param n_samples: policies the search samples.
+    :param duration_s: simulated seconds of each of the planner's runs; ``seed`` its arrivals
+        and the search's sampling; ``max_queue`` each processor's queue limit.
+    """
+
+    platform: str
+    power_mode: str
+    apps: Tuple[PlanApp, ...]
+    goal: JobGoal
+    n_samples: int
+    duration_s: float
+    seed: int
+    max_queue: int
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {'platform': self.platform, 'power_mode': self.power_mode,
+                'apps': [a.to_dict() for a in self.apps], 'goal': self.goal,
+                'n_samples': self.n_samples, 'duration_s': self.duration_s, 'seed': self.seed,
+                'max_queue': self.max_queue}
+
+    def to_json(self) -> str:
+        """One line of JSON (:meth:`from_json` gives the job back)."""
+        return json.dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, doc: Any) -> 'PlanJob':
+        """:raises ConfigError: a field missing or of the wrong type (named with its value)."""
+        where = 'plan job'
+        goal = doc.get('goal') if isinstance(doc, dict) else None
+        if not isinstance(goal, (str, dict)):
+            if not isinstance(doc, dict) or 'goal' not in doc:
+                _get(doc, 'goal', 'str', where)  # names what is missing
+            raise ConfigError('%s: field "goal" must be a goal name or {"weighted": {metric: '
+                              'weight}}, got %r' % (where, goal))
+        apps = tuple(PlanApp.from_dict(a, '%s: apps[%d]' % (where, i))
+                     for i, a in enumerate(_get(doc, 'apps', 'list', where)))
+        return cls(platform=_get(doc, 'platform', 'str', where),
+                   power_mode=_get(doc, 'power_mode', 'str', where), apps=apps, goal=goal,
+                   n_samples=_get(doc, 'n_samples', 'int', where),
+                   duration_s=float(_get(doc, 'duration_s', 'number', where)),
+                   seed=_get(doc, 'seed', 'int', where),
+                   max_queue=_get(doc, 'max_queue', 'int', where))
+
+    @classmethod
+    def from_json(cls, text: str) -> 'PlanJob':
+        """:raises ConfigError: not JSON, or a field missing or of the wrong type (named)."""
+        return cls.from_dict(_parse(text, 'plan job'))
+
+
+@dataclass(frozen=True)
+class PlanAnswer:
+    """What the planner process answers: the policy and what the search reported about it.
+
+    :param policy: the planned policy (with its mask: where each application may run).
+    :param scheduler: the scheduler that planned it; ``predictor`` its latency predictor and
+        ``predictor_note`` why it is not the interference model ('' when it is).
+    :param goal: the goal's name; ``score`` the policy's predicted goal value and ``metrics``
+        its other predicted metrics.
+    :param search_time_s: wall time of the plan.
+    """
+
+    policy: Policy
+    scheduler: str
+    goal: str
+    predictor: str
+    score: float
+    search_time_s: float
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    predictor_note: str = ''
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {'policy': self.policy.to_dict(), 'mask': self.policy.mask.tolist(),
+                'scheduler': self.scheduler, 'goal': self.goal, 'predictor': self.predictor,
+                'score': self.score, 'search_time_s': self.search_time_s,
+                'metrics': dict(self.metrics), 'predictor_note': self.predictor_note}
+
+    def to_json(self) -> str:
+        """One line of JSON; the policy's shares as ``Policy.to_dict`` writes them (9 digits)."""
+        return json.dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, doc: Any) -> 'PlanAnswer':
+        """:raises ConfigError: a field missing or of the wrong type (named with its value)."""
+        where = 'plan answer'
+        mask = _get(doc, 'mask', 'list', where)
+        policy = Policy.from_dict(_get(doc, 'policy', 'mapping', where), mask=mask,
+                                  where='%s: field "policy"' % where)
+        metrics = _get(doc, 'metrics', 'mapping', where)
+        for k, v in metrics.items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise ConfigError('%s: field "metrics" must map names to numbers, got %r: %r'
+                                  % (where, k, v))
+        return cls(policy=policy, scheduler=_get(doc, 'scheduler', 'str', where),
+                   goal=_get(doc, 'goal', 'str', where),
+                   predictor=_get(doc, 'predictor', 'str', where),
+                   score=float(_get(doc, 'score', 'number', where)),
+                   search_time_s=float(_get(doc, 'search_time_s', 'number', where)),
+                   metrics={k: float(v) for k, v in metrics.items()},
+                   predictor_note=_get(doc, 'predictor_note', 'str', where))
+
+    @classmethod
+    def from_json(cls, text: str) -> 'PlanAnswer':
+        """:raises ConfigError: not JSON, or a field missing or of the wrong type (named)."""
+        return cls.from_dict(_parse(text, 'plan answer'))
 
 
 #: The scheduler the service plans with, as ``hetero-infer plan`` does by default; the one it
@@ -37,55 +203,56 @@ FALLBACK_SCHEDULER = 'no_interference'
 INITIAL_SCHEDULER = 'base'
 
 
-def plan_context(req: Dict[str, Any]):
-    """The :class:`~hetero_infer.planning.schedulers.PlanContext` of a job: what ``hetero-infer
-    plan`` builds from a scenario, built from the service's applications."""
+def plan_context(job: PlanJob):
+    """The :class:`~hetero_infer.planning.schedulers.interface.PlanContext` of a job: what
+    ``hetero-infer plan`` builds from a scenario, built from the service's applications."""
     from hetero_infer.models.zoo import load_model
     from hetero_infer.planning import search
-    from hetero_infer.planning.schedulers import PlanContext
+    from hetero_infer.planning.schedulers.interface import PlanContext
+    from hetero_infer.planning.schedulers.searched import SearchOptions
     from hetero_infer.platform.spec import Platform
     from hetero_infer.workload.requests import App
 
-    platform = Platform.load(req['platform'], power_mode=req['power_mode'] or None)
-    apps = [App(name, load_model(model), max(float(rate), 0.1), float(slo), tuple(procs))
-            for name, model, rate, slo, procs in req['apps']]
-    settings = search.SimSettings(duration_s=req['duration_s'],
-                                  warmup_s=min(0.3, req['duration_s'] / 10.0), seed=req['seed'],
-                                  max_queue=req['max_queue'])
-    return PlanContext(platform=platform, apps=apps, goal=req['goal'], seed=req['seed'],
-                       settings=settings, n_samples=req['n_samples'], workers=1,
-                       max_refine_evals=max(10, req['n_samples'] // 4))
+    platform = Platform.load(job.platform, power_mode=job.power_mode or None)
+    apps = [App(a.name, load_model(a.model), max(a.rate_hz, 0.1), a.slo_ms, a.processors)
+            for a in job.apps]
+    settings = search.SimSettings(duration_s=job.duration_s,
+                                  warmup_s=min(0.3, job.duration_s / 10.0), seed=job.seed,
+                                  max_queue=job.max_queue)
+    options = SearchOptions(n_samples=job.n_samples, workers=1,
+                            max_refine_evals=max(10, job.n_samples // 4))
+    return PlanContext(platform=platform, apps=apps, goal=job.goal, seed=job.seed,
+                       settings=settings, options=(options,))
 
 
-def initial_policy(req: Dict[str, Any]):
+def initial_policy(job: PlanJob) -> Policy:
     """The policy serving starts with: the scheduler registry's ``base`` plan (shares in
     proportion to each processor's isolated throughput), made in the calling process (it
     searches nothing)."""
-    from hetero_infer.planning.schedulers import get_scheduler
-    return get_scheduler(INITIAL_SCHEDULER).plan(plan_context(req)).policy
+    from hetero_infer.planning.schedulers.driver import plan_scheduler
+    return plan_scheduler(INITIAL_SCHEDULER, plan_context(job)).policy
 
 
-def run_plan(req: Dict[str, Any]) -> Dict[str, Any]:
-    """Plan ``req`` through the scheduler registry, as ``hetero-infer plan`` does: the
+def run_plan(job: PlanJob) -> PlanAnswer:
+    """Plan ``job`` through the scheduler driver, as ``hetero-infer plan`` does: the
     interference-aware scheduler, or the no-interference one when the platform has no trained
-    interference model (``predictor_note`` says why). Returns the policy as a dict and what the
-    search found."""
+    interference model (``predictor_note`` says why)."""
     from hetero_infer.errors import HeteroInferError
     from hetero_infer.interference.predictors import load_latency_predictor
-    from hetero_infer.planning.schedulers import get_scheduler
+    from hetero_infer.planning.schedulers.driver import plan_scheduler
 
-    ctx = plan_context(req)
+    ctx = plan_context(job)
     scheduler, note = PLANNING_SCHEDULER, ''
     try:
         load_latency_predictor(ctx.platform)  # as `hetero-infer plan` checks it first
     except HeteroInferError as exc:
         scheduler, note = FALLBACK_SCHEDULER, str(exc)
-    plan = get_scheduler(scheduler).plan(ctx)
+    plan = plan_scheduler(scheduler, ctx)
     result = plan.search
-    return {'policy': plan.policy.to_dict(), 'mask': plan.policy.mask.tolist(),
-            'scheduler': scheduler, 'goal': result.goal, 'predictor': result.predictor,
-            'score': result.score, 'search_time_s': plan.plan_time_s,
-            'metrics': dict(result.metrics), 'predictor_note': note}
+    return PlanAnswer(policy=plan.policy, scheduler=scheduler, goal=result.goal,
+                      predictor=result.predictor, score=result.score,
+                      search_time_s=plan.plan_time_s, metrics=dict(result.metrics),
+                      predictor_note=note)
 
 
 class Planner:
@@ -100,13 +267,14 @@ class Planner:
         self._in_process = in_process
         self._lock = threading.Lock()
 
-    def plan(self, req: Dict[str, Any]) -> Dict[str, Any]:
+    def plan(self, job: PlanJob) -> PlanAnswer:
         """Run one job and wait for it.
 
         :raises ConfigError: the job failed (the worker's message included).
         """
         if self._in_process:
-            return run_plan(req)
+            # through JSON as from the worker, so both give the same (rounded) policy
+            return PlanAnswer.from_json(run_plan(job).to_json())
         with self._lock:
             if self._proc is None or self._proc.poll() is not None:
                 self._proc = subprocess.Popen(
@@ -114,7 +282,7 @@ class Planner:
                     stdout=subprocess.PIPE, universal_newlines=True, bufsize=1)
             proc = self._proc
             try:
-                proc.stdin.write(json.dumps(req) + '\n')
+                proc.stdin.write(job.to_json() + '\n')
                 proc.stdin.flush()
                 line = proc.stdout.readline()
             except (OSError, ValueError) as exc:
@@ -124,10 +292,10 @@ class Planner:
                 err = 'worker exited with %s' % proc.poll()
         if not line:
             raise ConfigError('planning failed: %s' % err)
-        answer = json.loads(line)
-        if 'error' in answer:
-            raise ConfigError('planning failed: %s' % answer['error'])
-        return answer
+        doc = _parse(line, 'plan answer')
+        if 'error' in doc:
+            raise ConfigError('planning failed: %s' % doc['error'])
+        return PlanAnswer.from_dict(doc)
 
     def close(self) -> None:
         proc, self._proc = self._proc, None
@@ -158,27 +326,23 @@ def _serve_jobs() -> int:
         if not line.strip():
             continue
         try:
-            answer = run_plan(json.loads(line))
+            answer = run_plan(PlanJob.from_json(line)).to_json()
         except Exception as exc:  # noqa: BLE001 - reported to the node, which keeps its current policy
-            answer = {'error': '%s: %s' % (type(exc).__name__, exc)}
-        sys.stdout.write(json.dumps(answer) + '\n')
+            answer = json.dumps({'error': '%s: %s' % (type(exc).__name__, exc)})
+        sys.stdout.write(answer + '\n')
         sys.stdout.flush()
     return 0
 
 
-def policy_from_answer(answer: Dict[str, Any]):
-    from hetero_infer.planning.policy import Policy
-    return Policy.from_dict(answer['policy'], mask=answer['mask'])
-
-
-def app_rows(apps: Sequence[Any], procs: Sequence[str], mask, rates: Sequence[float]
-             ) -> List[Tuple[str, str, float, float, Tuple[str, ...]]]:
-    """Plain rows (name, model, rate_hz, slo_ms, processors) of the node's applications."""
-    out = []
+def plan_apps(apps: Sequence[Any], procs: Sequence[str], mask, rates: Sequence[float]
+              ) -> Tuple[PlanApp, ...]:
+    """The node's applications as a job's :class:`PlanApp` (``mask``: where each may run)."""
+    out: List[PlanApp] = []
     for app, rate in zip(apps, rates):
         allowed = tuple(p for j, p in enumerate(procs) if mask[app.index][j])
-        out.append((app.cfg.name, app.cfg.model, float(rate), float(app.slo_ms), allowed))
-    return out
+        out.append(PlanApp(app.cfg.name, app.cfg.model, float(rate), float(app.slo_ms),
+                           allowed))
+    return tuple(out)
 
 
 if __name__ == '__main__':

@@ -54,18 +54,6 @@ class _Log:
     warning = error = info
 
 
-class PlanResult:
-    """A planned policy and what the search reported about it."""
-
-    def __init__(self, policy: Policy, answer: Dict[str, Any]) -> None:
-        self.policy = policy
-        self.goal = answer['goal']
-        self.predictor = answer['predictor']
-        self.score = answer['score']
-        self.search_time_s = answer['search_time_s']
-        self.scheduler = answer['scheduler']
-
-
 class Service:
     """Serve the applications of ``config`` (see the module docstring).
 
@@ -127,7 +115,7 @@ class Service:
         procs = self.platform.processor_ids
         # the processors each application may use: those its executors loaded on
         self._mask = np.array([[p in execs for p in procs] for execs in executors], dtype=bool)
-        policy = planning.initial_policy(self._plan_request(config, self.planned_rates))
+        policy = planning.initial_policy(self._plan_job(config, self.planned_rates))
         self.engine = ServingEngine(
             app_names=[a.name for a in self.apps], executors=executors,
             expected_ms=[a.iso_ms for a in self.apps], slo_ms=[a.slo_ms for a in self.apps],
@@ -207,15 +195,16 @@ class Service:
                 except Exception as exc:  # noqa: BLE001  reported again per request if it persists
                     self.log.warning('warm-up of %s on %s failed: %s' % (app.name, proc, exc))
 
-    def _plan_request(self, cfg: ServeConfig, rates: Sequence[float], down=frozenset()
-                      ) -> Dict[str, Any]:
+    def _plan_job(self, cfg: ServeConfig, rates: Sequence[float], down=frozenset()
+                  ) -> planning.PlanJob:
         """The planning job for ``rates`` without the processors ``down``."""
-        return planning.plan_request(
-            platform=cfg.platform, power_mode=cfg.power_mode,
-            apps=planning.app_rows(self.apps, self.platform.processor_ids,
-                                   self._plan_mask(down).tolist(), rates),
-            goal=cfg.goal_spec(), n_samples=cfg.plan_samples, duration_s=cfg.plan_duration_s,
-            seed=cfg.seed, max_queue=cfg.queue_limit)
+        return planning.PlanJob(
+            platform=cfg.platform, power_mode=cfg.power_mode or '',
+            apps=planning.plan_apps(self.apps, self.platform.processor_ids,
+                                    self._plan_mask(down).tolist(), rates),
+            goal=cfg.goal_spec(), n_samples=int(cfg.plan_samples),
+            duration_s=float(cfg.plan_duration_s), seed=int(cfg.seed),
+            max_queue=int(cfg.queue_limit))
 
     # -- requests ---------------------------------------------------------------------------
     def submit(self, app: ServedApp, prepare: Callable[[], Dict[str, Any]], *, received_s: float,
@@ -405,13 +394,14 @@ class Service:
                           % (version, reason, result.goal, result.predictor,
                              result.search_time_s, result.policy))
 
-    def plan(self, cfg: ServeConfig, rates: Sequence[float], down=frozenset()) -> PlanResult:
+    def plan(self, cfg: ServeConfig, rates: Sequence[float], down=frozenset()
+             ) -> planning.PlanAnswer:
         """Search a policy for ``rates`` without the processors ``down`` (waits for it)."""
-        answer = self._planner_proc.plan(self._plan_request(cfg, rates, down))
-        if answer['predictor_note'] and not self._warned_predictor:
+        answer = self._planner_proc.plan(self._plan_job(cfg, rates, down))
+        if answer.predictor_note and not self._warned_predictor:
             self._warned_predictor = True
-            self.log.warning('planning with isolated latencies: %s' % answer['predictor_note'])
-        return PlanResult(planning.policy_from_answer(answer), answer)
+            self.log.warning('planning with isolated latencies: %s' % answer.predictor_note)
+        return answer
 
     # -- status -----------------------------------------------------------------------------
     def status(self) -> Dict[str, Any]:

@@ -1,83 +1,99 @@
 """What every scheduler (baseline or not) looks like: ``scheduler.plan(context) -> Plan``.
 
-One signature for the whole family (the lesson from Gavel's policies): whatever a scheduler
-needs (platform, applications, goal, seeds, search budget, the twin for the oracle, the
-interference model) it reads from the :class:`PlanContext` it receives. A :class:`Plan` makes
-fresh dispatchers (``docs/INTERFACES.md`` protocol) for the twin, the planner's simulator or the
-live node, and carries the policy and search report where there is one.
+One signature for the whole family (the lesson from Gavel's policies). The :class:`PlanContext`
+holds what every scheduler needs (platform, applications, goal, seed, the planner simulator's
+settings); a scheduler that needs more reads its own typed options from the context
+(:meth:`PlanContext.option`: ``SearchOptions``, ``InterferenceOptions``, ``OracleOptions``, each
+defined in its scheduler's module). A scheduler that builds on other schedulers' plans names
+them in :attr:`Scheduler.seed_schedulers` and finds them in ``ctx.seed_plans``:
+:func:`hetero_infer.planning.schedulers.driver.plan_scheduler` plans them first, so no
+scheduler plans another. A :class:`Plan` makes fresh dispatchers (``docs/INTERFACES.md``
+protocol) for the twin, the planner's simulator or the live node, and carries the policy and
+search report where there is one.
 """
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Type, TypeVar, Union
 
 import numpy as np
 
 from hetero_infer.errors import ConfigError
+from hetero_infer.interference.predictors.base import Predictor
+from hetero_infer.planning.goals.base import Goal
 from hetero_infer.planning.policy import Policy
 from hetero_infer.planning.search import SearchResult, SimSettings
+from hetero_infer.platform.spec import Platform
+from hetero_infer.workload.requests import App
+
+#: what :func:`hetero_infer.planning.goals.get_goal` takes: a name or ``module:function``, a
+#: weighted sum (``{'weighted': {metric: weight}}``), or a goal object
+GoalSpec = Union[str, Mapping[str, Mapping[str, float]], Goal]
 
 #: Default first seed of the oracle's selection traces (the evaluation's trace seeds stay below)
 ORACLE_SELECT_SEED = 1000000
 
 
-@dataclass
+class SchedulerOptions:
+    """Base of the options dataclasses a scheduler reads from :meth:`PlanContext.option`.
+
+    A subclass is a frozen dataclass whose every field has a default: a context without one
+    plans with the defaults.
+    """
+
+
+OptionsT = TypeVar('OptionsT', bound=SchedulerOptions)
+
+
+@dataclass(frozen=True)
 class PlanContext:
     """Everything a scheduler may use to plan one scenario.
 
-    :param platform: the SoC (``hetero_infer.platform.spec.Platform``).
-    :param apps: the applications (``hetero_infer.workload.requests.App``).
-    :param goal: goal spec (name, ``module:function``, weighted sum) the plan should maximise.
-    :param seed: seeds sampling and simulated arrivals.
+    :param platform: the SoC.
+    :param apps: the applications.
+    :param goal: the goal the plan should maximise.
+    :param seed: seeds sampling, simulated arrivals and measurements made while planning.
     :param settings: the planner simulator's settings.
-    :param top_fraction, confidence: the sampling guarantee (n = 459 for 1% / 99%).
-    :param n_samples: sample exactly this many policies instead (the serving node's
-        ``plan_samples``); None = from the guarantee.
-    :param workers: processes a search may use (1 = serial).
-    :param keep_top: how many of a search's best policies its result keeps as candidates.
-    :param oracle_top_fraction: the oracle's search guarantee (its search is longer through
-        twice the refinement budget and the re-ranking on the twin).
-    :param oracle_rerank: how many of the oracle's own best candidates join its selection.
-    :param oracle_serve_s: simulated seconds of each goodput-type selection run on the twin.
-    :param oracle_select_traces: twin traces each candidate is scored on (goals without SLO99);
-        ``oracle_slo99_traces`` the same for goals that need throughput at SLO99.
-    :param oracle_select_seed: first arrival seed of the oracle's selection traces; keep it
-        apart from any seed the plans are measured with (the evaluation checks that).
-    :param reference_plans: other schedulers' plans for this goal (name -> :class:`Plan`),
-        which the oracle adds to its candidates; ``None`` lets it plan them itself.
-    :param twin_slo99: keyword arguments of the twin's SLO99 bisection the oracle's selection
-        uses (``hetero_infer.evaluation.runner.twin_slo99_throughput``); ``None``: its defaults.
+    :param options: per-scheduler options (at most one of each type); a scheduler finds its
+        own with :meth:`option`, and the defaults when there is none.
+    :param seed_plans: the plans of the schedulers this one names in
+        ``seed_schedulers`` (name -> :class:`Plan`), filled in by
+        :func:`hetero_infer.planning.schedulers.driver.plan_scheduler`; a caller may give some
+        (the evaluation gives the oracle the plans it already made), the driver plans the rest.
+    :param predictors: predictors made for this context, by predictor name, which its plans
+        share (``dataclasses.replace`` keeps the same dict): making them again (loading the
+        interference model, measuring the twin's co-runs) costs time, but a plan is the same
+        either way.
+    :raises ConfigError: no applications, or two options of one type.
     """
 
-    platform: object
-    apps: Sequence
-    goal: object = 'goodput'
+    platform: Platform
+    apps: Sequence[App]
+    goal: GoalSpec = 'goodput'
     seed: int = 0
     settings: SimSettings = field(default_factory=SimSettings)
-    top_fraction: float = 0.01
-    confidence: float = 0.99
-    n_samples: Optional[int] = None
-    workers: int = 1
-    max_refine_evals: int = 120
-    keep_top: int = 4
-    oracle_top_fraction: float = 0.01
-    oracle_rerank: int = 4
-    oracle_serve_s: float = 2.0
-    oracle_select_traces: int = 20
-    oracle_slo99_traces: int = 10
-    oracle_select_seed: int = ORACLE_SELECT_SEED
-    reference_plans: Optional[dict] = None
-    twin_slo99: Optional[dict] = None
-    interference_model: object = None
-    _twin: object = None
+    options: Tuple[SchedulerOptions, ...] = ()
+    seed_plans: Mapping[str, 'Plan'] = field(default_factory=dict)
+    predictors: Dict[str, Predictor] = field(default_factory=dict, compare=False, repr=False)
 
-    @property
-    def twin(self):
-        """The ground-truth twin (seeded apart from evaluation runs), made on first use."""
-        if self._twin is None:
-            from hetero_infer.twin.simulator import Twin
-            self._twin = Twin(self.platform, seed=self.seed + 7777)
-        return self._twin
+    def __post_init__(self) -> None:
+        if not self.apps:
+            raise ConfigError('plan context: no applications to plan for')
+        kinds = [type(o) for o in self.options]
+        for o in self.options:
+            if not isinstance(o, SchedulerOptions):
+                raise ConfigError('plan context: option %r is not a SchedulerOptions' % (o,))
+            if kinds.count(type(o)) > 1:
+                raise ConfigError('plan context: %d options of type %s (give at most one)'
+                                  % (kinds.count(type(o)), type(o).__name__))
+        object.__setattr__(self, 'options', tuple(self.options))
+
+    def option(self, kind: Type[OptionsT]) -> OptionsT:
+        """The context's options of type ``kind``, or ``kind()`` (its defaults)."""
+        for o in self.options:
+            if type(o) is kind:
+                return o
+        return kind()
 
     def mask(self) -> np.ndarray:
         """``apps x processors``: True where the app may and can run."""
@@ -112,6 +128,7 @@ class Plan:
     make_dispatcher: Callable[[], object]
     policy: Optional[Policy] = None
     search: Optional[SearchResult] = None
+    #: seconds the plan took, the seed plans made for it included
     plan_time_s: float = 0.0
     notes: str = ''
     #: the scheduler whose plan this is (the oracle may adopt another scheduler's plan)
@@ -135,10 +152,20 @@ class Scheduler:
 
     name = 'scheduler'
     description = ''
+    #: schedulers whose plans (for the same context) this one needs in ``ctx.seed_plans``
+    seed_schedulers: Tuple[str, ...] = ()
 
     def plan(self, ctx: PlanContext) -> Plan:
-        if not ctx.apps:
-            raise ConfigError('scheduler %s: no applications to plan for' % self.name)
+        """Plan ``ctx``; its ``seed_plans`` must hold every scheduler of ``seed_schedulers``.
+
+        :raises ConfigError: a seed plan is missing (plan through
+            :func:`hetero_infer.planning.schedulers.driver.plan_scheduler`, which makes them).
+        """
+        missing = [n for n in self.seed_schedulers if n not in ctx.seed_plans]
+        if missing:
+            raise ConfigError('scheduler %s needs the seed plans of %s in its context (plan '
+                              'it with hetero_infer.planning.schedulers.driver.plan_scheduler)'
+                              % (self.name, ', '.join(missing)))
         t0 = time.perf_counter()
         plan = self._plan(ctx)
         plan.plan_time_s = time.perf_counter() - t0

@@ -6,26 +6,54 @@ never returns a plan its own (interference-aware) model scores below what the sa
 without the model would have chosen. That costs one more search per plan.
 """
 
+from dataclasses import dataclass
+from typing import Dict, Protocol, Union
+
 from hetero_infer.interference.predictors import InterferencePredictor
+from hetero_infer.interference.slowdown_model import SlowdownPredictor
+from hetero_infer.models.layers import ModelSpec
+from hetero_infer.planning.schedulers.interface import PlanContext, SchedulerOptions
 from hetero_infer.planning.schedulers.searched import SearchScheduler
+
+
+class LatencyModel(Protocol):
+    """Anything that predicts a model's latency among co-runners (a test's fake model)."""
+
+    def predict_model_latency_ms(self, model: ModelSpec, proc: str,
+                                 corunners: Dict[str, ModelSpec]) -> float:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class InterferenceOptions(SchedulerOptions):
+    """The interference model of ``interference_aware`` and ``talk_exact``.
+
+    :param model: ``None`` (the committed model of the platform), a trained model file, a
+        loaded :class:`SlowdownPredictor` (not checked against the platform), or a
+        :class:`LatencyModel`; see
+        :func:`hetero_infer.interference.predictors.load_latency_predictor`.
+    """
+
+    model: Union[None, str, SlowdownPredictor, LatencyModel] = None
 
 
 class InterferenceAwareScheduler(SearchScheduler):
     name = 'interference_aware'
     description = ('sampled-simulation search, latencies from the MLP interference model; '
                    "the baselines' and no_interference's plans seeded")
+    seed_schedulers = SearchScheduler.seed_schedulers + ('no_interference',)
 
-    def predictor(self, ctx):
-        pred = getattr(ctx, '_interference_predictor', None)
+    def predictor(self, ctx: PlanContext) -> InterferencePredictor:
+        # loaded once per context: its goodput and slo99 plans (and talk_exact's) share it
+        pred = ctx.predictors.get(InterferencePredictor.name)
         if pred is None:
-            pred = InterferencePredictor(ctx.platform, ctx.interference_model)
-            ctx._interference_predictor = pred
+            pred = InterferencePredictor(ctx.platform, ctx.option(InterferenceOptions).model)
+            ctx.predictors[InterferencePredictor.name] = pred
         return pred
 
-    def seed_allocations(self, ctx):
-        from hetero_infer.planning.schedulers.registry import get_scheduler
+    def seed_allocations(self, ctx: PlanContext) -> list:
         out = super().seed_allocations(ctx)
-        out.append(get_scheduler('no_interference').plan(ctx).policy.allocation)
+        out.append(ctx.seed_plans['no_interference'].policy.allocation)
         return out
 
 

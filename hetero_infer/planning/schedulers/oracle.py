@@ -3,29 +3,75 @@
 1. Search as the other planners do, but with the :class:`TwinPredictor` (model-level co-run
    latencies measured on the digital twin, i.e. a perfect interference model) and twice the
    refinement budget (``oracle_top_fraction`` sets the samples; default the same 459).
-2. Candidates: its own best ``oracle_rerank`` policies plus **every other scheduler's plan** for
-   the same goal (``ctx.reference_plans``, or planned here when the context has none), so no
-   scheduler can hold a plan the oracle did not consider.
+2. Candidates: its own best ``rerank`` policies plus **every other scheduler's plan** for the
+   same goal (its seed plans, :data:`REFERENCES`: given by the caller, as the evaluation does,
+   or planned first by the driver), so no scheduler can hold a plan the oracle did not consider.
 3. Each distinct candidate is served on the layer-level twin on traces whose seeds start at
-   ``oracle_select_seed`` (disjoint from the evaluation's measurement traces, which the
-   evaluation checks), and the one the goal scores highest is kept: ``oracle_select_traces``
-   runs of ``oracle_serve_s`` for goals without SLO99 (default 20); for ``slo99_throughput``
-   the measurement's own estimator, the mean over ``oracle_slo99_traces`` (10) traces of each
-   trace's throughput at SLO99 by bisection. Both are raced: candidates more than 20% behind
-   the best on the first trace are not run on the others (:func:`twin_measure.select_on_twin`).
+   ``select_seed`` (disjoint from the evaluation's measurement traces, which the evaluation
+   checks), and the one the goal scores highest is kept: ``select_traces`` runs of ``serve_s``
+   for goals without SLO99 (default 20); for ``slo99_throughput`` the measurement's own
+   estimator, the mean over ``slo99_traces`` (10) traces of each trace's throughput at SLO99
+   by bisection. Both are raced: candidates more than 20% behind the best on the first trace
+   are not run on the others (:func:`twin_measure.select_on_twin`).
+
+The knobs are :class:`OracleOptions`; the search's confidence, workers and refinement budget
+(doubled) are the context's ``SearchOptions``.
 
 What remains between the oracle and another scheduler in the evaluation is then selection
 noise (the chosen plan was best on other traces), which the paired confidence intervals show.
 """
 
-from typing import List, Tuple
+from dataclasses import dataclass
+from typing import List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
 from hetero_infer.interference.predictors import TwinPredictor
-from hetero_infer.planning.schedulers.interface import Plan, PlanContext
-from hetero_infer.planning.schedulers.searched import SearchScheduler, router_factory
+from hetero_infer.planning.schedulers.interface import (
+    ORACLE_SELECT_SEED,
+    Plan,
+    PlanContext,
+    SchedulerOptions,
+)
+from hetero_infer.planning.schedulers.searched import (
+                                                   SearchOptions,
+                                                   SearchScheduler,
+                                                   router_factory,
+)
 from hetero_infer.planning.search import build_problem, search
+from hetero_infer.planning.twin_measure import select_on_twin
+from hetero_infer.twin.simulator import Twin
+
+#: every other scheduler, in the order its plan joins the candidates (the evaluation's order;
+#: on a tie between candidates the earlier one is kept)
+REFERENCES = ('interference_aware', 'talk_exact', 'no_interference', 'base', 'round_robin',
+              'least_finish_time', 'fastest_only')
+
+
+@dataclass(frozen=True)
+class OracleOptions(SchedulerOptions):
+    """The oracle's search and selection.
+
+    :param top_fraction: its search's guarantee (its search is longer through twice the
+        refinement budget and the re-ranking on the twin).
+    :param rerank: how many of its own best candidates join the selection.
+    :param serve_s: simulated seconds of each goodput-type selection run on the twin.
+    :param select_traces: twin traces each candidate is scored on (goals without SLO99);
+        ``slo99_traces`` the same for goals that need throughput at SLO99.
+    :param select_seed: first arrival seed of the selection traces; keep it apart from any
+        seed the plans are measured with (the evaluation checks that).
+    :param twin_slo99: keyword arguments of the twin's SLO99 bisection the selection uses
+        (:func:`hetero_infer.planning.twin_measure.twin_slo99_throughput`: ``hi_scale``,
+        ``iterations``, ``requests``, ``min_app_requests``); ``None``: its defaults.
+    """
+
+    top_fraction: float = 0.01
+    rerank: int = 4
+    serve_s: float = 2.0
+    select_traces: int = 20
+    slo99_traces: int = 10
+    select_seed: int = ORACLE_SELECT_SEED
+    twin_slo99: Optional[Mapping[str, Union[int, float]]] = None
 
 
 def _same_plan(a: Plan, b: Plan) -> bool:
@@ -40,39 +86,41 @@ class OracleScheduler(SearchScheduler):
     description = ('long search with ground-truth co-run latencies; its best candidates and '
                    "every other scheduler's plan chosen between on held-out twin traces")
 
-    def predictor(self, ctx):
-        # kept on the context so the goodput and slo99 plans share the measured co-runs
-        pred = getattr(ctx, '_twin_predictor', None)
+    seed_schedulers = REFERENCES
+
+    def predictor(self, ctx: PlanContext) -> TwinPredictor:
+        # kept with the context so the goodput and slo99 plans share the measured co-runs; the
+        # twin is the ground truth, seeded apart from the evaluation's runs
+        pred = ctx.predictors.get(TwinPredictor.name)
         if pred is None:
-            pred = TwinPredictor(ctx.twin, iterations=4, seed=ctx.seed + 1)
-            ctx._twin_predictor = pred
+            pred = TwinPredictor(Twin(ctx.platform, seed=ctx.seed + 7777), iterations=4,
+                                 seed=ctx.seed + 1)
+            ctx.predictors[TwinPredictor.name] = pred
         return pred
 
-    def _references(self, ctx: PlanContext) -> List[Tuple[str, Plan]]:
-        if ctx.reference_plans is not None:
-            return list(ctx.reference_plans.items())
-        from hetero_infer.planning.schedulers import EVALUATED, get_scheduler
-        return [(n, get_scheduler(n).plan(ctx)) for n in EVALUATED if n != self.name]
-
     def _plan(self, ctx: PlanContext) -> Plan:
-        from hetero_infer.planning.twin_measure import select_on_twin
-
+        opts, search_opts = ctx.option(OracleOptions), ctx.option(SearchOptions)
         pred = self.predictor(ctx)
         problem = build_problem(ctx.platform, ctx.apps, pred, ctx.goal, ctx.settings)
-        result = search(problem, seed=ctx.seed, workers=ctx.workers, predictor_name=pred.name,
-                        top_fraction=ctx.oracle_top_fraction, confidence=ctx.confidence,
-                        max_refine_evals=2 * ctx.max_refine_evals,
-                        keep_top=max(1, ctx.oracle_rerank),
+        result = search(problem, seed=ctx.seed, workers=search_opts.workers,
+                        predictor_name=pred.name, top_fraction=opts.top_fraction,
+                        confidence=search_opts.confidence,
+                        max_refine_evals=2 * search_opts.max_refine_evals,
+                        keep_top=max(1, opts.rerank),
                         seed_allocations=self.seed_allocations(ctx),
                         router_choices=self.router_choices)
         cands: List[Tuple[str, Plan]] = []
-        for k, policy in enumerate(result.candidates[:max(1, ctx.oracle_rerank)]):
+        for k, policy in enumerate(result.candidates[:max(1, opts.rerank)]):
             cands.append(('oracle#%d' % k, Plan(self.name, router_factory(policy, ctx.settings),
                                                  policy=policy, source=self.name)))
-        for name, plan in self._references(ctx):
+        for name in self.seed_schedulers:
+            plan = ctx.seed_plans[name]
             if not any(_same_plan(plan, c) for _, c in cands):
                 cands.append((name, plan))
-        best, report = select_on_twin(ctx, cands)
+        best, report = select_on_twin(
+            pred.twin, ctx.apps, ctx.goal, cands, serve_s=opts.serve_s,
+            select_seed=opts.select_seed, select_traces=opts.select_traces,
+            slo99_traces=opts.slo99_traces, twin_slo99=opts.twin_slo99)
         label, chosen = cands[best]
         return Plan(self.name, chosen.make_dispatcher, policy=chosen.policy, search=result,
                     source=chosen.source or label,

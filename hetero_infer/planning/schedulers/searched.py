@@ -1,10 +1,40 @@
 """Shared by the search-based schedulers: sampled-simulation search with a given predictor."""
 
 import functools
+from dataclasses import dataclass
+from typing import Optional
 
+from hetero_infer.interference.predictors.base import Predictor
+from hetero_infer.planning.policy import uniform_policy
 from hetero_infer.planning.router import PriorityRouter
-from hetero_infer.planning.schedulers.interface import Plan, PlanContext, Scheduler
-from hetero_infer.planning.search import build_problem, search
+from hetero_infer.planning.schedulers.interface import (
+                                                   Plan,
+                                                   PlanContext,
+                                                   Scheduler,
+                                                   SchedulerOptions,
+)
+from hetero_infer.planning.search import SimSettings, build_problem, search
+
+
+@dataclass(frozen=True)
+class SearchOptions(SchedulerOptions):
+    """How the search-based schedulers search (the oracle reads ``confidence``, ``workers`` and
+    ``max_refine_evals``; its sample count and candidates are ``OracleOptions``').
+
+    :param top_fraction, confidence: the sampling guarantee (n = 459 for 1% / 99%).
+    :param n_samples: sample exactly this many policies instead (the serving node's
+        ``plan_samples``); None = from the guarantee.
+    :param workers: processes a search may use (1 = serial).
+    :param max_refine_evals: simulations the refinement of the best samples may spend.
+    :param keep_top: how many of a search's best policies its result keeps as candidates.
+    """
+
+    top_fraction: float = 0.01
+    confidence: float = 0.99
+    n_samples: Optional[int] = None
+    workers: int = 1
+    max_refine_evals: int = 120
+    keep_top: int = 4
 
 
 def router_factory(policy, settings):
@@ -37,34 +67,35 @@ class SearchScheduler(Scheduler):
     """
 
     router_choices = ROUTER_CHOICES
+    seed_schedulers = ('base', 'fastest_only')
 
     def seed_allocations(self, ctx: PlanContext) -> list:
-        """Allocations the search must consider besides its samples."""
-        from hetero_infer.planning.policy import uniform_policy
-        from hetero_infer.planning.schedulers.registry import get_scheduler
-        out = [get_scheduler(n).plan(ctx).policy.allocation for n in ('base', 'fastest_only')]
+        """Allocations the search must consider besides its samples: the ``base`` and
+        ``fastest_only`` seed plans' and an even split."""
+        out = [ctx.seed_plans[n].policy.allocation for n in ('base', 'fastest_only')]
         out.append(uniform_policy(ctx.app_names, ctx.platform.processor_ids,
                                   ctx.mask()).allocation)
         return out
 
-    def predictor(self, ctx: PlanContext):
+    def predictor(self, ctx: PlanContext) -> Predictor:
         raise NotImplementedError
 
     def search_args(self, ctx: PlanContext) -> dict:
-        return {'top_fraction': ctx.top_fraction, 'confidence': ctx.confidence,
-                'n_samples': ctx.n_samples, 'max_refine_evals': ctx.max_refine_evals,
-                'keep_top': max(1, ctx.keep_top),
+        opts = ctx.option(SearchOptions)
+        return {'top_fraction': opts.top_fraction, 'confidence': opts.confidence,
+                'n_samples': opts.n_samples, 'max_refine_evals': opts.max_refine_evals,
+                'keep_top': max(1, opts.keep_top),
                 'seed_allocations': self.seed_allocations(ctx),
                 'router_choices': self.router_choices}
 
-    def settings(self, ctx: PlanContext):
+    def settings(self, ctx: PlanContext) -> SimSettings:
         """The simulation settings this scheduler plans with (the context's by default)."""
         return ctx.settings
 
     def _plan(self, ctx: PlanContext) -> Plan:
         pred = self.predictor(ctx)
         problem = build_problem(ctx.platform, ctx.apps, pred, ctx.goal, self.settings(ctx))
-        result = search(problem, seed=ctx.seed, workers=ctx.workers,
+        result = search(problem, seed=ctx.seed, workers=ctx.option(SearchOptions).workers,
                         predictor_name=pred.name, **self.search_args(ctx))
         return Plan(self.name, router_factory(result.policy, ctx.settings),
                     policy=result.policy, search=result)

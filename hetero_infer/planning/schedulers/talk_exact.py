@@ -9,7 +9,9 @@ plans seeded into the candidates, and one planner trace.
 
 import dataclasses
 
+from hetero_infer.planning.schedulers.interface import PlanContext
 from hetero_infer.planning.schedulers.interference_aware import InterferenceAwareScheduler
+from hetero_infer.planning.search import SimSettings
 
 #: The talk's router: exact share tracking and nothing else.
 TALK_ROUTER = {'tie_tolerance': 0.0, 'overflow': False, 'slo_dispatch': 'off',
@@ -21,11 +23,12 @@ class TalkExactScheduler(InterferenceAwareScheduler):
     description = ("the talk's literal rule: interference-aware search, exact ties, isolated "
                    'latencies, no overflow or SLO-aware dispatch')
     router_choices = (TALK_ROUTER,)
+    seed_schedulers = ()
 
-    def seed_allocations(self, ctx):
+    def seed_allocations(self, ctx: PlanContext) -> list:
         return []
 
-    def settings(self, ctx):
+    def settings(self, ctx: PlanContext) -> SimSettings:
         return dataclasses.replace(ctx.settings, router_tie_tolerance=0.0, plan_traces=1)
 
 
