@@ -24,7 +24,7 @@ import time
 from twin_before import BEFORE_REF, load_at
 
 from hetero_infer.evaluation import runner as eval_now
-from hetero_infer.evaluation.runner import GOAL_DEPENDENT, EvalSettings
+from hetero_infer.evaluation.runner import EvalSettings
 from hetero_infer.evaluation.scenarios import find_scenario, load_scenarios
 from hetero_infer.planning.schedulers import PlanContext, get_scheduler
 from hetero_infer.platform.spec import Platform
@@ -68,7 +68,7 @@ def main():
                               settings=st.sim, max_refine_evals=st.max_refine_evals)
             plan = sched.plan(ctx)
             slo_plan = plan
-            if sched_name in GOAL_DEPENDENT:
+            if sched.searches:
                 ctx.goal = 'slo99_throughput'
                 slo_plan = sched.plan(ctx)
             row = {'scenario': name, 'scheduler': sched_name}

@@ -32,7 +32,12 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from hetero_infer.errors import ConfigError
 from hetero_infer.evaluation import statistics as eval_stats
-from hetero_infer.planning.schedulers import EVALUATED, PlanContext, get_scheduler
+from hetero_infer.planning.schedulers import (
+    PlanContext,
+    evaluated_schedulers,
+    get_scheduler,
+    searching_schedulers,
+)
 from hetero_infer.planning.schedulers.interface import Plan
 from hetero_infer.planning.search import SimSettings
 from hetero_infer.planning.twin_measure import (  # noqa: F401  (part of this module's API)
@@ -48,8 +53,6 @@ from hetero_infer.planning.twin_measure import (  # noqa: F401  (part of this mo
 #: per-scenario metrics in summary.json (each with ``<metric>_runs``)
 METRICS = ('goodput', 'slo99_throughput', 'throughput', 'fairness', 'slo_attainment_min')
 PROPOSED = 'interference_aware'
-#: Schedulers whose plan depends on the goal (they search); the others plan once.
-GOAL_DEPENDENT = ('interference_aware', 'talk_exact', 'no_interference', 'oracle')
 GOALS = ('goodput', 'slo99_throughput')
 #: first seed of the oracle's selection traces; measurement trace seeds must stay below it
 ORACLE_SELECT_SEED = 1000000
@@ -212,7 +215,8 @@ def _plan_key(rec: dict) -> tuple:
 
 def _plan_job(scenario, platform_name: str, name: str, plan_seed: int, settings: EvalSettings,
               interference_model, slo99: bool, rank: bool) -> dict:
-    """Plan ``name`` for both goals (one plan for rule-based schedulers)."""
+    """Plan ``name`` for both goals (one plan for a scheduler that does not search: its plan
+    does not depend on the goal)."""
     platform = _platform(platform_name)
     apps = scenario.build(platform)
     sched = get_scheduler(name)
@@ -223,7 +227,7 @@ def _plan_job(scenario, platform_name: str, name: str, plan_seed: int, settings:
     recs = {'goodput': _record(plan, rank)}
     times = {'goodput': _cpu() - t0}
     if slo99:
-        if settings.slo99_plan and name in GOAL_DEPENDENT:
+        if settings.slo99_plan and sched.searches:
             t0 = _cpu()
             ctx.goal = 'slo99_throughput'
             recs['slo99_throughput'] = _record(sched.plan(ctx))
@@ -234,12 +238,14 @@ def _plan_job(scenario, platform_name: str, name: str, plan_seed: int, settings:
             'records': recs, 'time_s': times}
 
 
-def _oracle_job(scenario, platform_name: str, plan_seed: int, settings: EvalSettings,
-                refs: Dict[str, Dict[str, dict]], slo99: bool) -> dict:
-    """Plan the oracle with every other scheduler's plans (``refs[name][goal]``) as candidates."""
+def _reference_job(scenario, platform_name: str, name: str, plan_seed: int,
+                   settings: EvalSettings, refs: Dict[str, Dict[str, dict]], slo99: bool
+                   ) -> dict:
+    """Plan ``name``, a scheduler that ``uses_reference_plans`` (the oracle), with every other
+    scheduler's plans (``refs[other][goal]``) as references."""
     platform = _platform(platform_name)
     apps = scenario.build(platform)
-    sched = get_scheduler('oracle')
+    sched = get_scheduler(name)
     recs, times = {}, {}
     ctx = None
     for goal in (GOALS if slo99 else GOALS[:1]):
@@ -247,13 +253,13 @@ def _oracle_job(scenario, platform_name: str, plan_seed: int, settings: EvalSett
             ctx = _context(platform, apps, settings, plan_seed, goal, None)
         ctx.goal = goal
         ctx.reference_plans = {
-            name: Plan(name, _dispatcher_factory(r[goal], ctx), policy=r[goal]['policy'],
-                       source=r[goal]['source'])
-            for name, r in refs.items()}
+            other: Plan(other, _dispatcher_factory(r[goal], ctx), policy=r[goal]['policy'],
+                        source=r[goal]['source'])
+            for other, r in refs.items()}
         t0 = _cpu()
         recs[goal] = _record(sched.plan(ctx))
         times[goal] = _cpu() - t0
-    return {'scenario': scenario.name, 'scheduler': 'oracle', 'plan_seed': plan_seed,
+    return {'scenario': scenario.name, 'scheduler': name, 'plan_seed': plan_seed,
             'records': recs, 'time_s': times}
 
 
@@ -344,11 +350,13 @@ def _units(scenarios: Sequence, settings: EvalSettings) -> List[_Unit]:
 
 
 def run_evaluation(scenarios: Sequence, platform_name: str, *,
-                   schedulers: Sequence[str] = EVALUATED,
+                   schedulers: Optional[Sequence[str]] = None,
                    settings: Optional[EvalSettings] = None, workers: int = 2,
                    interference_model=None, progress=None, cluster=None) -> dict:
     """Plan and measure ``scenarios``; returns ``{'summary': ..., 'details': ...}``.
 
+    :param schedulers: names, in the order of the output (default: the evaluated ones,
+        :func:`~hetero_infer.planning.schedulers.evaluated_schedulers`).
     :param workers: local processes (ignored with ``cluster``).
     :param cluster: a Dask scheduler address, ``local[:N]`` or a ``distributed.Client``
         (:mod:`hetero_infer.evaluation.jobs`); ``None``: the local process pool.
@@ -360,7 +368,7 @@ def run_evaluation(scenarios: Sequence, platform_name: str, *,
 
     settings = settings or EvalSettings()
     settings.check()
-    schedulers = list(schedulers)
+    schedulers = evaluated_schedulers() if schedulers is None else list(schedulers)
     for n in schedulers:
         get_scheduler(n)
     for n in settings.rank_scenarios:
@@ -373,8 +381,11 @@ def run_evaluation(scenarios: Sequence, platform_name: str, *,
                               'simulate' % (sc.name, ', '.join(str(f) for f in sc.faults)))
     units = _units(scenarios, settings)
     by_unit = {u.scenario.name: u for u in units}
-    planned = [n for n in schedulers if n != 'oracle']
-    searched = [n for n in planned if n in GOAL_DEPENDENT]
+    # schedulers given the others' plans (the oracle) plan last; searching ones plan per goal
+    referencing = [n for n in schedulers if get_scheduler(n).uses_reference_plans]
+    planned = [n for n in schedulers if n not in referencing]
+    searched = [n for n in planned if get_scheduler(n).searches]
+    submitted = set()
     t0 = time.perf_counter()
     jobs = make_jobs(workers, cluster)
     pending: Dict[object, tuple] = {}
@@ -400,12 +411,16 @@ def run_evaluation(scenarios: Sequence, platform_name: str, *,
         recs = plans[(u.scenario.name, k)]
         if not all(n in recs for n in planned):
             return
-        if 'oracle' in schedulers and 'oracle' not in recs:
-            refs = {n: recs[n] for n in planned}
-            f = jobs.submit(_oracle_job, u.scenario, platform_name, k, settings, refs, u.slo99)
-            pending[f] = ('oracle', u.scenario.name, k)
-            return
-        submit_measurements(u, k)
+        waiting = [n for n in referencing if n not in recs]
+        for n in waiting:
+            if (u.scenario.name, k, n) not in submitted:
+                submitted.add((u.scenario.name, k, n))
+                refs = {m: recs[m] for m in planned}
+                f = jobs.submit(_reference_job, u.scenario, platform_name, n, k, settings, refs,
+                                u.slo99)
+                pending[f] = ('reference', u.scenario.name, k)
+        if not waiting:
+            submit_measurements(u, k)
 
     def take_plan(res: dict) -> None:
         key = (res['scenario'], res['plan_seed'])
@@ -432,7 +447,7 @@ def run_evaluation(scenarios: Sequence, platform_name: str, *,
             for f in jobs.wait_any(list(pending)):
                 kind, name, k = pending.pop(f)
                 res = f.result()
-                if kind in ('plan', 'oracle'):
+                if kind in ('plan', 'reference'):
                     take_plan(res)
                     plans_ready(by_unit[name], k)
                 else:
@@ -557,6 +572,7 @@ def _assemble(scenarios, units, schedulers, settings, plans, plan_times, measure
     n = settings.replications
     k0 = settings.plan_seed_list()[0]
     entries, stats_rows, fidelity = [], [], []
+    searching = searching_schedulers()  # registry order: the fidelity rows' order
     for s in scenarios:
         runs = _runs_of(measured, s.name, k0, n)
         results = _results(runs, schedulers)
@@ -576,7 +592,7 @@ def _assemble(scenarios, units, schedulers, settings, plans, plan_times, measure
                                sched: [eval_stats.mean(x) for x in zip(
                                    *[m['runs'][sched]['app_attainment'] for m in runs])]
                                for sched in schedulers}})
-        for sched in GOAL_DEPENDENT:
+        for sched in searching:
             if sched not in recs:
                 continue
             rec = recs[sched]['goodput']

@@ -6,7 +6,6 @@ never returns a plan its own (interference-aware) model scores below what the sa
 without the model would have chosen. That costs one more search per plan.
 """
 
-from hetero_infer.interference.predictors import InterferencePredictor
 from hetero_infer.planning.schedulers.searched import SearchScheduler
 
 
@@ -14,13 +13,9 @@ class InterferenceAwareScheduler(SearchScheduler):
     name = 'interference_aware'
     description = ('sampled-simulation search, latencies from the MLP interference model; '
                    "the baselines' and no_interference's plans seeded")
-
-    def predictor(self, ctx):
-        pred = getattr(ctx, '_interference_predictor', None)
-        if pred is None:
-            pred = InterferencePredictor(ctx.platform, ctx.interference_model)
-            ctx._interference_predictor = pred
-        return pred
+    evaluated = True
+    needs_interference_model = True
+    predictor_kind = 'interference'
 
     def seed_allocations(self, ctx):
         from hetero_infer.planning.schedulers.registry import get_scheduler

@@ -37,6 +37,10 @@ class SearchScheduler(Scheduler):
     """
 
     router_choices = ROUTER_CHOICES
+    searches = True
+    #: The predictor the search scores policies with: a name in the predictor registry
+    #: (:mod:`hetero_infer.interference.predictors.registry`).
+    predictor_kind = ''
 
     def seed_allocations(self, ctx: PlanContext) -> list:
         """Allocations the search must consider besides its samples."""
@@ -48,7 +52,20 @@ class SearchScheduler(Scheduler):
         return out
 
     def predictor(self, ctx: PlanContext):
-        raise NotImplementedError
+        """The registry's predictor ``predictor_kind`` for ``ctx``, made once per context (so
+        the goodput and SLO99 plans of one context share its measurements, e.g. the oracle's
+        co-runs on the twin).
+
+        :raises ConfigError: ``predictor_kind`` is not a registered predictor.
+        """
+        from hetero_infer.interference.predictors import get_predictor
+        cache = getattr(ctx, '_predictors', None)
+        if cache is None:
+            cache = ctx._predictors = {}
+        pred = cache.get(self.predictor_kind)
+        if pred is None:
+            pred = cache[self.predictor_kind] = get_predictor(self.predictor_kind).for_context(ctx)
+        return pred
 
     def search_args(self, ctx: PlanContext) -> dict:
         return {'top_fraction': ctx.top_fraction, 'confidence': ctx.confidence,
