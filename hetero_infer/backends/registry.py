@@ -37,10 +37,10 @@ def _load_error(name: str, what: str, exc: BaseException) -> Optional[BaseExcept
 
 BACKENDS = Registry('backend', group=ENTRY_POINT_GROUP, adapt=_adapt, load_error=_load_error)
 
-for _name, _spec in (('onnxruntime', 'onnxruntime_backend:OnnxRuntimeBackend'),
-                     ('tensorrt', 'tensorrt_backend:TensorRTBackend'),
-                     ('emulated', 'emulated:EmulatedBackend'),
-                     ('null', 'null:NullBackend')):
+for _name, _spec in (('emulated', 'emulated:EmulatedBackend'),
+                     ('null', 'null:NullBackend'),
+                     ('onnxruntime', 'onnxruntime_backend:OnnxRuntimeBackend'),
+                     ('tensorrt', 'tensorrt_backend:TensorRTBackend')):
     BACKENDS.register(_name, 'hetero_infer.backends.' + _spec)
 
 
