@@ -40,20 +40,12 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    from hetero_infer.errors import ConfigError
     from hetero_infer.evaluation.scenarios import choose_platform, find_scenario, load_scenarios
-    from hetero_infer.planning.schedulers import (
-        PlanContext,
-        get_scheduler,
-        searching_schedulers,
-    )
+    from hetero_infer.planning.schedulers import PlanContext, get_scheduler
     from hetero_infer.planning.search import default_workers
     from hetero_infer.platform.spec import Platform
 
-    scheduler = get_scheduler(args.scheduler)
-    if not scheduler.searches:
-        raise ConfigError('--scheduler %r does not search (use %s)'
-                          % (args.scheduler, ', '.join(searching_schedulers())))
+    facts = _searching_scheduler(args.scheduler)
     scenario = find_scenario(load_scenarios(args.scenarios), args.scenario)
     name, warning = choose_platform(args.platform, [scenario])
     if warning:
@@ -61,7 +53,7 @@ def run(args) -> int:
     platform = Platform.load(name)
     apps = scenario.build(platform)
     interference_model = args.interference_model
-    if scheduler.needs_interference_model:
+    if facts.needs_interference_model:
         from hetero_infer.interference.predictors import load_latency_predictor
         load_latency_predictor(platform, interference_model,  # fail before the search
                                 force=args.force_interference_model)
@@ -72,7 +64,7 @@ def run(args) -> int:
                       top_fraction=args.top_fraction, confidence=args.confidence,
                       workers=args.workers or default_workers(),
                       interference_model=interference_model)
-    plan = scheduler.plan(ctx)
+    plan = get_scheduler(args.scheduler).plan(ctx)
     res = plan.search
     print('scenario %s on %s, goal %s, scheduler %s' % (scenario.name, platform.name,
                                                        res.goal, args.scheduler))
@@ -111,3 +103,19 @@ def run(args) -> int:
         f.write('\n')
     print('saved %s' % out)
     return 0
+
+
+def _searching_scheduler(name: str):
+    """The registered scheduler ``name``; what it declares decides: it must search (and may
+    need the interference model).
+
+    :raises ConfigError: unknown name, or a scheduler that does not search (the message lists
+        those that do).
+    """
+    from hetero_infer.errors import ConfigError
+    from hetero_infer.planning.schedulers import registry
+    scheduler = registry.get_scheduler(name)
+    if not scheduler.searches:
+        raise ConfigError('--scheduler %r does not search (use %s)'
+                          % (name, ', '.join(registry.searching_schedulers())))
+    return scheduler

@@ -32,13 +32,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from hetero_infer.errors import ConfigError
 from hetero_infer.evaluation import statistics as eval_stats
-from hetero_infer.planning.schedulers import (
-    PlanContext,
-    evaluated_schedulers,
-    get_scheduler,
-    searching_schedulers,
-)
+from hetero_infer.planning.schedulers import PlanContext, get_scheduler
 from hetero_infer.planning.schedulers.interface import Plan
+from hetero_infer.planning.schedulers.registry import evaluated_schedulers, searching_schedulers
 from hetero_infer.planning.search import SimSettings
 from hetero_infer.planning.twin_measure import (  # noqa: F401  (part of this module's API)
     RACE_MARGIN,
@@ -215,8 +211,7 @@ def _plan_key(rec: dict) -> tuple:
 
 def _plan_job(scenario, platform_name: str, name: str, plan_seed: int, settings: EvalSettings,
               interference_model, slo99: bool, rank: bool) -> dict:
-    """Plan ``name`` for both goals (one plan for a scheduler that does not search: its plan
-    does not depend on the goal)."""
+    """Plan ``name`` for both goals (one plan for rule-based schedulers)."""
     platform = _platform(platform_name)
     apps = scenario.build(platform)
     sched = get_scheduler(name)
@@ -227,7 +222,7 @@ def _plan_job(scenario, platform_name: str, name: str, plan_seed: int, settings:
     recs = {'goodput': _record(plan, rank)}
     times = {'goodput': _cpu() - t0}
     if slo99:
-        if settings.slo99_plan and sched.searches:
+        if settings.slo99_plan and get_scheduler(name).searches:  # its plan depends on the goal
             t0 = _cpu()
             ctx.goal = 'slo99_throughput'
             recs['slo99_throughput'] = _record(sched.plan(ctx))
@@ -238,14 +233,12 @@ def _plan_job(scenario, platform_name: str, name: str, plan_seed: int, settings:
             'records': recs, 'time_s': times}
 
 
-def _reference_job(scenario, platform_name: str, name: str, plan_seed: int,
-                   settings: EvalSettings, refs: Dict[str, Dict[str, dict]], slo99: bool
-                   ) -> dict:
-    """Plan ``name``, a scheduler that ``uses_reference_plans`` (the oracle), with every other
-    scheduler's plans (``refs[other][goal]``) as references."""
+def _oracle_job(scenario, platform_name: str, plan_seed: int, settings: EvalSettings,
+                refs: Dict[str, Dict[str, dict]], slo99: bool) -> dict:
+    """Plan the oracle with every other scheduler's plans (``refs[name][goal]``) as candidates."""
     platform = _platform(platform_name)
     apps = scenario.build(platform)
-    sched = get_scheduler(name)
+    sched = get_scheduler('oracle')
     recs, times = {}, {}
     ctx = None
     for goal in (GOALS if slo99 else GOALS[:1]):
@@ -253,13 +246,13 @@ def _reference_job(scenario, platform_name: str, name: str, plan_seed: int,
             ctx = _context(platform, apps, settings, plan_seed, goal, None)
         ctx.goal = goal
         ctx.reference_plans = {
-            other: Plan(other, _dispatcher_factory(r[goal], ctx), policy=r[goal]['policy'],
-                        source=r[goal]['source'])
-            for other, r in refs.items()}
+            name: Plan(name, _dispatcher_factory(r[goal], ctx), policy=r[goal]['policy'],
+                       source=r[goal]['source'])
+            for name, r in refs.items()}
         t0 = _cpu()
         recs[goal] = _record(sched.plan(ctx))
         times[goal] = _cpu() - t0
-    return {'scenario': scenario.name, 'scheduler': name, 'plan_seed': plan_seed,
+    return {'scenario': scenario.name, 'scheduler': 'oracle', 'plan_seed': plan_seed,
             'records': recs, 'time_s': times}
 
 
@@ -381,11 +374,8 @@ def run_evaluation(scenarios: Sequence, platform_name: str, *,
                               'simulate' % (sc.name, ', '.join(str(f) for f in sc.faults)))
     units = _units(scenarios, settings)
     by_unit = {u.scenario.name: u for u in units}
-    # schedulers given the others' plans (the oracle) plan last; searching ones plan per goal
-    referencing = [n for n in schedulers if get_scheduler(n).uses_reference_plans]
-    planned = [n for n in schedulers if n not in referencing]
+    planned = [n for n in schedulers if n != 'oracle']
     searched = [n for n in planned if get_scheduler(n).searches]
-    submitted = set()
     t0 = time.perf_counter()
     jobs = make_jobs(workers, cluster)
     pending: Dict[object, tuple] = {}
@@ -411,16 +401,12 @@ def run_evaluation(scenarios: Sequence, platform_name: str, *,
         recs = plans[(u.scenario.name, k)]
         if not all(n in recs for n in planned):
             return
-        waiting = [n for n in referencing if n not in recs]
-        for n in waiting:
-            if (u.scenario.name, k, n) not in submitted:
-                submitted.add((u.scenario.name, k, n))
-                refs = {m: recs[m] for m in planned}
-                f = jobs.submit(_reference_job, u.scenario, platform_name, n, k, settings, refs,
-                                u.slo99)
-                pending[f] = ('reference', u.scenario.name, k)
-        if not waiting:
-            submit_measurements(u, k)
+        if 'oracle' in schedulers and 'oracle' not in recs:
+            refs = {n: recs[n] for n in planned}
+            f = jobs.submit(_oracle_job, u.scenario, platform_name, k, settings, refs, u.slo99)
+            pending[f] = ('oracle', u.scenario.name, k)
+            return
+        submit_measurements(u, k)
 
     def take_plan(res: dict) -> None:
         key = (res['scenario'], res['plan_seed'])
@@ -447,7 +433,7 @@ def run_evaluation(scenarios: Sequence, platform_name: str, *,
             for f in jobs.wait_any(list(pending)):
                 kind, name, k = pending.pop(f)
                 res = f.result()
-                if kind in ('plan', 'reference'):
+                if kind in ('plan', 'oracle'):
                     take_plan(res)
                     plans_ready(by_unit[name], k)
                 else:

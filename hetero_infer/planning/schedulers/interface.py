@@ -128,24 +128,20 @@ class Plan:
 
 
 class Scheduler:
-    """Base class: subclasses set ``name`` and implement :meth:`_plan`.
+    """Base class: subclasses set ``name`` and implement :meth:`_plan`."""
 
-    What the rest of the code needs to know about a scheduler it declares here, as class
-    attributes (the registry answers questions with them: ``registry.searching_schedulers()``).
-    """
-
-    name = 'scheduler'
-    description = ''
+    # What the rest of the code needs to know about a scheduler it declares here, as class
+    # attributes; the registry answers questions with them (``searching_schedulers()``).
     #: Plans by searching for the goal: its plan depends on the goal (the evaluation plans it
     #: once per goal, ``hetero-infer plan`` accepts it) and carries a ``SearchResult``.
     searches = False
-    #: Reads ``PlanContext.interference_model``: the commands check the model before planning.
+    #: Reads the interference model: ``plan`` and ``evaluate`` check the model before any work.
     needs_interference_model = False
     #: Run by ``hetero-infer evaluate`` without ``--schedulers`` (in registry order).
     evaluated = False
-    #: Plans after the other schedulers, given their plans (``PlanContext.reference_plans``):
-    #: the evaluation plans it last, per scenario, with every other scheduler's plans.
-    uses_reference_plans = False
+
+    name = 'scheduler'
+    description = ''
 
     def plan(self, ctx: PlanContext) -> Plan:
         if not ctx.apps:

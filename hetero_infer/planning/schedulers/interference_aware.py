@@ -6,16 +6,24 @@ never returns a plan its own (interference-aware) model scores below what the sa
 without the model would have chosen. That costs one more search per plan.
 """
 
+from hetero_infer.interference.predictors import InterferencePredictor
 from hetero_infer.planning.schedulers.searched import SearchScheduler
 
 
 class InterferenceAwareScheduler(SearchScheduler):
+    evaluated = True
+    needs_interference_model = True
+    predictor_kind = 'interference'  # made once per context below, shared with talk_exact
     name = 'interference_aware'
     description = ('sampled-simulation search, latencies from the MLP interference model; '
                    "the baselines' and no_interference's plans seeded")
-    evaluated = True
-    needs_interference_model = True
-    predictor_kind = 'interference'
+
+    def predictor(self, ctx):
+        pred = getattr(ctx, '_interference_predictor', None)
+        if pred is None:
+            pred = InterferencePredictor(ctx.platform, ctx.interference_model)
+            ctx._interference_predictor = pred
+        return pred
 
     def seed_allocations(self, ctx):
         from hetero_infer.planning.schedulers.registry import get_scheduler

@@ -22,6 +22,7 @@ from typing import List, Tuple
 
 import numpy as np
 
+from hetero_infer.interference.predictors import TwinPredictor
 from hetero_infer.planning.schedulers.interface import Plan, PlanContext
 from hetero_infer.planning.schedulers.searched import SearchScheduler, router_factory
 from hetero_infer.planning.search import build_problem, search
@@ -35,12 +36,19 @@ def _same_plan(a: Plan, b: Plan) -> bool:
 
 
 class OracleScheduler(SearchScheduler):
+    evaluated = True
+    predictor_kind = 'twin'  # made once per context below: both goals share its co-runs
     name = 'oracle'
     description = ('long search with ground-truth co-run latencies; its best candidates and '
                    "every other scheduler's plan chosen between on held-out twin traces")
-    evaluated = True
-    uses_reference_plans = True
-    predictor_kind = 'twin'
+
+    def predictor(self, ctx):
+        # kept on the context so the goodput and slo99 plans share the measured co-runs
+        pred = getattr(ctx, '_twin_predictor', None)
+        if pred is None:
+            pred = TwinPredictor(ctx.twin, iterations=4, seed=ctx.seed + 1)
+            ctx._twin_predictor = pred
+        return pred
 
     def _references(self, ctx: PlanContext) -> List[Tuple[str, Plan]]:
         if ctx.reference_plans is not None:

@@ -6,7 +6,7 @@ use), in the order of the talk's plots, which is the order of the evaluation's o
 packages add theirs in the entry-point group ``hetero_infer.schedulers`` (``name = module:Class``,
 a :class:`Scheduler` subclass or instance). What the commands and the evaluation need to know
 about a scheduler is declared on it (:class:`Scheduler`'s class attributes ``searches``,
-``needs_interference_model``, ``evaluated``, ``uses_reference_plans``), and read here.
+``needs_interference_model``, ``evaluated``), and read here.
 """
 
 from typing import Any, List

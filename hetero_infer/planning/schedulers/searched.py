@@ -36,11 +36,11 @@ class SearchScheduler(Scheduler):
     search's candidates, and the router options come from :data:`ROUTER_CHOICES`.
     """
 
-    router_choices = ROUTER_CHOICES
     searches = True
     #: The predictor the search scores policies with: a name in the predictor registry
-    #: (:mod:`hetero_infer.interference.predictors.registry`).
+    #: (:mod:`hetero_infer.interference.predictors.registry`), made by :meth:`predictor`.
     predictor_kind = ''
+    router_choices = ROUTER_CHOICES
 
     def seed_allocations(self, ctx: PlanContext) -> list:
         """Allocations the search must consider besides its samples."""
@@ -52,20 +52,13 @@ class SearchScheduler(Scheduler):
         return out
 
     def predictor(self, ctx: PlanContext):
-        """The registry's predictor ``predictor_kind`` for ``ctx``, made once per context (so
-        the goodput and SLO99 plans of one context share its measurements, e.g. the oracle's
-        co-runs on the twin).
+        """The registry's predictor ``predictor_kind``, made for ``ctx`` by the class's
+        ``for_context`` (a subclass may override this to share one across plans of a context).
 
         :raises ConfigError: ``predictor_kind`` is not a registered predictor.
         """
         from hetero_infer.interference.predictors import get_predictor
-        cache = getattr(ctx, '_predictors', None)
-        if cache is None:
-            cache = ctx._predictors = {}
-        pred = cache.get(self.predictor_kind)
-        if pred is None:
-            pred = cache[self.predictor_kind] = get_predictor(self.predictor_kind).for_context(ctx)
-        return pred
+        return get_predictor(self.predictor_kind).for_context(ctx)
 
     def search_args(self, ctx: PlanContext) -> dict:
         return {'top_fraction': ctx.top_fraction, 'confidence': ctx.confidence,
