@@ -25,7 +25,7 @@ import time
 from twin_before import BEFORE_REF, load_at
 
 from hetero_infer.evaluation import runner as eval_now
-from hetero_infer.evaluation.runner import GOAL_DEPENDENT, EvalSettings
+from hetero_infer.evaluation.runner import EvalSettings
 from hetero_infer.evaluation.scenarios import find_scenario, load_scenarios
 from hetero_infer.planning.schedulers.driver import plan_scheduler
 from hetero_infer.planning.schedulers.interface import PlanContext
@@ -34,6 +34,15 @@ from hetero_infer.platform.spec import Platform
 from hetero_infer.twin import simulator as twin_now
 
 REQUESTS = 2000
+
+
+def _searching():
+    from hetero_infer.planning.schedulers.registry import searching_schedulers
+    return tuple(searching_schedulers())
+
+
+#: planned once per goal: the schedulers that search (the registry's answer)
+GOAL_DEPENDENT = _searching()
 
 
 def _timed(fn):

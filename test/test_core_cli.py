@@ -108,6 +108,23 @@ def test_profile_offers_no_legacy_protocol(tmp_path, capsys):
     assert 'unrecognized arguments: --protocol legacy' in capsys.readouterr().err
 
 
+def test_evaluate_checks_the_interference_model_of_every_scheduler_needing_one(
+        tmp_path, monkeypatch, capsys):
+    # the check is the schedulers' own fact (needs_interference_model), asked before any work
+    from hetero_infer.evaluation import runner
+
+    def never(*args, **kwargs):
+        pytest.fail('evaluated before the interference model was checked')
+
+    monkeypatch.setattr(runner, 'run_evaluation', never)
+    missing = str(tmp_path / 'no_model.json')
+    for scheduler in ('talk_exact', 'interference_aware'):
+        assert main(['evaluate', '--only', 'mix_r1', '--schedulers', 'base,' + scheduler,
+                     '--interference-model', missing, '--replications', '1', '--no-slo99',
+                     '--out', str(tmp_path / 'out')]) == 1
+        assert 'no_model.json' in capsys.readouterr().err
+
+
 def test_profile_then_train_reports_test_retest_and_the_selected_regressor(tmp_path, capsys):
     data, out = tmp_path / 'prof', tmp_path / 'model'
     assert main(['profile', '--platform', 'xavier', '--samples', '80', '--zoo-samples', '0',

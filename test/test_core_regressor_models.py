@@ -8,8 +8,8 @@ import pytest
 
 from hetero_infer.errors import ConfigError, ModelError
 from hetero_infer.interference.features import feature_names
-from hetero_infer.interference.regressor_models import MODEL_KINDS
-from hetero_infer.interference.regressor_selection import CANDIDATES, make_model, select
+from hetero_infer.interference.regressor_registry import candidate_kinds, regressor_kinds
+from hetero_infer.interference.regressor_selection import make_model, select, title
 from hetero_infer.interference.slowdown_model import SlowdownPredictor, model_from_arrays
 
 N_FEAT = len(feature_names(1))
@@ -25,6 +25,17 @@ def _data(n=240, seed=0):
 SMALL = {'mlp': {'hidden_layer_sizes': [16], 'max_iter': 200},
          'random_forest': {'n_estimators': 10}, 'hist_gb': {'max_iter': 20}, 'knn': {},
          'svr': {}}
+
+
+CANDIDATES = ('mlp', 'random_forest', 'knn', 'hist_gb', 'svr')
+
+
+def test_registry_holds_the_candidates_in_selection_order_with_their_titles():
+    assert candidate_kinds() == list(CANDIDATES) and regressor_kinds()[:5] == list(CANDIDATES)
+    assert [title(k) for k in CANDIDATES] == ['MLP', 'random forest', 'k-neighbors',
+                                              'gradient boosting', 'SVR']
+    with pytest.raises(ConfigError, match="unknown regressor 'xgboost' \\(known regressors: mlp"):
+        make_model('xgboost')
 
 
 @pytest.mark.parametrize('kind', CANDIDATES)
@@ -79,7 +90,7 @@ def test_malformed_entries_are_refused():
     bad['fitted']['trees'][0]['feature'][0] = N_FEAT + 3
     with pytest.raises(ModelError, match='feature outside'):
         model_from_arrays(bad, where='f')
-    with pytest.raises(ModelError, match="unknown regressor kind 'xgboost'"):
+    with pytest.raises(ModelError, match="f: unknown regressor 'xgboost'"):
         model_from_arrays(dict(entry, kind='xgboost'), where='f')
     svr = json.loads(json.dumps(make_model('svr').fit(X, y).to_arrays()))
     svr['fitted']['gamma'] = float('nan')
@@ -89,7 +100,6 @@ def test_malformed_entries_are_refused():
     knn['fitted']['X'] = knn['fitted']['X'][:2]
     with pytest.raises(ModelError, match='training samples'):
         model_from_arrays(knn, where='f')
-    assert set(MODEL_KINDS) == set(CANDIDATES) - {'mlp'}
 
 
 def test_selection_picks_by_cross_validation():

@@ -68,7 +68,8 @@ SUBSYSTEMS = ('io', 'models', 'platform', 'workload', 'twin', 'interference', 'p
 #: Layers, bottom first: a module may import modules of its own layer or of layers below.
 LAYERS = (
     # the root package (its version) loads with any of its modules: it is the bottom
-    ('hetero_infer', 'hetero_infer.errors', 'hetero_infer.resources', 'hetero_infer.io'),
+    ('hetero_infer', 'hetero_infer.errors', 'hetero_infer.registry', 'hetero_infer.resources',
+     'hetero_infer.io'),
     ('hetero_infer.models',),
     ('hetero_infer.platform',),
     ('hetero_infer.workload',),

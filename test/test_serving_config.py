@@ -43,6 +43,19 @@ def test_validate_gives_a_reason(name, value, needle):
     assert reason is not None and needle in reason and name in reason
 
 
+def test_a_backend_registered_after_import_can_be_chosen():
+    # the backend choices are the registry's at validation time, not a list frozen at import
+    from hetero_infer.backends import register_backend, unregister_backend
+    register_backend('late_null', 'hetero_infer.backends.null:NullBackend')
+    try:
+        assert params.validate('backend', 'late_null', live=False) is None
+        assert params.build_config(dict(BASE, backend='late_null')).backend == 'late_null'
+        assert 'late_null' in params.spec_for('backend').full_description()
+    finally:
+        unregister_backend('late_null')
+    assert "'late_null' is not one of" in params.validate('backend', 'late_null', live=False)
+
+
 def test_build_config_names_node_and_parameter():
     with pytest.raises(ConfigError, match='node /x: .*apps.cam.model is empty'):
         params.build_config(dict(BASE, **{'apps.cam.model': ''}), node_name='/x')

@@ -34,8 +34,9 @@ def installed_goal(tmp_path, monkeypatch):
         '[hetero_infer.goals]\n%s = hi_test_goals:latency_first\n' % GOAL)
     monkeypatch.syspath_prepend(str(tmp_path))
     yield GOAL
-    from hetero_infer.planning.goals import base
-    base._REGISTRY.pop(GOAL, None)
+    from hetero_infer.planning.goals import GOALS
+    if GOAL in GOALS.names():
+        GOALS.unregister(GOAL)
     sys.modules.pop('hi_test_goals', None)
 
 

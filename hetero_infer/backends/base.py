@@ -44,17 +44,11 @@ Concepts:
 - :class:`BackgroundLoop` runs one executor back to back on its processor until stopped: what the
   interference profiler needs to keep co-runners busy while it times a target layer elsewhere.
 
-Registry: backends are registered by the name a user types (``register_backend``), duplicates are
-refused, ``create_backend(name, *, platform, seed, **options)`` creates one through the class's
-:meth:`Backend.create` (each backend takes from the platform and seed what it needs: the emulated
-backend emulates that platform, the null backend provides its processors) and fails with a
-:class:`ConfigError` listing the known names. The built-in backends are registered as
-``'module:Class'`` strings, so TensorRT and onnxruntime are imported only when their backend is
-created.
+The registry of backends (``register_backend``, ``create_backend``, entry-point group
+``hetero_infer.backends``) is :mod:`hetero_infer.backends.registry`.
 """
 
 import concurrent.futures
-import importlib
 import threading
 import time
 from collections import abc
@@ -628,73 +622,3 @@ class BackgroundLoop:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
-
-
-# -- registry ------------------------------------------------------------------------------------
-
-BackendFactory = Union[str, Callable[..., Backend]]
-
-_REGISTRY: Dict[str, BackendFactory] = {}
-_REGISTRY_LOCK = threading.Lock()
-
-
-def register_backend(name: str, factory: BackendFactory) -> None:
-    """Register a backend class (or ``'module:Class'`` string, imported on first use).
-
-    :raises ConfigError: ``name`` is empty or already registered.
-    """
-    if not name or not isinstance(name, str):
-        raise ConfigError('backend name must be a non-empty string, got %r' % (name,))
-    with _REGISTRY_LOCK:
-        if name in _REGISTRY:
-            raise ConfigError('backend %r is already registered (%r)' % (name, _REGISTRY[name]))
-        _REGISTRY[name] = factory
-
-
-def backend_names() -> Tuple[str, ...]:
-    """Registered backend names, sorted."""
-    with _REGISTRY_LOCK:
-        return tuple(sorted(_REGISTRY))
-
-
-def backend_class(name: str) -> Callable[..., Backend]:
-    """The class registered as ``name`` (importing its module if needed).
-
-    :raises ConfigError: unknown name (the message lists the known ones).
-    :raises BackendError: the backend's library is not installed.
-    """
-    with _REGISTRY_LOCK:
-        factory = _REGISTRY.get(name)
-    if factory is None:
-        raise ConfigError('unknown backend %r (known backends: %s)'
-                          % (name, ', '.join(backend_names())))
-    if isinstance(factory, str):
-        module, _, attr = factory.partition(':')
-        try:
-            factory = getattr(importlib.import_module(module), attr)
-        except ImportError as exc:
-            raise BackendError('backend %r needs a library that is not installed: %s'
-                               % (name, exc)) from None
-    return factory
-
-
-def create_backend(name: str, *, platform: Any = None, seed: int = 0,
-                   **options: Any) -> Backend:
-    """Create the backend registered as ``name`` for ``platform`` (a
-    :class:`~hetero_infer.platform.spec.Platform`, a platform name, or None) and ``seed``, with
-    its own ``options`` (:meth:`Backend.create`).
-
-    :raises ConfigError: unknown name (the message lists the known ones) or bad option.
-    :raises BackendError: the backend's library is missing or cannot start.
-    """
-    factory = backend_class(name)
-    create = getattr(factory, 'create', None)
-    if create is None:  # a plain factory function registered by a user
-        return factory(platform=platform, seed=seed, **options)
-    return create(platform=platform, seed=seed, **options)
-
-
-register_backend('onnxruntime', 'hetero_infer.backends.onnxruntime_backend:OnnxRuntimeBackend')
-register_backend('tensorrt', 'hetero_infer.backends.tensorrt_backend:TensorRTBackend')
-register_backend('emulated', 'hetero_infer.backends.emulated:EmulatedBackend')
-register_backend('null', 'hetero_infer.backends.null:NullBackend')

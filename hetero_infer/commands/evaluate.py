@@ -34,7 +34,8 @@ def add_arguments(parser):
     parser.add_argument('--only', default=None, metavar='NAMES',
                         help='comma-separated scenario names (default: all)')
     parser.add_argument('--schedulers', default=None, metavar='NAMES',
-                        help='comma-separated schedulers (default: all eight)')
+                        help='comma-separated schedulers (default: every evaluated one: the '
+                             'eight built-in ones and installed ones that ask to be)')
     parser.add_argument('--workers', type=argtypes.workers, default=None,
                         help='local worker processes (default: available cores)')
     parser.add_argument('--cluster', default=None, metavar='ADDRESS',
@@ -85,7 +86,7 @@ def run(args) -> int:
 
     from hetero_infer.evaluation.runner import EvalSettings, run_evaluation, write_outputs
     from hetero_infer.evaluation.scenarios import choose_platform, find_scenario, load_scenarios
-    from hetero_infer.planning.schedulers import EVALUATED, get_scheduler
+    from hetero_infer.planning.schedulers import evaluated_schedulers, get_scheduler
     from hetero_infer.planning.search import default_workers
     from hetero_infer.platform.spec import Platform
 
@@ -98,10 +99,9 @@ def run(args) -> int:
     platform = Platform.load(platform_name)
     for s in scenarios:
         s.build(platform)  # validate every scenario before spending time
-    schedulers = list(_names(args.schedulers)) or list(EVALUATED)
-    for n in schedulers:
-        get_scheduler(n)
-    if 'interference_aware' in schedulers:
+    schedulers = list(_names(args.schedulers)) or evaluated_schedulers()
+    needs_model = [get_scheduler(n).needs_interference_model for n in schedulers]  # names checked
+    if any(needs_model):
         from hetero_infer.interference.predictors import load_latency_predictor
         load_latency_predictor(platform, args.interference_model,  # fail before the bar
                                 force=args.force_interference_model)

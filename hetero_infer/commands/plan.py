@@ -21,8 +21,9 @@ def add_arguments(parser):
                         help='goodput, slo99_throughput, throughput, fairness, a weighted sum '
                              '("0.7*goodput+0.3*fairness") or module:function')
     parser.add_argument('--scheduler', default='interference_aware',
-                        help='interference_aware (default), talk_exact, no_interference or '
-                             'oracle')
+                        help='a scheduler that searches: interference_aware (default), '
+                             'talk_exact, no_interference, oracle, or one an installed package '
+                             'registers (hetero_infer.schedulers entry point)')
     parser.add_argument('--top-fraction', type=argtypes.float_in(1e-3, 0.5), default=0.01,
                         help='sampling guarantee: best within this top fraction (default 0.01)')
     parser.add_argument('--confidence', type=argtypes.float_in(0.5, 0.9999), default=0.99,
@@ -39,7 +40,6 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    from hetero_infer.errors import ConfigError
     from hetero_infer.evaluation.scenarios import choose_platform, find_scenario, load_scenarios
     from hetero_infer.planning.schedulers.driver import plan_scheduler
     from hetero_infer.planning.schedulers.interface import PlanContext
@@ -48,9 +48,7 @@ def run(args) -> int:
     from hetero_infer.planning.search import default_workers
     from hetero_infer.platform.spec import Platform
 
-    if args.scheduler not in ('interference_aware', 'talk_exact', 'no_interference', 'oracle'):
-        raise ConfigError('--scheduler %r does not search (use interference_aware, talk_exact, '
-                          'no_interference or oracle)' % args.scheduler)
+    facts = _searching_scheduler(args.scheduler)
     scenario = find_scenario(load_scenarios(args.scenarios), args.scenario)
     name, warning = choose_platform(args.platform, [scenario])
     if warning:
@@ -58,7 +56,7 @@ def run(args) -> int:
     platform = Platform.load(name)
     apps = scenario.build(platform)
     interference_model = args.interference_model
-    if args.scheduler in ('interference_aware', 'talk_exact'):
+    if facts.needs_interference_model:
         from hetero_infer.interference.predictors import load_latency_predictor
         load_latency_predictor(platform, interference_model,  # fail before the search
                                 force=args.force_interference_model)
@@ -108,3 +106,19 @@ def run(args) -> int:
         f.write('\n')
     print('saved %s' % out)
     return 0
+
+
+def _searching_scheduler(name: str):
+    """The registered scheduler ``name``; what it declares decides: it must search (and may
+    need the interference model).
+
+    :raises ConfigError: unknown name, or a scheduler that does not search (the message lists
+        those that do).
+    """
+    from hetero_infer.errors import ConfigError
+    from hetero_infer.planning.schedulers import registry
+    scheduler = registry.get_scheduler(name)
+    if not scheduler.searches:
+        raise ConfigError('--scheduler %r does not search (use %s)'
+                          % (name, ', '.join(registry.searching_schedulers())))
+    return scheduler

@@ -51,8 +51,10 @@ def add_arguments(parser):
                         help='zoo model triples (GPU+DLA0+DLA1) for the model-level check')
     parser.add_argument('--no-select', action='store_true',
                         help='ship the MLP without choosing a regressor by cross-validation')
-    parser.add_argument('--candidates', default='mlp,random_forest,knn,hist_gb,svr',
-                        help='regressor kinds the cross-validated choice is among')
+    parser.add_argument('--candidates', default=None, metavar='KINDS',
+                        help='comma-separated regressor kinds the cross-validated choice is '
+                             'among (default: every registered candidate kind: mlp, '
+                             'random_forest, knn, hist_gb, svr and installed ones)')
     parser.add_argument('--search-iter', type=argtypes.int_in(0, 1000), default=8,
                         help='hyperparameter candidates searched per kind and configuration '
                              '(0: defaults, no search; a few keeps tests fast)')
@@ -216,11 +218,13 @@ def run(args) -> int:
                            test_fraction=args.test_fraction, seed=args.seed, progress=bar.update)
     from hetero_infer.interference import regressor_selection as model_selection
     from hetero_infer.interference.regressor_comparison import split_indices
-    candidates = [k.strip() for k in args.candidates.split(',') if k.strip()]
+    from hetero_infer.interference.regressor_registry import candidate_kinds, regressor_kinds
+    candidates = ([k.strip() for k in args.candidates.split(',') if k.strip()]
+                  if args.candidates else candidate_kinds())
     for k in candidates:
-        if k not in model_selection.CANDIDATES:
+        if k not in regressor_kinds():
             raise ConfigError('--candidates: unknown %r (known: %s)'
-                              % (k, ', '.join(model_selection.CANDIDATES)))
+                              % (k, ', '.join(regressor_kinds())))
     selection = {}
     if not args.no_select:
         with tqdm(total=len(configs) * len(candidates), desc='choose regressor (CV)',

@@ -39,12 +39,15 @@ from hetero_infer.evaluation.report import (  # noqa: F401  (write_outputs: this
     PROPOSED,
     write_outputs,
 )
-from hetero_infer.planning.schedulers import EVALUATED
 from hetero_infer.planning.schedulers.driver import plan_scheduler
 from hetero_infer.planning.schedulers.interface import ORACLE_SELECT_SEED, Plan, PlanContext
 from hetero_infer.planning.schedulers.interference_aware import InterferenceOptions
 from hetero_infer.planning.schedulers.oracle import OracleOptions
-from hetero_infer.planning.schedulers.registry import get_scheduler
+from hetero_infer.planning.schedulers.registry import (
+    evaluated_schedulers,
+    get_scheduler,
+    searching_schedulers,
+)
 from hetero_infer.planning.schedulers.searched import SearchOptions, router_factory
 from hetero_infer.planning.search import SimSettings
 from hetero_infer.planning.twin_measure import (  # noqa: F401  (part of this module's API)
@@ -57,8 +60,6 @@ from hetero_infer.planning.twin_measure import (  # noqa: F401  (part of this mo
     twin_slo99_throughput,
 )
 
-#: Schedulers whose plan depends on the goal (they search); the others plan once.
-GOAL_DEPENDENT = ('interference_aware', 'talk_exact', 'no_interference', 'oracle')
 #: Seeds apart between two plan seeds' oracle selection traces: those of plan seed ``k`` are
 #: ``ORACLE_SELECT_SEED + ORACLE_SEED_STRIDE * k + j`` (``ORACLE_SELECT_SEED``, the first of
 #: them, is PlanContext's default; measurement trace seeds must stay below it), ``j`` under
@@ -232,7 +233,7 @@ def _plan_job(scenario, platform_name: str, name: str, plan_seed: int, settings:
     recs = {'goodput': _record(plan, rank)}
     times = {'goodput': _cpu() - t0}
     if slo99:
-        if settings.slo99_plan and name in GOAL_DEPENDENT:
+        if settings.slo99_plan and get_scheduler(name).searches:  # its plan depends on the goal
             t0 = _cpu()
             recs['slo99_throughput'] = _record(
                 plan_scheduler(name, replace(ctx, goal='slo99_throughput')))
@@ -351,11 +352,13 @@ def _units(scenarios: Sequence, settings: EvalSettings) -> List[_Unit]:
 
 
 def run_evaluation(scenarios: Sequence, platform_name: str, *,
-                   schedulers: Sequence[str] = EVALUATED,
+                   schedulers: Optional[Sequence[str]] = None,
                    settings: Optional[EvalSettings] = None, workers: int = 2,
                    interference_model=None, progress=None, cluster=None) -> dict:
     """Plan and measure ``scenarios``; returns ``{'summary': ..., 'details': ...}``.
 
+    :param schedulers: names, in the order of the output (default: the evaluated ones,
+        :func:`~hetero_infer.planning.schedulers.evaluated_schedulers`).
     :param workers: local processes (ignored with ``cluster``).
     :param cluster: a Dask scheduler address, ``local[:N]`` or a ``distributed.Client``
         (:mod:`hetero_infer.evaluation.jobs`); ``None``: the local process pool.
@@ -367,7 +370,7 @@ def run_evaluation(scenarios: Sequence, platform_name: str, *,
 
     settings = settings or EvalSettings()
     settings.check()
-    schedulers = list(schedulers)
+    schedulers = evaluated_schedulers() if schedulers is None else list(schedulers)
     for n in schedulers:
         get_scheduler(n)
     for n in settings.rank_scenarios:
@@ -381,7 +384,7 @@ def run_evaluation(scenarios: Sequence, platform_name: str, *,
     units = _units(scenarios, settings)
     by_unit = {u.scenario.name: u for u in units}
     planned = [n for n in schedulers if n != 'oracle']
-    searched = [n for n in planned if n in GOAL_DEPENDENT]
+    searched = [n for n in planned if get_scheduler(n).searches]
     t0 = time.perf_counter()
     jobs = make_jobs(workers, cluster)
     pending: Dict[object, tuple] = {}
@@ -565,6 +568,7 @@ def _assemble(scenarios, units, schedulers, settings, plans, plan_times, measure
     n = settings.replications
     k0 = settings.plan_seed_list()[0]
     entries, stats_rows, fidelity = [], [], []
+    searching = searching_schedulers()  # registry order: the fidelity rows' order
     for s in scenarios:
         runs = _runs_of(measured, s.name, k0, n)
         results = _results(runs, schedulers)
@@ -584,7 +588,7 @@ def _assemble(scenarios, units, schedulers, settings, plans, plan_times, measure
                                sched: [eval_stats.mean(x) for x in zip(
                                    *[m['runs'][sched]['app_attainment'] for m in runs])]
                                for sched in schedulers}})
-        for sched in GOAL_DEPENDENT:
+        for sched in searching:
             if sched not in recs:
                 continue
             rec = recs[sched]['goodput']

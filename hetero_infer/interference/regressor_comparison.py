@@ -7,7 +7,10 @@ not need one. Accuracy is ``100 * (1 - MAPE)`` of the predicted co-run latency
 (``predicted slowdown x measured isolated latency``) against the measured co-run latency on the
 held-out samples, which equals ``100 * (1 - MAPE)`` of the slowdown.
 
-The registry is keyed by the name used in ``accuracy.json``; duplicates are refused.
+The compared regressors are kept in a :class:`~hetero_infer.registry.Registry` keyed by the name
+used in ``accuracy.json`` (``factory(seed) -> unfitted estimator``); duplicates are refused. They
+are the talk's comparison set (a decision tree too, which no model file holds); the regressors a
+model file may hold are the regressor family, :mod:`.regressor_registry`.
 """
 
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -18,30 +21,32 @@ from hetero_infer.errors import ConfigError
 from hetero_infer.interference.features import feature_names
 from hetero_infer.interference.profiling import Dataset, Observation
 from hetero_infer.interference.slowdown_model import InterferenceModel, accuracy_pct
+from hetero_infer.registry import Registry
 
 REGRESSOR_TITLES = {'mlp': 'MLP', 'knn': 'k-neighbors', 'random_forest': 'random forest',
                     'decision_tree': 'decision tree', 'svr': 'SVR'}
 
-_REGISTRY: Dict[str, Callable[[int], Any]] = {}
+def _callable(name: str, factory: Any) -> Callable[[int], Any]:
+    if not callable(factory):
+        raise ConfigError('compared regressor %r is %r, not a factory(seed)' % (name, factory))
+    return factory
+
+
+COMPARED = Registry('compared regressor', adapt=_callable)
 
 
 def register_regressor(name: str, factory: Callable[[int], Any]) -> None:
     """Register ``factory(seed) -> unfitted estimator``. :raises ConfigError: duplicate name."""
-    if name in _REGISTRY:
-        raise ConfigError('regressor %r is already registered' % name)
-    _REGISTRY[name] = factory
+    COMPARED.register(name, factory)
 
 
 def regressor_names() -> Tuple[str, ...]:
-    return tuple(_REGISTRY)
+    return tuple(COMPARED.names())
 
 
 def make_regressor(name: str, seed: int = 0) -> Any:
-    try:
-        return _REGISTRY[name](seed)
-    except KeyError:
-        raise ConfigError('unknown regressor %r (known: %s)'
-                          % (name, ', '.join(_REGISTRY))) from None
+    """:raises ConfigError: unknown name (the message lists the known ones)."""
+    return COMPARED.get(name)(seed)
 
 
 def _mlp(seed: int) -> Any:
@@ -121,7 +126,7 @@ def compare(dataset: Dataset, *, configs: Optional[Sequence[str]] = None,
     """
     kinds = dataset.processor_kinds
     configs = list(configs) if configs is not None else dataset.configs()
-    names = list(regressors) if regressors is not None else list(_REGISTRY)
+    names = list(regressors) if regressors is not None else list(regressor_names())
     table: Dict[str, Dict[str, float]] = {name: {} for name in names}
     mlps: Dict[str, InterferenceModel] = {}
     for ci, cfg in enumerate(configs):

@@ -10,7 +10,8 @@ serving needs no scikit-learn. Like
 (the MLP, kind ``'mlp'``), every model fits ``log(slowdown)`` and predicts ``exp`` of it, so
 squared error is relative error.
 
-Kinds (``kind``, the name in the model file and in ``accuracy.json``):
+Kinds (``kind``, the name in the model file and in ``accuracy.json``; each class is an entry of
+the regressor registry, :mod:`hetero_infer.interference.regressor_registry`):
 
 - ``'random_forest'`` (:class:`ForestModel`): every tree's nodes (children, split feature,
   threshold, leaf value); prediction is the mean over trees. scikit-learn compares features as
@@ -27,7 +28,7 @@ Kinds (``kind``, the name in the model file and in ``accuracy.json``):
   fitted value is known without private attributes).
 """
 
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional
 
 import numpy as np
 
@@ -51,7 +52,16 @@ class _ArrayRegressor(BaseEstimator, RegressorMixin):
     """Shared fit/predict plumbing: log target, optional standard scaling, shape checks."""
 
     kind = ''
+    #: what reports call it
+    title = ''
+    #: model selection tries it unless told otherwise
+    candidate = True
     scaled = False
+
+    @classmethod
+    def search_space(cls) -> Dict[str, Any]:
+        """Hyperparameter distributions model selection searches (scipy is needed)."""
+        raise NotImplementedError
 
     def _prepare_fit(self, X: Any, y: Any):
         from sklearn.utils.validation import check_X_y
@@ -193,6 +203,12 @@ class ForestModel(_ArrayRegressor):
     """Random forest (scikit-learn ``RandomForestRegressor``) on log slowdown."""
 
     kind = 'random_forest'
+    title = 'random forest'
+
+    @classmethod
+    def search_space(cls) -> Dict[str, Any]:
+        return {'n_estimators': [50, 100, 200], 'max_depth': [None, 6, 10, 16],
+                'min_samples_leaf': [1, 2, 4, 8], 'max_features': [0.3, 0.6, 1.0]}
 
     def __init__(self, n_estimators: int = 100, max_depth: Optional[int] = None,
                  min_samples_leaf: int = 1, max_features: float = 1.0,
@@ -262,6 +278,14 @@ class HistGBModel(_ArrayRegressor):
     """
 
     kind = 'hist_gb'
+    title = 'gradient boosting'
+
+    @classmethod
+    def search_space(cls) -> Dict[str, Any]:
+        from scipy.stats import loguniform
+        return {'learning_rate': loguniform(0.02, 0.3), 'max_iter': [50, 100, 200, 400],
+                'max_leaf_nodes': [7, 15, 31], 'min_samples_leaf': [5, 10, 20, 40],
+                'l2_regularization': loguniform(1e-3, 10.0)}
 
     def __init__(self, learning_rate: float = 0.1, max_iter: int = 100,
                  max_leaf_nodes: int = 31, min_samples_leaf: int = 20,
@@ -340,7 +364,14 @@ class KNNModel(_ArrayRegressor):
     """k-nearest neighbours on standardised features (Minkowski ``p``), log slowdown."""
 
     kind = 'knn'
+    title = 'k-neighbors'
     scaled = True
+
+    @classmethod
+    def search_space(cls) -> Dict[str, Any]:
+        from scipy.stats import randint
+        return {'n_neighbors': randint(2, 30), 'weights': ['uniform', 'distance'],
+                'p': [1.0, 2.0]}
 
     def __init__(self, n_neighbors: int = 5, weights: str = 'distance', p: float = 2.0) -> None:
         self.n_neighbors = n_neighbors
@@ -406,7 +437,14 @@ class SVRModel(_ArrayRegressor):
     """
 
     kind = 'svr'
+    title = 'SVR'
     scaled = True
+
+    @classmethod
+    def search_space(cls) -> Dict[str, Any]:
+        from scipy.stats import loguniform
+        return {'C': loguniform(0.1, 100.0), 'epsilon': loguniform(1e-3, 0.1),
+                'gamma': loguniform(0.005, 1.0)}
 
     def __init__(self, C: float = 1.0, epsilon: float = 0.01,
                  gamma: Optional[float] = None) -> None:
@@ -454,11 +492,3 @@ class SVRModel(_ArrayRegressor):
         self.gamma_ = float(_array(fitted['gamma'], where, 'gamma', shape=(), bound=1e6))
         if not self.gamma_ > 0:
             raise ModelError('%s: gamma must be positive, got %r' % (where, self.gamma_))
-
-
-#: kind -> class, for the model file reader (the MLP, ``'mlp'``, lives in ``interference``).
-MODEL_KINDS = {cls.kind: cls for cls in (ForestModel, HistGBModel, KNNModel, SVRModel)}
-
-
-def model_kinds() -> List[str]:
-    return ['mlp'] + list(MODEL_KINDS)

@@ -2,7 +2,8 @@
 
 For each co-run configuration the samples are split as in :func:`regressors.compare` (seeded,
 ``test_fraction`` held out). On the training part every candidate kind (MLP, random forest,
-k-neighbours, gradient boosting, SVR: :data:`SEARCH_SPACES`) gets its hyperparameters searched
+k-neighbours, gradient boosting, SVR: the regressor registry's ``candidate`` kinds, each searched
+over its class's ``search_space()``) gets its hyperparameters searched
 with scikit-learn's ``HalvingRandomSearchCV`` (``RandomizedSearchCV`` below 90 samples, where
 halving has too little to halve), scored by the project's accuracy (``100 x (1 - MAPE)`` of the
 slowdown) in ``cv``-fold cross-validation. The kind with the best cross-validated accuracy is
@@ -22,50 +23,31 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from hetero_infer.errors import ConfigError
-from hetero_infer.interference.regressor_models import ForestModel, HistGBModel, KNNModel, SVRModel
-from hetero_infer.interference.slowdown_model import InterferenceModel, accuracy_pct
+from hetero_infer.interference.regressor_registry import (
+    candidate_kinds,
+    regressor_class,
+    regressor_kinds,
+)
+from hetero_infer.interference.slowdown_model import accuracy_pct
 
-KIND_TITLES = {'mlp': 'MLP', 'random_forest': 'random forest', 'knn': 'k-neighbors',
-               'hist_gb': 'gradient boosting', 'svr': 'SVR'}
-CANDIDATES = ('mlp', 'random_forest', 'knn', 'hist_gb', 'svr')
 #: A kind must beat the MLP's cross-validated accuracy by more than this to replace it.
 TIE_POINTS = 0.1
 
-_CLASSES = {'mlp': InterferenceModel, 'random_forest': ForestModel, 'knn': KNNModel,
-            'hist_gb': HistGBModel, 'svr': SVRModel}
 
+def search_space(kind: str) -> Dict[str, Any]:
+    """Hyperparameter distributions searched for ``kind`` (its class's ``search_space()``).
 
-def _spaces() -> Dict[str, Dict[str, Any]]:
-    from scipy.stats import loguniform, randint
-    return {
-        'mlp': {'hidden_layer_sizes': [(32,), (64,), (32, 32), (64, 64), (128, 64)],
-                'alpha': loguniform(1e-4, 1.0), 'learning_rate_init': loguniform(3e-4, 3e-3)},
-        'random_forest': {'n_estimators': [50, 100, 200], 'max_depth': [None, 6, 10, 16],
-                          'min_samples_leaf': [1, 2, 4, 8], 'max_features': [0.3, 0.6, 1.0]},
-        'knn': {'n_neighbors': randint(2, 30), 'weights': ['uniform', 'distance'],
-                'p': [1.0, 2.0]},
-        'hist_gb': {'learning_rate': loguniform(0.02, 0.3), 'max_iter': [50, 100, 200, 400],
-                    'max_leaf_nodes': [7, 15, 31], 'min_samples_leaf': [5, 10, 20, 40],
-                    'l2_regularization': loguniform(1e-3, 10.0)},
-        'svr': {'C': loguniform(0.1, 100.0), 'epsilon': loguniform(1e-3, 0.1),
-                'gamma': loguniform(0.005, 1.0)},
-    }
-
-
-#: Hyperparameter distributions searched per kind (built on first use; scipy is needed).
-SEARCH_SPACES = _spaces
+    :raises ConfigError: unknown kind.
+    """
+    return regressor_class(kind).search_space()
 
 
 def make_model(kind: str, params: Optional[Dict[str, Any]] = None, seed: int = 0) -> Any:
     """An unfitted regressor of ``kind`` with ``params`` (JSON form: lists for tuples).
 
-    :raises ConfigError: unknown kind.
+    :raises ConfigError: unknown kind (the message lists the known ones).
     """
-    try:
-        cls = _CLASSES[kind]
-    except KeyError:
-        raise ConfigError('unknown regressor kind %r (known: %s)'
-                          % (kind, ', '.join(_CLASSES))) from None
+    cls = regressor_class(kind)
     params = dict(params or {})
     if 'hidden_layer_sizes' in params:
         params['hidden_layer_sizes'] = tuple(int(h) for h in params['hidden_layer_sizes'])
@@ -105,7 +87,7 @@ def search_kind(kind: str, X: np.ndarray, y: np.ndarray, *, n_iter: int, cv: int
         if n_iter <= 0:
             scores = cross_val_score(base, X, y, cv=folds, scoring=_scorer())
             return {}, float(np.mean(scores))
-        space = SEARCH_SPACES()[kind]
+        space = search_space(kind)
         if len(y) >= 90:
             from sklearn.experimental import enable_halving_search_cv  # noqa: F401
             from sklearn.model_selection import HalvingRandomSearchCV
@@ -124,7 +106,7 @@ def search_kind(kind: str, X: np.ndarray, y: np.ndarray, *, n_iter: int, cv: int
 
 
 def select(X: np.ndarray, y: np.ndarray, iso: np.ndarray, tr: np.ndarray, te: np.ndarray, *,
-           candidates: Sequence[str] = CANDIDATES, n_iter: int = 8, cv: int = 3,
+           candidates: Optional[Sequence[str]] = None, n_iter: int = 8, cv: int = 3,
            seed: int = 0, max_search_samples: int = 2000,
            progress: Optional[Callable[[int], None]] = None) -> Dict[str, Any]:
     """Search, cross-validate and hold-out-score every candidate on one configuration.
@@ -132,6 +114,7 @@ def select(X: np.ndarray, y: np.ndarray, iso: np.ndarray, tr: np.ndarray, te: np
     :returns: ``{'kinds': {kind: {'params', 'cv_accuracy', 'holdout_accuracy', 'search_s'}},
         'selected': {'regressor', 'params', 'accuracy', 'cv_accuracy', 'why'}}`` (``accuracy``
         is the held-out accuracy, comparable with the test-retest accuracy).
+    :param candidates: kinds to try (default: the registry's ``candidate`` kinds).
     :raises ConfigError: unknown kind, ``cv`` < 2 or too few samples.
     """
     from hetero_infer.interference.regressor_comparison import corun_accuracy
@@ -140,10 +123,9 @@ def select(X: np.ndarray, y: np.ndarray, iso: np.ndarray, tr: np.ndarray, te: np
     if len(tr) < 2 * cv:
         raise ConfigError('%d training samples are too few for %d-fold cross-validation'
                           % (len(tr), cv))
+    candidates = candidate_kinds() if candidates is None else list(candidates)
     for k in candidates:
-        if k not in _CLASSES:
-            raise ConfigError('unknown regressor kind %r (known: %s)'
-                              % (k, ', '.join(_CLASSES)))
+        regressor_class(k)  # unknown kinds fail before any search
     rng = np.random.default_rng([seed, 31])
     sub = tr if len(tr) <= max_search_samples else rng.choice(tr, max_search_samples,
                                                                replace=False)
@@ -183,8 +165,11 @@ def select(X: np.ndarray, y: np.ndarray, iso: np.ndarray, tr: np.ndarray, te: np
 
 
 def title(kind: str) -> str:
-    return KIND_TITLES.get(kind, kind)
+    """What reports call ``kind`` (its class's ``title``; the kind itself when unknown)."""
+    if kind not in regressor_kinds():
+        return kind
+    return getattr(regressor_class(kind), 'title', '') or kind
 
 
-__all__: List[str] = ['CANDIDATES', 'KIND_TITLES', 'SEARCH_SPACES', 'make_model', 'search_kind',
-                      'select', 'title']
+__all__: List[str] = ['TIE_POINTS', 'candidate_kinds', 'make_model', 'search_kind',
+                      'search_space', 'select', 'title']

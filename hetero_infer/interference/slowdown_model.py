@@ -53,8 +53,8 @@ from hetero_infer.models.zoo import Layer, ModelSpec
 
 MODEL_FORMAT = 'hetero_infer.interference_model'
 MODEL_VERSION = 2
-#: Versions this build reads: 1 (MLP entries only) and 2 (each entry names its ``kind``: ``mlp``
-#: or one of :data:`hetero_infer.interference.regressor_models.MODEL_KINDS`).
+#: Versions this build reads: 1 (MLP entries only) and 2 (each entry names its ``kind``: a kind
+#: of the regressor registry, :mod:`hetero_infer.interference.regressor_registry`).
 READ_VERSIONS = (1, 2)
 #: Bumped whenever :mod:`features` changes meaning; files with another version are refused.
 FEATURE_VERSION = 1
@@ -95,6 +95,18 @@ class InterferenceModel(BaseEstimator, RegressorMixin):
     :param log_target: fit ``log(y)`` and predict ``exp``; y must be positive.
     :param random_state: seed of the weight initialisation and batch order.
     """
+
+    kind = 'mlp'
+    title = 'MLP'
+    #: model selection tries it (and keeps it on a near tie: the talk's model)
+    candidate = True
+
+    @classmethod
+    def search_space(cls) -> Dict[str, Any]:
+        """Hyperparameter distributions model selection searches (scipy is needed)."""
+        from scipy.stats import loguniform
+        return {'hidden_layer_sizes': [(32,), (64,), (32, 32), (64, 64), (128, 64)],
+                'alpha': loguniform(1e-4, 1.0), 'learning_rate_init': loguniform(3e-4, 3e-3)}
 
     def __init__(self, hidden_layer_sizes: Tuple[int, ...] = (64, 64), alpha: float = 1e-2,
                  learning_rate_init: float = 1e-3, max_iter: int = 1000, log_target: bool = True,
@@ -421,15 +433,20 @@ class SlowdownPredictor:
 
 def model_from_arrays(entry: Mapping[str, Any], *, where: str) -> Any:
     """A fitted slowdown regressor from its model-file entry (kind ``mlp`` when absent, as in
-    version-1 files). :raises ModelError: unknown kind or malformed arrays."""
-    from hetero_infer.interference.regressor_models import MODEL_KINDS
+    version-1 files), read by the registry's class of that kind.
+
+    :raises ModelError: unknown kind or malformed arrays.
+    """
+    from hetero_infer.interference.regressor_registry import regressor_class
     kind = entry.get('kind', 'mlp')
     if kind == 'mlp':
         return InterferenceModel.from_arrays(entry, where=where)
-    cls = MODEL_KINDS.get(kind) if isinstance(kind, str) else None
-    if cls is None:
-        raise ModelError('%s: unknown regressor kind %r (known: mlp, %s)'
-                         % (where, kind, ', '.join(MODEL_KINDS)))
+    if not isinstance(kind, str):
+        raise ModelError('%s: regressor kind must be a string, got %r' % (where, kind))
+    try:
+        cls = regressor_class(kind)
+    except ConfigError as exc:  # unknown, or an installed regressor that cannot be loaded
+        raise ModelError('%s: %s' % (where, exc)) from None
     return cls.from_arrays(entry, where=where)
 
 

@@ -17,11 +17,10 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from hetero_infer.backends.base import backend_names
+from hetero_infer.backends.registry import backend_names
 from hetero_infer.errors import ConfigError
 from hetero_infer.planning.metrics import OBJECTIVES
 
-BACKENDS = backend_names()  # the backend registry's names (hetero_infer.backends)
 RESULT_TYPES = ('json', 'vision_msgs')
 INTAKES = ('thread', 'executor')
 GOAL_METRICS = tuple(OBJECTIVES)  # the weights of the weighted goal (goal_weights.*)
@@ -33,8 +32,8 @@ def goal_choices() -> Tuple[str, ...]:
     ``weighted`` (the sum of ``goal_weights.*``). A ``module:function`` goal is accepted only at
     start-up (:func:`build_config`): a parameter any DDS participant can set must not import
     code."""
-    from hetero_infer.planning.goals import goal_names
-    return tuple(goal_names()) + ('weighted',)
+    from hetero_infer.planning.goals import known_goals
+    return tuple(known_goals()) + ('weighted',)
 INPUT_TYPES = ('image', 'compressed_image', 'audio_f32', 'audio_i16', 'audio_data',
                'audio_data_stamped')
 #: Input QoS choices: by_type = sensor data for images, reliable for audio (the defaults).
@@ -55,7 +54,8 @@ class ParamSpec:
     high: Optional[float] = None
     choices: Tuple[str, ...] = ()
     read_only: bool = False
-    #: when set, the choices as they are now (they change as goals are installed)
+    #: when set, the choices as they are now (they change as goals or backends are registered
+    #: or installed): read at validation time, never frozen at import
     choices_fn: Optional[Callable[[], Tuple[str, ...]]] = None
 
     def all_choices(self) -> Tuple[str, ...]:
@@ -80,7 +80,7 @@ NODE_PARAMS = (
               'platform file\'s default.', read_only=True),
     ParamSpec('backend', 'emulated', 'Execution backend of every processor: emulated = the '
               'digital twin\'s timing, null = zero-time (measures the node itself).',
-              choices=BACKENDS, read_only=True),
+              choices_fn=backend_names, read_only=True),
     ParamSpec('enable_fp16', True, 'Build TensorRT engines in FP16 (tensorrt backend).',
               read_only=True),
     ParamSpec('force_engine_update', False, 'Rebuild cached TensorRT engines at start-up.',

@@ -16,7 +16,9 @@ Every predictor has the same call, ``predictor.latency_ms(model, proc, corunners
 the simulator pays a dictionary lookup per request.
 
 One file per predictor, one base (:mod:`.base`), one registry (:mod:`.registry`:
-``predictor_class(name)``, ``known_predictors()``), as for goals and schedulers.
+``get_predictor(name)``, ``known_predictors()``, entry-point group ``hetero_infer.predictors``),
+as for every plug-in family. A searched scheduler names its predictor (``predictor_kind``) and
+gets it from the registry, made by the class's ``for_context(plan context)``.
 """
 
 from hetero_infer.interference.predictors.base import LatencyTable, Predictor
@@ -26,12 +28,14 @@ from hetero_infer.interference.predictors.interference import (
 )
 from hetero_infer.interference.predictors.isolated import IsolatedPredictor
 from hetero_infer.interference.predictors.registry import (
+                                                       ENTRY_POINT_GROUP,
+                                                       PREDICTORS,
+                                                       get_predictor,
                                                        known_predictors,
-                                                       predictor_class,
                                                        register_predictor,
 )
 from hetero_infer.interference.predictors.twin import TwinPredictor
 
-__all__ = ['InterferencePredictor', 'IsolatedPredictor', 'LatencyTable', 'Predictor',
-           'TwinPredictor', 'known_predictors', 'load_latency_predictor', 'predictor_class',
-           'register_predictor']
+__all__ = ['ENTRY_POINT_GROUP', 'InterferencePredictor', 'IsolatedPredictor', 'LatencyTable',
+           'PREDICTORS', 'Predictor', 'TwinPredictor', 'get_predictor', 'known_predictors',
+           'load_latency_predictor', 'register_predictor']

@@ -7,9 +7,19 @@ from hetero_infer.models.layers import ModelSpec
 
 
 class Predictor:
-    """Base class: ``latency_ms(model, proc, corunners) -> float``."""
+    """Base class: ``latency_ms(model, proc, corunners) -> float``.
+
+    A subclass sets ``name`` (its key in the registry, :mod:`.registry`) and, when it needs more
+    than the platform, overrides :meth:`for_context`.
+    """
 
     name = 'predictor'
+
+    @classmethod
+    def for_context(cls, ctx) -> 'Predictor':
+        """The predictor a scheduler's search uses for plan context ``ctx`` (a
+        ``PlanContext``: ``platform``, ``apps``, ``seed``, ``settings``, ``options``)."""
+        return cls(ctx.platform)
 
     def latency_ms(self, model: ModelSpec, proc: str, corunners: Dict[str, ModelSpec]) -> float:
         raise NotImplementedError

@@ -2,10 +2,8 @@
 predictor."""
 
 from hetero_infer.interference.predictors.base import Predictor
-from hetero_infer.interference.predictors.registry import register_predictor
 
 
-@register_predictor
 class InterferencePredictor(Predictor):
     """The learned interference model: isolated latency times its predicted slowdown.
 
@@ -20,6 +18,12 @@ class InterferencePredictor(Predictor):
     def __init__(self, platform, model=None) -> None:
         self.platform = platform
         self.model = load_latency_predictor(platform, model)
+
+    @classmethod
+    def for_context(cls, ctx) -> 'InterferencePredictor':
+        """The committed model of the context's platform (``interference_aware`` passes the
+        model of its ``InterferenceOptions`` instead)."""
+        return cls(ctx.platform)
 
     def latency_ms(self, model, proc, corunners):
         if not corunners:

@@ -1,10 +1,8 @@
 """The no-interference baseline: isolated latencies from the platform's profile."""
 
 from hetero_infer.interference.predictors.base import Predictor
-from hetero_infer.interference.predictors.registry import register_predictor
 
 
-@register_predictor
 class IsolatedPredictor(Predictor):
     """Isolated latency from the platform's profile; co-runners are ignored."""
 

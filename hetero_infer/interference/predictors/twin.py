@@ -3,10 +3,8 @@
 from typing import Dict, Tuple
 
 from hetero_infer.interference.predictors.base import Predictor
-from hetero_infer.interference.predictors.registry import register_predictor
 
 
-@register_predictor
 class TwinPredictor(Predictor):
     """Ground truth from the digital twin: mean latency when the models co-run back to back.
 
@@ -22,6 +20,13 @@ class TwinPredictor(Predictor):
         self.iterations = iterations
         self.seed = seed
         self._cache: Dict[Tuple, Dict[str, float]] = {}
+
+    @classmethod
+    def for_context(cls, ctx) -> 'TwinPredictor':
+        """A twin of the context's platform, four co-run iterations, seeded from the plan seed
+        (apart from any seed the plans are measured with)."""
+        from hetero_infer.twin.simulator import Twin
+        return cls(Twin(ctx.platform, seed=ctx.seed + 7777), iterations=4, seed=ctx.seed + 1)
 
     def latencies_ms(self, jobs):
         key = tuple(sorted((p, id(m)) for p, m in jobs.items()))

@@ -4,13 +4,13 @@
 object / mapping with the same names (``goodput``, ``throughput``, ``fairness``,
 ``slo99_throughput``, ...). :func:`metric_value` reads a name from either.
 
-Goals are kept in one registry keyed by the name a user types; registering a name twice is an
-error. A goal may say which metrics it needs (``needs``): the planner computes the expensive
-``slo99_throughput`` (a bisection over the load) only for goals that ask for it.
+Goals are kept in one registry keyed by the name a user types (:mod:`.registry`); registering a
+name twice is an error. A goal may say which metrics it needs (``needs``): the planner computes
+the expensive ``slo99_throughput`` (a bisection over the load) only for goals that ask for it.
 """
 
 import math
-from typing import Callable, Dict, FrozenSet, Iterable, List
+from typing import Callable, FrozenSet, Iterable
 
 from hetero_infer.errors import ConfigError
 from hetero_infer.planning.metrics import OBJECTIVES, PLANNER_METRICS
@@ -52,30 +52,3 @@ class Goal:
 
     def __repr__(self) -> str:
         return 'Goal(%r)' % self.name
-
-
-_REGISTRY: Dict[str, Goal] = {}
-
-
-def register_goal(goal: Goal) -> Goal:
-    """Add a goal to the registry.
-
-    :raises ConfigError: a goal of that name is already registered.
-    """
-    if goal.name in _REGISTRY:
-        raise ConfigError('goal %r is already registered' % goal.name)
-    _REGISTRY[goal.name] = goal
-    return goal
-
-
-def known_goals() -> List[str]:
-    return sorted(_REGISTRY)
-
-
-def registered_goal(name: str) -> Goal:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ConfigError('unknown goal %r (known goals: %s; or "module:function", or a weighted '
-                          'sum like "0.7*goodput+0.3*fairness")'
-                          % (name, ', '.join(known_goals()))) from None

@@ -5,7 +5,8 @@ Accepted forms:
 - a built-in name: ``goodput``, ``slo99_throughput``, ``throughput``, ``fairness``;
 - the name of a goal an installed package registers as a Python entry point in the group
   ``hetero_infer.goals`` (``name = module:function``, the function as below, or a
-  :class:`Goal`); :func:`goal_names` lists them with the built-in ones;
+  :class:`Goal`); :func:`known_goals` lists them with the built-in ones (:data:`GOALS`, the
+  family's :class:`~hetero_infer.registry.Registry`; a name taken twice is an error);
 - a Python entry point ``module:function``; the function receives the metrics and returns a float
   to maximise (give it an attribute ``needs = ('slo99_throughput',)`` if it reads that metric);
 - a weighted sum of metric names, as text ``'0.7*goodput + 0.3*fairness'`` or as a mapping
@@ -16,73 +17,49 @@ Anything else is refused with the list of known names.
 
 import importlib
 import re
-from typing import Dict, List, Mapping, Union
+from typing import Any, Dict, List, Mapping, Union
 
 from hetero_infer.errors import ConfigError
-from hetero_infer.planning.goals import fairness, goodput, slo99_throughput, throughput
-from hetero_infer.planning.goals.base import (
-    METRIC_NAMES,
-    Goal,
-    known_goals,
-    metric_value,
-    register_goal,
-    registered_goal,
-)
-
-for _module in (goodput, slo99_throughput, throughput, fairness):
-    try:
-        register_goal(_module.GOAL)
-    except ConfigError:  # module reloaded in the same interpreter
-        pass
+from hetero_infer.planning.goals.base import METRIC_NAMES, Goal, metric_value
+from hetero_infer.registry import Registry
 
 #: Entry-point group of user goals (``[project.entry-points."hetero_infer.goals"]``).
 ENTRY_POINT_GROUP = 'hetero_infer.goals'
 
 
-def _entry_points(group: str):
-    from importlib import metadata
-    eps = metadata.entry_points()
-    if hasattr(eps, 'select'):  # Python >= 3.10
-        return list(eps.select(group=group))
-    return list(eps.get(group, ()))  # Python 3.8, 3.9: a dict of groups
+def _adapt(name: str, obj: Any) -> Goal:
+    """A registered or installed goal as a :class:`Goal` named ``name``: a Goal, or a function
+    of the metrics (its ``needs`` attribute and first docstring line are kept)."""
+    if isinstance(obj, Goal):
+        if obj.name == name:
+            return obj
+        return Goal(name, obj, needs=obj.needs, description=obj.description)
+    if callable(obj):
+        doc = (getattr(obj, '__doc__', None) or '').strip().split('\n')[0]
+        return Goal(name, _UserGoal(name, obj), needs=getattr(obj, 'needs', ()),
+                    description=doc or 'user goal %s' % name)
+    raise ConfigError('goal %r is %r, not a goal function or Goal' % (name, obj))
 
 
-def load_entry_point_goals() -> List[str]:
-    """Register the goals installed packages declare in :data:`ENTRY_POINT_GROUP` (those not
-    registered yet); returns their names.
+GOALS = Registry('goal', group=ENTRY_POINT_GROUP, adapt=_adapt,
+                 hint='; or "module:function", or a weighted sum like '
+                      '"0.7*goodput+0.3*fairness"')
+for _name in ('goodput', 'slo99_throughput', 'throughput', 'fairness'):
+    GOALS.register(_name, 'hetero_infer.planning.goals.%s:GOAL' % _name)
 
-    :raises ConfigError: an entry point that cannot be loaded or is not a goal (named).
+
+def register_goal(goal: Goal) -> Goal:
+    """Add a goal to the registry.
+
+    :raises ConfigError: a goal of that name is already registered.
     """
-    names = []
-    for ep in _entry_points(ENTRY_POINT_GROUP):
-        names.append(ep.name)
-        if ep.name in known_goals():
-            continue
-        try:
-            obj = ep.load()
-        except Exception as exc:  # noqa: BLE001 - the installed package's code
-            raise ConfigError('goal entry point %s = %s: cannot load it: %s: %s'
-                              % (ep.name, ep.value, type(exc).__name__, exc)) from None
-        if isinstance(obj, Goal):
-            goal = Goal(ep.name, obj, needs=obj.needs, description=obj.description)
-        elif callable(obj):
-            doc = (getattr(obj, '__doc__', None) or '').strip().split('\n')[0]
-            goal = Goal(ep.name, _UserGoal(ep.name, obj), needs=getattr(obj, 'needs', ()),
-                        description=doc or 'user goal %s (%s)' % (ep.name, ep.value))
-        else:
-            raise ConfigError('goal entry point %s = %s is %r, not a goal function'
-                              % (ep.name, ep.value, obj))
-        try:
-            register_goal(goal)
-        except ConfigError:  # registered by another thread meanwhile
-            pass
-    return names
+    GOALS.register(goal.name, goal)
+    return goal
 
 
-def goal_names() -> List[str]:
+def known_goals() -> List[str]:
     """Every goal a name selects: the built-in ones and the installed entry points' (sorted)."""
-    load_entry_point_goals()
-    return known_goals()
+    return sorted(GOALS.names())
 
 
 _NUMBER = r'[-+]?\d*\.?\d+(?:[eE][-+]?\d+)?'
@@ -186,6 +163,4 @@ def get_goal(spec: Union[str, Mapping, Goal]) -> Goal:
                                   % (term, spec, ', '.join(METRIC_NAMES)))
             weights[m.group(2)] = weights.get(m.group(2), 0.0) + float(m.group(1) or 1.0)
         return weighted_goal(weights)
-    if spec not in known_goals():
-        load_entry_point_goals()
-    return registered_goal(spec)
+    return GOALS.get(spec)

@@ -15,6 +15,7 @@ from hetero_infer.planning.schedulers.searched import BASELINE_ROUTER, router_fa
 class BaseThroughputScheduler(Scheduler):
     name = 'base'
     description = 'split each model over processors in proportion to isolated throughput'
+    evaluated = True
 
     def _plan(self, ctx: PlanContext) -> Plan:
         iso = ctx.isolated_ms()

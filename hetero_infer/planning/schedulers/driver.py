@@ -13,7 +13,7 @@ from typing import Dict, Mapping, Tuple
 
 from hetero_infer.errors import ConfigError
 from hetero_infer.planning.schedulers.interface import Plan, PlanContext
-from hetero_infer.planning.schedulers.registry import get_scheduler
+from hetero_infer.planning.schedulers.registry import evaluated_schedulers, get_scheduler
 
 
 def plan_scheduler(name: str, ctx: PlanContext) -> Plan:
@@ -28,6 +28,17 @@ def plan_scheduler(name: str, ctx: PlanContext) -> Plan:
     return _plan(name, ctx, dict(ctx.seed_plans), {}, ())
 
 
+def seed_names(scheduler) -> Tuple[str, ...]:
+    """The schedulers whose plans ``scheduler`` gets in ``ctx.seed_plans``, in order: with
+    ``seeds_every_evaluated``, every other evaluated scheduler (registry order) first, then its
+    own ``seed_schedulers``."""
+    names = list(scheduler.seed_schedulers)
+    if scheduler.seeds_every_evaluated:
+        others = [n for n in evaluated_schedulers() if n != scheduler.name]
+        names = others + [n for n in names if n not in others]
+    return tuple(names)
+
+
 def _plan(name: str, ctx: PlanContext, given: Mapping[str, Plan], made: Dict[str, Plan],
           chain: Tuple[str, ...]) -> Plan:
     if name in chain:
@@ -36,7 +47,7 @@ def _plan(name: str, ctx: PlanContext, given: Mapping[str, Plan], made: Dict[str
     scheduler = get_scheduler(name)
     seeds: Dict[str, Plan] = {}
     seed_time_s = 0.0
-    for seed_name in scheduler.seed_schedulers:
+    for seed_name in seed_names(scheduler):
         if seed_name in given:
             seeds[seed_name] = given[seed_name]
             continue

@@ -10,6 +10,7 @@ from hetero_infer.planning.schedulers.searched import BASELINE_ROUTER, router_fa
 class FastestOnlyScheduler(Scheduler):
     name = 'fastest_only'
     description = "all of a model's requests on its fastest processor"
+    evaluated = True
 
     def _plan(self, ctx: PlanContext) -> Plan:
         iso = ctx.isolated_ms()

@@ -150,10 +150,23 @@ class Plan:
 class Scheduler:
     """Base class: subclasses set ``name`` and implement :meth:`_plan`."""
 
+    # What the rest of the code needs to know about a scheduler it declares here, as class
+    # attributes; the registry answers questions with them (``searching_schedulers()``).
+    #: Plans by searching for the goal: its plan depends on the goal (the evaluation plans it
+    #: once per goal, ``hetero-infer plan`` accepts it) and carries a ``SearchResult``.
+    searches = False
+    #: Reads the interference model: ``plan`` and ``evaluate`` check the model before any work.
+    needs_interference_model = False
+    #: Run by ``hetero-infer evaluate`` without ``--schedulers`` (in registry order).
+    evaluated = False
+
     name = 'scheduler'
     description = ''
     #: schedulers whose plans (for the same context) this one needs in ``ctx.seed_plans``
     seed_schedulers: Tuple[str, ...] = ()
+    #: also take every other evaluated scheduler's plan as a seed (the oracle's candidates),
+    #: in the registry's order, ahead of ``seed_schedulers``; the driver looks them up
+    seeds_every_evaluated = False
 
     def plan(self, ctx: PlanContext) -> Plan:
         """Plan ``ctx``; its ``seed_plans`` must hold every scheduler of ``seed_schedulers``.

@@ -9,7 +9,7 @@ without the model would have chosen. That costs one more search per plan.
 from dataclasses import dataclass
 from typing import Dict, Protocol, Union
 
-from hetero_infer.interference.predictors import InterferencePredictor
+from hetero_infer.interference.predictors import InterferencePredictor, get_predictor
 from hetero_infer.interference.slowdown_model import SlowdownPredictor
 from hetero_infer.models.layers import ModelSpec
 from hetero_infer.planning.schedulers.interface import PlanContext, SchedulerOptions
@@ -38,17 +38,22 @@ class InterferenceOptions(SchedulerOptions):
 
 
 class InterferenceAwareScheduler(SearchScheduler):
+    evaluated = True
+    needs_interference_model = True
+    predictor_kind = 'interference'  # made once per context below, shared with talk_exact
     name = 'interference_aware'
     description = ('sampled-simulation search, latencies from the MLP interference model; '
                    "the baselines' and no_interference's plans seeded")
     seed_schedulers = SearchScheduler.seed_schedulers + ('no_interference',)
 
     def predictor(self, ctx: PlanContext) -> InterferencePredictor:
+        # the registry's 'interference' predictor with this context's model (InterferenceOptions),
         # loaded once per context: its goodput and slo99 plans (and talk_exact's) share it
-        pred = ctx.predictors.get(InterferencePredictor.name)
+        pred = ctx.predictors.get(self.predictor_kind)
         if pred is None:
-            pred = InterferencePredictor(ctx.platform, ctx.option(InterferenceOptions).model)
-            ctx.predictors[InterferencePredictor.name] = pred
+            pred = get_predictor(self.predictor_kind)(ctx.platform,
+                                                      ctx.option(InterferenceOptions).model)
+            ctx.predictors[self.predictor_kind] = pred
         return pred
 
     def seed_allocations(self, ctx: PlanContext) -> list:

@@ -29,6 +29,7 @@ class LeastFinishTimeDispatcher:
 class LeastFinishTimeScheduler(Scheduler):
     name = 'least_finish_time'
     description = 'send each request where it is expected to finish first (isolated latencies)'
+    evaluated = True
 
     def _plan(self, ctx: PlanContext) -> Plan:
         procs = ctx.platform.processor_ids

@@ -4,8 +4,9 @@
    latencies measured on the digital twin, i.e. a perfect interference model) and twice the
    refinement budget (``oracle_top_fraction`` sets the samples; default the same 459).
 2. Candidates: its own best ``rerank`` policies plus **every other scheduler's plan** for the
-   same goal (its seed plans, :data:`REFERENCES`: given by the caller, as the evaluation does,
-   or planned first by the driver), so no scheduler can hold a plan the oracle did not consider.
+   same goal (its seed plans, ``seeds_every_evaluated``: given by the caller, as the
+   evaluation does, or planned first by the driver), so no scheduler can hold a plan the oracle
+   did not consider.
 3. Each distinct candidate is served on the layer-level twin on traces whose seeds start at
    ``select_seed`` (disjoint from the evaluation's measurement traces, which the evaluation
    checks), and the one the goal scores highest is kept: ``select_traces`` runs of ``serve_s``
@@ -26,7 +27,6 @@ from typing import List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
-from hetero_infer.interference.predictors import TwinPredictor
 from hetero_infer.planning.schedulers.interface import (
     ORACLE_SELECT_SEED,
     Plan,
@@ -34,18 +34,12 @@ from hetero_infer.planning.schedulers.interface import (
     SchedulerOptions,
 )
 from hetero_infer.planning.schedulers.searched import (
-                                                   SearchOptions,
-                                                   SearchScheduler,
-                                                   router_factory,
+    SearchOptions,
+    SearchScheduler,
+    router_factory,
 )
 from hetero_infer.planning.search import build_problem, search
 from hetero_infer.planning.twin_measure import select_on_twin
-from hetero_infer.twin.simulator import Twin
-
-#: every other scheduler, in the order its plan joins the candidates (the evaluation's order;
-#: on a tie between candidates the earlier one is kept)
-REFERENCES = ('interference_aware', 'talk_exact', 'no_interference', 'base', 'round_robin',
-              'least_finish_time', 'fastest_only')
 
 
 @dataclass(frozen=True)
@@ -82,21 +76,17 @@ def _same_plan(a: Plan, b: Plan) -> bool:
 
 
 class OracleScheduler(SearchScheduler):
+    evaluated = True
+    # made once per context (SearchScheduler.predictor): both goals share its co-runs; the
+    # twin is the ground truth, seeded apart from the evaluation's runs (TwinPredictor)
+    predictor_kind = 'twin'
     name = 'oracle'
     description = ('long search with ground-truth co-run latencies; its best candidates and '
                    "every other scheduler's plan chosen between on held-out twin traces")
 
-    seed_schedulers = REFERENCES
-
-    def predictor(self, ctx: PlanContext) -> TwinPredictor:
-        # kept with the context so the goodput and slo99 plans share the measured co-runs; the
-        # twin is the ground truth, seeded apart from the evaluation's runs
-        pred = ctx.predictors.get(TwinPredictor.name)
-        if pred is None:
-            pred = TwinPredictor(Twin(ctx.platform, seed=ctx.seed + 7777), iterations=4,
-                                 seed=ctx.seed + 1)
-            ctx.predictors[TwinPredictor.name] = pred
-        return pred
+    # every other evaluated scheduler's plan joins the candidates, in the registry's
+    # (the evaluation's) order: on a tie between candidates the earlier one is kept
+    seeds_every_evaluated = True
 
     def _plan(self, ctx: PlanContext) -> Plan:
         opts, search_opts = ctx.option(OracleOptions), ctx.option(SearchOptions)
@@ -113,8 +103,7 @@ class OracleScheduler(SearchScheduler):
         for k, policy in enumerate(result.candidates[:max(1, opts.rerank)]):
             cands.append(('oracle#%d' % k, Plan(self.name, router_factory(policy, ctx.settings),
                                                  policy=policy, source=self.name)))
-        for name in self.seed_schedulers:
-            plan = ctx.seed_plans[name]
+        for name, plan in ctx.seed_plans.items():
             if not any(_same_plan(plan, c) for _, c in cands):
                 cands.append((name, plan))
         best, report = select_on_twin(

@@ -26,6 +26,7 @@ class RoundRobinDispatcher:
 class RoundRobinScheduler(Scheduler):
     name = 'round_robin'
     description = 'cycle over the processors each model can run on'
+    evaluated = True
 
     def _plan(self, ctx: PlanContext) -> Plan:
         procs = ctx.platform.processor_ids

@@ -66,6 +66,10 @@ class SearchScheduler(Scheduler):
     search's candidates, and the router options come from :data:`ROUTER_CHOICES`.
     """
 
+    searches = True
+    #: The predictor the search scores policies with: a name in the predictor registry
+    #: (:mod:`hetero_infer.interference.predictors.registry`), made by :meth:`predictor`.
+    predictor_kind = ''
     router_choices = ROUTER_CHOICES
     seed_schedulers = ('base', 'fastest_only')
 
@@ -78,7 +82,19 @@ class SearchScheduler(Scheduler):
         return out
 
     def predictor(self, ctx: PlanContext) -> Predictor:
-        raise NotImplementedError
+        """The registry's predictor ``predictor_kind``, made for ``ctx`` by the class's
+        ``for_context`` once per context (``ctx.predictors``: the goodput and SLO99 plans of a
+        context, and schedulers naming the same kind, share it: the interference model is
+        loaded once, the twin's co-runs measured once).
+
+        :raises ConfigError: ``predictor_kind`` is not a registered predictor.
+        """
+        pred = ctx.predictors.get(self.predictor_kind)
+        if pred is None:
+            from hetero_infer.interference.predictors import get_predictor
+            pred = get_predictor(self.predictor_kind).for_context(ctx)
+            ctx.predictors[self.predictor_kind] = pred
+        return pred
 
     def search_args(self, ctx: PlanContext) -> dict:
         opts = ctx.option(SearchOptions)
