@@ -29,9 +29,9 @@ MODELS = ('resnet18', 'googlenet', 'squeezenet1_1')
 LATENCY_TOLERANCE = 0.05
 GOODPUT_TOLERANCE_PCT = 5.0
 ARGS = ['bringup', '--backend', 'emulated', '--platform', 'xavier', '--models', ','.join(MODELS),
-        '--repeats', '10', '--corun-repeats', '6', '--profile-samples', '800',
-        '--candidates', 'mlp,knn', '--search-iter', '0', '--cv', '2', '--serve-s', '4',
-        '--warmup-s', '0.5', '--plan-samples', '20']
+        '--repeats', '10', '--corun-repeats', '6', '--profile-samples', '400',
+        '--candidates', 'knn,median,none', '--search-iter', '0', '--cv', '2', '--serve-s', '4',
+        '--warmup-s', '0.5', '--plan-samples', '20', '--plan-refine', '20']
 FINISHED_BEFORE_PROFILE = ('environment.json', 'engines.json', 'isolated.json', 'platform.yaml',
                            'fit.json', 'coruns.json')
 
@@ -88,7 +88,10 @@ def test_emulated_bringup_recovers_xavier_resumes_after_kill(tmp_path):
     assert abs(serve['goodput_error_pct']) <= GOODPUT_TOLERANCE_PCT, serve
     # every step reported, the co-runs compared with the twin, the model choice explained
     assert len(report['coruns']['rows']) >= 9
-    assert {r['selected'] for r in report['interference']['rows']} <= {'mlp', 'knn'}
+    # the emulated Xavier interferes: a regressor beats both constants in every configuration
+    rows = report['interference']['rows']
+    assert len(rows) == 5 and {r['selected'] for r in rows} == {'knn'}, rows
+    assert not report['headline']['constant_interference_model']
     with open(os.path.join(out, 'report.md')) as f:
         text = f.read()
     for heading in ('## 1. Environment', '## 3-4. Isolated', '## 5. Co-runs', '## 6. Interf',
@@ -140,3 +143,29 @@ def test_bad_flags_are_named(capsys):
     assert main(['bringup', '--backend', 'emulated', '--platform', 'xavier', '--out', '/tmp/x',
                  '--candidates', 'mlp,oracle']) == 1
     assert "--candidates: unknown 'oracle'" in capsys.readouterr().err
+
+
+def test_a_constant_is_selected_when_nothing_is_learnable_and_round_trips(tmp_path):
+    import numpy as np
+
+    from hetero_infer.interference import regressor_selection as selection
+    from hetero_infer.interference.slowdown_model import SlowdownPredictor, feature_names
+    rng = np.random.default_rng(0)
+    X = rng.random((150, len(feature_names(1))))  # one co-runner: gpu|dla
+    iso = np.ones(150)
+    tr, te = np.arange(120), np.arange(120, 150)
+    kinds = ('mlp', 'knn', 'median', 'none')
+    flat = 1.15 * np.exp(rng.normal(0.0, 0.02, 150))  # slowdown 1.15 whatever runs beside
+    chosen = selection.select(X, flat, iso, tr, te, candidates=kinds, n_iter=0, cv=2)
+    assert chosen['selected']['regressor'] == 'median', chosen['selected']
+    learnable = 1.0 + 0.8 * X[:, 0]
+    assert selection.select(X, learnable, iso, tr, te, candidates=kinds, n_iter=0,
+                            cv=2)['selected']['regressor'] in ('mlp', 'knn')
+    # the constant ships in the model file like any regressor
+    model = selection.make_model('median').fit(X, flat)
+    pred = SlowdownPredictor({'gpu|dla': model}, {'gpu': 'gpu', 'dla0': 'dla'},
+                             platform_name='xavier')
+    path = str(tmp_path / 'm.json')
+    pred.save(path)
+    back = SlowdownPredictor.load(path).models['gpu|dla']
+    assert np.allclose(back.predict(X[:3]), np.median(flat))

@@ -24,7 +24,7 @@ def _data(n=240, seed=0):
 
 SMALL = {'mlp': {'hidden_layer_sizes': [16], 'max_iter': 200},
          'random_forest': {'n_estimators': 10}, 'hist_gb': {'max_iter': 20}, 'knn': {},
-         'svr': {}}
+         'svr': {}, 'median': {}, 'none': {}}
 
 
 @pytest.mark.parametrize('kind', CANDIDATES)

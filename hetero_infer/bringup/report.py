@@ -5,6 +5,7 @@ import os
 from typing import Any, Dict, List, Optional
 
 from hetero_infer.bringup import artifacts
+from hetero_infer.interference.regressor_selection import TIE_POINTS as TIE
 
 #: Targets the report checks each headline against (issue 25's "done when").
 TARGETS = {'fit_median_abs_error_pct': 10.0, 'goodput_abs_error_pct': 10.0}
@@ -30,7 +31,7 @@ def interference_summary(accuracy: Optional[dict]) -> Optional[dict]:
                      'median_slowdown': (base.get('median_slowdown') or {}).get(cfg),
                      'no_interference': (base.get('no_interference') or {}).get(cfg),
                      'why': sel[cfg].get('why')})
-    constant = bool(rows) and all(r['selected'] == 'median' for r in rows)
+    constant = bool(rows) and all(r['selected'] in ('median', 'none') for r in rows)
     return {'rows': rows, 'constant_selected': constant}
 
 
@@ -148,8 +149,12 @@ def markdown(doc: dict) -> str:
             lines.append('')
             if inter['constant_selected']:
                 lines.append('**The board shows no learnable interference**: a constant '
-                             '(the median slowdown) predicts co-run latency as well as any '
-                             'regressor in every configuration, so the planner uses it.')
+                             '(the median slowdown, or none) predicts co-run latency as well as '
+                             'any regressor in every configuration, so the planner uses it.')
+            else:
+                lines.append('Selected where a constant is not within %s point of the best '
+                             'regressor (see model/accuracy.md for why, per configuration).'
+                             % TIE)
             lines.append('')
     plan, serve = doc.get('plan'), doc.get('serve')
     if plan:

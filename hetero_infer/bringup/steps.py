@@ -37,7 +37,7 @@ class Settings:
     corun_repeats: int = 20
     profile_samples: int = 2000
     profile_budget_s: float = 360.0
-    candidates: Tuple[str, ...] = ('mlp', 'knn', 'random_forest')
+    candidates: Tuple[str, ...] = ('mlp', 'knn', 'random_forest', 'median', 'none')
     search_iter: int = 4
     cv: int = 3
     load: float = 0.8
@@ -46,6 +46,7 @@ class Settings:
     serve_s: float = 10.0
     warmup_s: float = 1.0
     plan_samples: int = 100
+    plan_refine_evals: int = 120
     time_scale: float = 1.0
     precision: str = 'fp16'
     #: emulated backend: serve on the twin's virtual clock (``virtual``) or with the serving
@@ -477,7 +478,8 @@ def plan(ctx: Context) -> dict:
     model_path = model_file(ctx)
     pctx = PlanContext(platform=fitted, apps=apps, goal='goodput', seed=s.seed,
                        settings=SimSettings(seed=s.seed), n_samples=s.plan_samples,
-                       workers=1, interference_model=model_path)
+                       workers=1, interference_model=model_path,
+                       max_refine_evals=s.plan_refine_evals)
     chosen = get_scheduler('interference_aware').plan(pctx)
     # the prediction for the served run: the planner's simulator on the served trace
     predictor = InterferencePredictor(fitted, model_path)

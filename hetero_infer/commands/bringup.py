@@ -36,8 +36,9 @@ def add_arguments(parser):
     parser.add_argument('--profile-samples', type=argtypes.int_in(20, 10 ** 7), default=2000,
                         help='random-layer samples of the interference profile (default 2000; '
                              'fewer when the budget ends first)')
-    parser.add_argument('--candidates', default='mlp,knn,random_forest',
-                        help='regressor kinds the interference model is chosen among')
+    parser.add_argument('--candidates', default='mlp,knn,random_forest,median,none',
+                        help='kinds the interference model is chosen among (median: the '
+                             'median slowdown, none: no interference; constants win ties)')
     parser.add_argument('--search-iter', type=argtypes.int_in(0, 1000), default=4,
                         help='hyperparameter candidates per kind (0: defaults)')
     parser.add_argument('--cv', type=argtypes.int_in(2, 20), default=3,
@@ -60,6 +61,8 @@ def add_arguments(parser):
                         help='emulated backend: serve the plan on the twin\'s virtual clock '
                              '(default), or through the serving engine in wall time scaled by '
                              '--time-scale (Python\'s wake-up delays then count)')
+    parser.add_argument('--plan-refine', type=argtypes.int_in(0, 100000), default=120,
+                        help='simulations the plan search\'s refinement may use (default 120)')
     parser.add_argument('--time-scale', type=argtypes.float_in(0.01, 1000.0), default=None,
                         help='emulated backend: wall seconds per emulated second of its '
                              'processors (default 1)')
@@ -74,7 +77,7 @@ def settings_from(args):
     :raises ConfigError: an unknown candidate kind, or ``--time-scale`` off the emulated
         backend.
     """
-    from hetero_infer.bringup import DEFAULT_MODELS, Settings
+    from hetero_infer.bringup.steps import DEFAULT_MODELS, Settings
     from hetero_infer.errors import ConfigError
     from hetero_infer.interference import regressor_selection
     models = tuple(m.strip() for m in (args.models or '').split(',') if m.strip()) \
@@ -101,6 +104,7 @@ def settings_from(args):
         min_slo_ms=args.min_slo_ms if args.min_slo_ms is not None else (0.0 if emulated
                                                                         else 2.0),
         serve_s=args.serve_s, warmup_s=args.warmup_s, plan_samples=args.plan_samples,
+        plan_refine_evals=args.plan_refine,
         time_scale=(args.time_scale or 1.0) if emulated else 1.0, precision=args.precision,
         serve_clock=(args.serve_clock or 'virtual') if emulated else 'wall')
 
@@ -109,7 +113,7 @@ def run(args) -> int:
     import os
     import time
 
-    from hetero_infer.bringup import run as bringup
+    from hetero_infer.bringup.runner import run as bringup
     settings = settings_from(args)
     t0 = time.perf_counter()
     doc = bringup(settings, args.out, log=lambda text: print(text, flush=True))

@@ -51,7 +51,7 @@ def add_arguments(parser):
                         help='zoo model triples (GPU+DLA0+DLA1) for the model-level check')
     parser.add_argument('--no-select', action='store_true',
                         help='ship the MLP without choosing a regressor by cross-validation')
-    parser.add_argument('--candidates', default='mlp,random_forest,knn,hist_gb,svr',
+    parser.add_argument('--candidates', default='mlp,random_forest,knn,hist_gb,svr,median,none',
                         help='regressor kinds the cross-validated choice is among')
     parser.add_argument('--search-iter', type=argtypes.int_in(0, 1000), default=8,
                         help='hyperparameter candidates searched per kind and configuration '

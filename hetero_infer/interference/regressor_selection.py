@@ -6,7 +6,9 @@ k-neighbours, gradient boosting, SVR: :data:`SEARCH_SPACES`) gets its hyperparam
 with scikit-learn's ``HalvingRandomSearchCV`` (``RandomizedSearchCV`` below 90 samples, where
 halving has too little to halve), scored by the project's accuracy (``100 x (1 - MAPE)`` of the
 slowdown) in ``cv``-fold cross-validation. The kind with the best cross-validated accuracy is
-selected; ties within :data:`TIE_POINTS` go to the MLP (the talk's model, cheapest to serve).
+selected; ties within :data:`TIE_POINTS` go to the MLP (the talk's model, cheapest to serve),
+and to a constant (:data:`CONSTANTS`: no interference, then the median slowdown) before any
+regressor: a board whose co-runs a constant predicts as well has no learnable interference.
 Each kind's best hyperparameters are then refitted on the whole training part and scored on the
 held-out part, which is the accuracy reported beside the test-retest ceiling (the held-out part
 played no role in the choice).
@@ -22,17 +24,28 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from hetero_infer.errors import ConfigError
-from hetero_infer.interference.regressor_models import ForestModel, HistGBModel, KNNModel, SVRModel
+from hetero_infer.interference.regressor_models import (
+    ForestModel,
+    HistGBModel,
+    KNNModel,
+    MedianModel,
+    NoInterferenceModel,
+    SVRModel,
+)
 from hetero_infer.interference.slowdown_model import InterferenceModel, accuracy_pct
 
 KIND_TITLES = {'mlp': 'MLP', 'random_forest': 'random forest', 'knn': 'k-neighbors',
-               'hist_gb': 'gradient boosting', 'svr': 'SVR'}
-CANDIDATES = ('mlp', 'random_forest', 'knn', 'hist_gb', 'svr')
+               'hist_gb': 'gradient boosting', 'svr': 'SVR',
+               'median': 'constant (median slowdown)', 'none': 'no interference'}
+CANDIDATES = ('mlp', 'random_forest', 'knn', 'hist_gb', 'svr', 'median', 'none')
+#: The constant candidates, simplest first: preferred to any regressor within TIE_POINTS.
+CONSTANTS = ('none', 'median')
 #: A kind must beat the MLP's cross-validated accuracy by more than this to replace it.
 TIE_POINTS = 0.1
 
 _CLASSES = {'mlp': InterferenceModel, 'random_forest': ForestModel, 'knn': KNNModel,
-            'hist_gb': HistGBModel, 'svr': SVRModel}
+            'hist_gb': HistGBModel, 'svr': SVRModel, 'median': MedianModel,
+            'none': NoInterferenceModel}
 
 
 def _spaces() -> Dict[str, Dict[str, Any]]:
@@ -102,7 +115,7 @@ def search_kind(kind: str, X: np.ndarray, y: np.ndarray, *, n_iter: int, cv: int
     base = make_model(kind, seed=seed)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')  # convergence warnings of small MLP fits
-        if n_iter <= 0:
+        if n_iter <= 0 or kind in CONSTANTS:  # constants have no hyperparameters
             scores = cross_val_score(base, X, y, cv=folds, scoring=_scorer())
             return {}, float(np.mean(scores))
         space = SEARCH_SPACES()[kind]
@@ -172,6 +185,15 @@ def select(X: np.ndarray, y: np.ndarray, iso: np.ndarray, tr: np.ndarray, te: np
         why = ('MLP kept: %s is within %.1f point in cross-validation (%.2f vs %.2f)'
                % (order[0], TIE_POINTS, kinds[order[0]]['cv_accuracy'],
                   kinds['mlp']['cv_accuracy']))
+    for const in CONSTANTS:
+        if const in kinds and const != best and \
+                kinds[best]['cv_accuracy'] - kinds[const]['cv_accuracy'] <= TIE_POINTS:
+            why = ('%s kept: %s is within %.1f point of it in cross-validation (%.2f vs %.2f): '
+                   'no learnable interference' % (title(const), best, TIE_POINTS,
+                                                  kinds[best]['cv_accuracy'],
+                                                  kinds[const]['cv_accuracy']))
+            best = const
+            break
     why += '; hyperparameters by %s over %d candidates' % (
         'no search (defaults)' if n_iter <= 0 else
         'HalvingRandomSearchCV' if len(sub) >= 90 else 'RandomizedSearchCV', max(n_iter, 1))
