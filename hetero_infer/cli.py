@@ -45,6 +45,7 @@ SUBCOMMANDS = (
     ('serve', 'serve', 'run the ROS 2 scheduler node (and demo sources) in one process'),
     ('sources', 'sources', 'publish synthetic or recorded camera frames and audio chunks'),
     ('demo', 'demo', 'serve + synthetic sources on the emulated Xavier, then a summary'),
+    ('bringup', 'bringup', 'bring up a board: fitted twin, interference model, plan, served run'),
 )
 
 

@@ -8,7 +8,11 @@ import pytest
 
 from hetero_infer.errors import ConfigError, ModelError
 from hetero_infer.interference.features import feature_names
-from hetero_infer.interference.regressor_registry import candidate_kinds, regressor_kinds
+from hetero_infer.interference.regressor_registry import (
+    candidate_kinds,
+    constant_kinds,
+    regressor_kinds,
+)
 from hetero_infer.interference.regressor_selection import make_model, select, title
 from hetero_infer.interference.slowdown_model import SlowdownPredictor, model_from_arrays
 
@@ -24,16 +28,19 @@ def _data(n=240, seed=0):
 
 SMALL = {'mlp': {'hidden_layer_sizes': [16], 'max_iter': 200},
          'random_forest': {'n_estimators': 10}, 'hist_gb': {'max_iter': 20}, 'knn': {},
-         'svr': {}}
+         'svr': {}, 'median': {}, 'none': {}}
 
 
-CANDIDATES = ('mlp', 'random_forest', 'knn', 'hist_gb', 'svr')
+CANDIDATES = ('mlp', 'random_forest', 'knn', 'hist_gb', 'svr', 'none', 'median')
 
 
 def test_registry_holds_the_candidates_in_selection_order_with_their_titles():
-    assert candidate_kinds() == list(CANDIDATES) and regressor_kinds()[:5] == list(CANDIDATES)
+    assert candidate_kinds() == list(CANDIDATES) and regressor_kinds()[:7] == list(CANDIDATES)
     assert [title(k) for k in CANDIDATES] == ['MLP', 'random forest', 'k-neighbors',
-                                              'gradient boosting', 'SVR']
+                                              'gradient boosting', 'SVR', 'no interference',
+                                              'constant (median slowdown)']
+    # the constants, simplest first: selection prefers them on a tie
+    assert constant_kinds() == ['none', 'median']
     with pytest.raises(ConfigError, match="unknown regressor 'xgboost' \\(known regressors: mlp"):
         make_model('xgboost')
 

@@ -80,7 +80,7 @@ LAYERS = (
     ('hetero_infer.backends',),
     ('hetero_infer.serving',),
     ('hetero_infer.dds_profile', 'hetero_infer.ros'),
-    ('hetero_infer.commands',),
+    ('hetero_infer.commands', 'hetero_infer.bringup'),
     ('hetero_infer.cli',),
 )
 

@@ -54,7 +54,8 @@ def add_arguments(parser):
     parser.add_argument('--candidates', default=None, metavar='KINDS',
                         help='comma-separated regressor kinds the cross-validated choice is '
                              'among (default: every registered candidate kind: mlp, '
-                             'random_forest, knn, hist_gb, svr and installed ones)')
+                             'random_forest, knn, hist_gb, svr, the constants none and '
+                             'median, and installed ones)')
     parser.add_argument('--search-iter', type=argtypes.int_in(0, 1000), default=8,
                         help='hyperparameter candidates searched per kind and configuration '
                              '(0: defaults, no search; a few keeps tests fast)')

@@ -26,6 +26,10 @@ the regressor registry, :mod:`hetero_infer.interference.regressor_registry`):
 - ``'svr'`` (:class:`SVRModel`): standard scaler, RBF kernel; support vectors, dual
   coefficients, intercept and the numeric ``gamma`` (computed here for ``gamma='scale'`` so the
   fitted value is known without private attributes).
+- ``'median'`` (:class:`MedianModel`) and ``'none'`` (:class:`NoInterferenceModel`): the two
+  constants a learned model must beat, the training samples' median slowdown and no
+  interference (slowdown 1); selected when nothing learnable is left (a board whose co-runs
+  barely interfere).
 """
 
 from typing import Any, Dict, Mapping, Optional
@@ -492,3 +496,45 @@ class SVRModel(_ArrayRegressor):
         self.gamma_ = float(_array(fitted['gamma'], where, 'gamma', shape=(), bound=1e6))
         if not self.gamma_ > 0:
             raise ModelError('%s: gamma must be positive, got %r' % (where, self.gamma_))
+
+
+class MedianModel(_ArrayRegressor):
+    """The training samples' median slowdown, whatever the features."""
+
+    kind = 'median'
+    title = 'constant (median slowdown)'
+    #: a constant: model selection prefers it to any regressor within TIE_POINTS
+    constant = True
+
+    @classmethod
+    def search_space(cls) -> Dict[str, Any]:
+        return {}   # no hyperparameters
+
+    def fit(self, X: Any, y: Any) -> 'MedianModel':
+        _, ylog = self._prepare_fit(X, y)
+        self.log_slowdown_ = float(np.median(ylog))
+        self.fitted_ = True
+        return self
+
+    def _predict_log(self, X: np.ndarray) -> np.ndarray:
+        return np.full(X.shape[0], self.log_slowdown_)
+
+    def _fitted_arrays(self) -> Dict[str, Any]:
+        return {'log_slowdown': self.log_slowdown_}
+
+    def _load_arrays(self, fitted: Mapping[str, Any], where: str) -> None:
+        self.log_slowdown_ = float(_array([fitted['log_slowdown']], where, 'log_slowdown',
+                                          shape=(1,), bound=1e3)[0])
+
+
+class NoInterferenceModel(MedianModel):
+    """No interference: slowdown 1 for every sample (fitting only checks the data)."""
+
+    kind = 'none'
+    title = 'no interference'
+
+    def fit(self, X: Any, y: Any) -> 'NoInterferenceModel':
+        self._prepare_fit(X, y)
+        self.log_slowdown_ = 0.0
+        self.fitted_ = True
+        return self

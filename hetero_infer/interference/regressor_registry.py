@@ -5,7 +5,8 @@ file and in ``accuracy.json``).
 A regressor is a scikit-learn-style estimator class (``fit(X, slowdown)``, ``predict(X)``,
 ``get_params()``) that stores itself as plain arrays (``to_arrays()`` and the class method
 ``from_arrays(entry, where=...)``) and declares its facts as class attributes: ``kind``,
-``title`` (what reports print), ``candidate`` (model selection tries it by default) and the class
+``title`` (what reports print), ``candidate`` (model selection tries it by default),
+``constant`` (it ignores the features: preferred on a tie) and the class
 method ``search_space()`` (hyperparameter distributions for the selection's search). The
 built-in kinds are ``'module:Class'`` entries; installed packages add theirs in the entry-point
 group ``hetero_infer.regressors`` (``kind = module:Class``).
@@ -43,7 +44,10 @@ for _kind, _spec in (('mlp', 'slowdown_model:InterferenceModel'),
                      ('random_forest', 'regressor_models:ForestModel'),
                      ('knn', 'regressor_models:KNNModel'),
                      ('hist_gb', 'regressor_models:HistGBModel'),
-                     ('svr', 'regressor_models:SVRModel')):
+                     ('svr', 'regressor_models:SVRModel'),
+                     # the constants a learned model must beat, simplest first
+                     ('none', 'regressor_models:NoInterferenceModel'),
+                     ('median', 'regressor_models:MedianModel')):
     REGRESSORS.register(_kind, 'hetero_infer.interference.' + _spec)
 
 
@@ -69,3 +73,9 @@ def regressor_class(kind: str) -> type:
 def candidate_kinds() -> List[str]:
     """The kinds model selection tries by default (``candidate``), in registration order."""
     return REGRESSORS.names_where(lambda cls: getattr(cls, 'candidate', False))
+
+
+def constant_kinds() -> List[str]:
+    """The constant kinds (``constant``: no features used), simplest first; model selection
+    prefers one to any regressor it ties with."""
+    return REGRESSORS.names_where(lambda cls: getattr(cls, 'constant', False))

@@ -7,7 +7,10 @@ over its class's ``search_space()``) gets its hyperparameters searched
 with scikit-learn's ``HalvingRandomSearchCV`` (``RandomizedSearchCV`` below 90 samples, where
 halving has too little to halve), scored by the project's accuracy (``100 x (1 - MAPE)`` of the
 slowdown) in ``cv``-fold cross-validation. The kind with the best cross-validated accuracy is
-selected; ties within :data:`TIE_POINTS` go to the MLP (the talk's model, cheapest to serve).
+selected; ties within :data:`TIE_POINTS` go to the MLP (the talk's model, cheapest to serve),
+and to a constant (the registry's ``constant`` kinds: no interference, then the median
+slowdown) before any regressor: a board whose co-runs a constant predicts as well has no
+learnable interference.
 Each kind's best hyperparameters are then refitted on the whole training part and scored on the
 held-out part, which is the accuracy reported beside the test-retest ceiling (the held-out part
 played no role in the choice).
@@ -25,6 +28,7 @@ import numpy as np
 from hetero_infer.errors import ConfigError
 from hetero_infer.interference.regressor_registry import (
     candidate_kinds,
+    constant_kinds,
     regressor_class,
     regressor_kinds,
 )
@@ -84,7 +88,7 @@ def search_kind(kind: str, X: np.ndarray, y: np.ndarray, *, n_iter: int, cv: int
     base = make_model(kind, seed=seed)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')  # convergence warnings of small MLP fits
-        if n_iter <= 0:
+        if n_iter <= 0 or kind in constant_kinds():  # constants have no hyperparameters
             scores = cross_val_score(base, X, y, cv=folds, scoring=_scorer())
             return {}, float(np.mean(scores))
         space = search_space(kind)
@@ -154,6 +158,15 @@ def select(X: np.ndarray, y: np.ndarray, iso: np.ndarray, tr: np.ndarray, te: np
         why = ('MLP kept: %s is within %.1f point in cross-validation (%.2f vs %.2f)'
                % (order[0], TIE_POINTS, kinds[order[0]]['cv_accuracy'],
                   kinds['mlp']['cv_accuracy']))
+    for const in constant_kinds():
+        if const in kinds and const != best and \
+                kinds[best]['cv_accuracy'] - kinds[const]['cv_accuracy'] <= TIE_POINTS:
+            why = ('%s kept: %s is within %.1f point of it in cross-validation (%.2f vs %.2f): '
+                   'no learnable interference' % (title(const), best, TIE_POINTS,
+                                                  kinds[best]['cv_accuracy'],
+                                                  kinds[const]['cv_accuracy']))
+            best = const
+            break
     why += '; hyperparameters by %s over %d candidates' % (
         'no search (defaults)' if n_iter <= 0 else
         'HalvingRandomSearchCV' if len(sub) >= 90 else 'RandomizedSearchCV', max(n_iter, 1))
