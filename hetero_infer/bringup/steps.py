@@ -470,17 +470,21 @@ def _problem(ctx: Context, fitted, apps, predictor):
 
 def plan(ctx: Context) -> dict:
     from hetero_infer.interference.predictors import InterferencePredictor
-    from hetero_infer.planning.schedulers import PlanContext, get_scheduler
+    from hetero_infer.planning.schedulers.driver import plan_scheduler
+    from hetero_infer.planning.schedulers.interface import PlanContext
+    from hetero_infer.planning.schedulers.interference_aware import InterferenceOptions
+    from hetero_infer.planning.schedulers.searched import SearchOptions
     from hetero_infer.planning.search import SimSettings, plan_simulator
     s = ctx.settings
     fitted = ctx.fitted()
     apps = scenario(ctx, fitted)
     model_path = model_file(ctx)
+    options = (SearchOptions(n_samples=s.plan_samples, workers=1,
+                             max_refine_evals=s.plan_refine_evals),
+               InterferenceOptions(model=model_path))
     pctx = PlanContext(platform=fitted, apps=apps, goal='goodput', seed=s.seed,
-                       settings=SimSettings(seed=s.seed), n_samples=s.plan_samples,
-                       workers=1, interference_model=model_path,
-                       max_refine_evals=s.plan_refine_evals)
-    chosen = get_scheduler('interference_aware').plan(pctx)
+                       settings=SimSettings(seed=s.seed), options=options)
+    chosen = plan_scheduler('interference_aware', pctx)
     # the prediction for the served run: the planner's simulator on the served trace
     predictor = InterferencePredictor(fitted, model_path)
     problem = _problem(ctx, fitted, apps, predictor)
