@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hetero_infer.platform.spec import Platform
-from hetero_infer.twin.contention import curve_params, solve, solve2, solve3
+from hetero_infer.twin.contention import DUR, curve_params, running_table, solve, solve2, solve3
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MANY = settings(max_examples=1500, deadline=None, database=None, derandomize=True,
@@ -48,14 +48,11 @@ def problems(draw, n):
     return rows, curves, dram, iterations
 
 
-def general(rows, curves, dram, iterations):
-    """The general :func:`solve` on the rows' columns (as plain lists)."""
-    n = len(rows)
-    alone = [r[4] for r in rows]
-    durs = alone[:]
-    solve(n, alone, [r[5] for r in rows], [r[8] for r in rows], [r[1] for r in rows], curves,
-          dram, iterations, durs, [0.0] * n)
-    return durs
+def general(running, curves, dram, iterations):
+    """The general :func:`solve` on the running layers' table."""
+    rows, procs = running_table(running)
+    solve(len(running), rows, procs, curves, dram, iterations)
+    return rows[:, DUR].tolist()
 
 
 def bits(values):
@@ -97,8 +94,7 @@ def test_the_kernel_compiles_the_same_solve_bit_for_bit():
 
     @njit
     def compiled(n, rf, ri, curves, dram, iterations):
-        solve(n, rf[:, kernel.ALONE], rf[:, kernel.BYTES], rf[:, kernel.MEM], ri[:, kernel.PROC],
-              curves, dram, iterations, rf[:, kernel.DUR], rf[:, kernel.DEM])
+        solve(n, rf, ri, curves, dram, iterations)
 
     @settings(max_examples=400, deadline=None, database=None, derandomize=True)
     @given(st.integers(2, 5).flatmap(problems))
@@ -110,7 +106,7 @@ def test_the_kernel_compiles_the_same_solve_bit_for_bit():
         for i, r in enumerate(rows):
             rf[i, kernel.ALONE], rf[i, kernel.BYTES], rf[i, kernel.MEM] = r[4], r[5], r[8]
             ri[i, kernel.PROC] = r[1]
-        compiled(n, rf, ri, np.array(curves, dtype=np.float64), dram, iterations)
+        compiled(n, rf, ri, np.array(curves, dtype=kernel.CURVE_DTYPE), dram, iterations)
         assert bits(rf[:, kernel.DUR]) == bits(general(rows, curves, dram, iterations))
 
     check()

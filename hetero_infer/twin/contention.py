@@ -3,8 +3,10 @@
 Used by the Python event loop (:mod:`hetero_infer.twin.simulator`), the emulated backend
 (:func:`contention_factors`) and the compiled kernel (:mod:`hetero_infer.twin.kernel`), which
 compiles :func:`base_ms`, :func:`extra_ms` and :func:`solve` themselves with numba: they are
-plain Python that numba's nopython mode accepts (scalars, and sequences indexed one item at a
-time: lists here, arrays there). This module does not import numba.
+plain Python that numba's nopython mode accepts. :func:`solve` works on a table of the running
+layers (a 2-D array indexed ``[row, column]``, the columns below), which the kernel's own
+running rows are; a curve is read as ``curve[k]`` (a tuple here, a record of the kernel's
+structured array there). This module does not import numba.
 
 The unrolled :func:`solve2` and :func:`solve3` are the Python loop's fast paths for two and
 three running layers (most solves): :func:`solve`'s arithmetic in the same order, written over
@@ -14,12 +16,20 @@ bit for bit.
 
 from typing import List, Sequence, Tuple
 
+import numpy as np
+
 from hetero_infer.platform.spec import Platform
 
 #: ``(flat_below, threshold, alpha, cap, power)`` of one processor's :class:`Contention`
 Curve = Tuple[float, float, float, float, float]
 #: Damped iterations of the fixed point stop once no duration moves by more than this (relative)
 TOLERANCE = 1e-4
+#: Columns of :func:`solve`'s float table: duration alone (ms), bytes moved, memory time (ms),
+#: the co-run duration it writes (ms) and its scratch DRAM demand (bytes/ms)
+ALONE, BYTES, MEM, DUR, DEM = range(5)
+SOLVE_COLS = 5
+#: Column of :func:`solve`'s int table: the layer's processor (its row of ``curves``)
+PROC = 0
 
 
 def curve_params(platform: Platform, ids: Sequence[str]) -> List[Curve]:
@@ -58,50 +68,50 @@ def extra_ms(x, memory_ms, curve):
     return 0.0
 
 
-def solve(n, alone, byts, mem, procs, curves, dram_bytes_per_ms, iterations, durs, dem):
-    """Durations (ms) of ``n >= 1`` co-running layers, written into ``durs[:n]``.
+def solve(n, rows, procs, curves, dram_bytes_per_ms, iterations):
+    """Durations (ms) of ``n >= 1`` co-running layers, written into ``rows[:n, DUR]``.
 
-    Layer ``i`` takes ``alone[i]`` ms alone, moves ``byts[i]`` bytes, has ``mem[i]`` ms of
-    memory time and runs on processor ``procs[i]`` (its curve ``curves[procs[i]]``); ``dem`` is
-    scratch for the DRAM demands. A layer's duration alone is stretched by :func:`extra_ms` of
-    ``x``, the share of DRAM bandwidth the other layers pull. Demands depend on durations and
-    durations on demands; the fixed point is approached with damped iterations (half old, half
-    new), since undamped ones oscillate when a slowed layer's lower demand releases its
-    co-runner. When no layer's ``x`` (at the durations alone) exceeds where its curve is flat,
-    the durations alone are the answer, found without iterating. Sums run in layer order from
-    0.0.
+    Layer ``i`` takes ``rows[i, ALONE]`` ms alone, moves ``rows[i, BYTES]`` bytes, has
+    ``rows[i, MEM]`` ms of memory time and runs on processor ``procs[i, PROC]`` (its curve
+    ``curves[procs[i, PROC]]``); ``rows[:, DEM]`` is scratch. A layer's duration alone is
+    stretched by :func:`extra_ms` of ``x``, the share of DRAM bandwidth the other layers pull.
+    Demands depend on durations and durations on demands; the fixed point is approached with
+    damped iterations (half old, half new), since undamped ones oscillate when a slowed layer's
+    lower demand releases its co-runner. When no layer's ``x`` (at the durations alone) exceeds
+    where its curve is flat, the durations alone are the answer, found without iterating. Sums
+    run in layer order from 0.0.
     """
     total = 0.0
     for i in range(n):
-        d = alone[i]
-        dm = byts[i] / d if d > 0.0 else 0.0
-        dem[i] = dm
+        d = rows[i, ALONE]
+        dm = rows[i, BYTES] / d if d > 0.0 else 0.0
+        rows[i, DEM] = dm
         total += dm
     flat = True
     for i in range(n):
-        if (total - dem[i]) / dram_bytes_per_ms > curves[procs[i]][0]:
+        if (total - rows[i, DEM]) / dram_bytes_per_ms > curves[procs[i, PROC]][0]:
             flat = False
             break
     for i in range(n):
-        durs[i] = alone[i]
+        rows[i, DUR] = rows[i, ALONE]
     if flat:
         return
     for it in range(iterations):
         if it:
             total = 0.0
             for i in range(n):
-                d = durs[i]
-                dm = byts[i] / d if d > 0.0 else 0.0
-                dem[i] = dm
+                d = rows[i, DUR]
+                dm = rows[i, BYTES] / d if d > 0.0 else 0.0
+                rows[i, DEM] = dm
                 total += dm
         moved = False
         for i in range(n):
-            old = durs[i]
-            d = 0.5 * (old + (alone[i] + extra_ms((total - dem[i]) / dram_bytes_per_ms, mem[i],
-                                                  curves[procs[i]])))
+            old = rows[i, DUR]
+            d = 0.5 * (old + (rows[i, ALONE] + extra_ms((total - rows[i, DEM]) / dram_bytes_per_ms,
+                                                        rows[i, MEM], curves[procs[i, PROC]])))
             if d - old > TOLERANCE * old or old - d > TOLERANCE * old:
                 moved = True
-            durs[i] = d
+            rows[i, DUR] = d
         if not moved:
             break
 
@@ -110,19 +120,28 @@ def solve_running(running: List[list], curves: Sequence[Curve], dram_bytes_per_m
                   iterations: int) -> List[float]:
     """:func:`solve` for the Python loop's running executions (``[job, exec processor index,
     fraction left, duration now, duration alone, bytes, overhead, compute, memory]``): their
-    co-run durations, in order. Two and three layers take :func:`solve2` / :func:`solve3`."""
+    co-run durations, in order. Two and three layers (most solves) take :func:`solve2` /
+    :func:`solve3`; more, :func:`solve` on a table built here."""
     n = len(running)
     if n == 3:
         return solve3(running, curves, dram_bytes_per_ms, iterations)
     if n == 2:
         return solve2(running, curves, dram_bytes_per_ms, iterations)
-    alone = [ex[4] for ex in running]
     if n < 2:
-        return alone
-    durs = alone[:]
-    solve(n, alone, [ex[5] for ex in running], [ex[8] for ex in running],
-          [ex[1] for ex in running], curves, dram_bytes_per_ms, iterations, durs, [0.0] * n)
-    return durs
+        return [ex[4] for ex in running]
+    rows, procs = running_table(running)
+    solve(n, rows, procs, curves, dram_bytes_per_ms, iterations)
+    return rows[:, DUR].tolist()
+
+
+def running_table(running: List[list]):
+    """:func:`solve`'s float and int tables for the Python loop's running executions."""
+    rows = np.zeros((len(running), SOLVE_COLS))
+    procs = np.zeros((len(running), PROC + 1), dtype=np.int64)
+    for i, ex in enumerate(running):
+        rows[i, ALONE], rows[i, BYTES], rows[i, MEM] = ex[4], ex[5], ex[8]
+        procs[i, PROC] = ex[1]
+    return rows, procs
 
 
 def solve2(running, curves, dram, iterations):

@@ -9,7 +9,7 @@ advance) are done here in the same order, the first minimum in running order end
 ended layer's execution moves to the end of the running set as in the Python list. Only the
 bookkeeping differs:
 
-* the running executions are rows of a float array (:data:`LEFT` ... :data:`DEM`) with their
+* the running executions are rows of a float array (:data:`ALONE` ... :data:`COMP`) with their
   job slot and processor in an int array; a job is a slot of the job table (where its program
   starts in the program table, its length, its current step);
 * programs (lists of steps ``(exec_proc_index, overhead_ms, compute_ms, memory_ms, bytes)``)
@@ -43,7 +43,18 @@ from numba.extending import register_jitable
 
 from hetero_infer.platform.spec import Platform
 from hetero_infer.twin import contention
-from hetero_infer.twin.contention import base_ms, curve_params, extra_ms, solve
+from hetero_infer.twin.contention import (
+    ALONE,
+    BYTES,
+    DUR,
+    MEM,
+    PROC,
+    SOLVE_COLS,
+    base_ms,
+    curve_params,
+    extra_ms,
+    solve,
+)
 
 # numba compiles these where the kernel calls them; Python keeps calling them as they are
 for _fn in (base_ms, extra_ms, solve):
@@ -55,7 +66,7 @@ for _fn in (base_ms, extra_ms, solve):
 #: (results no longer the Python loop's). Where contention.py does not match this digest, the
 #: functions that call it are compiled afresh in every process and not cached, and
 #: test_core_twin_kernel fails until the digest here is updated (which invalidates the cache).
-CONTENTION_SHA256 = 'cb5e66307905c5bc7c2e405dddb310a2598b6c5a2e4ffb2027c7374c964f4b6b'
+CONTENTION_SHA256 = '9bf52129985f69268d5154fcbff9043b6c3566c1599e78f3c048ffcb315274b4'
 
 
 def contention_sha256() -> str:
@@ -66,12 +77,16 @@ def contention_sha256() -> str:
 
 _CACHE = contention_sha256() == CONTENTION_SHA256
 
-# Columns of a running execution's float row (the Python loop's list: left, duration now,
-# duration alone, bytes, overhead, compute, memory; plus the solve's scratch DRAM demand)
-LEFT, DUR, ALONE, BYTES, OV, COMP, MEM, DEM = range(8)
-ROW_COLS = 8
-# Columns of its int row
-SLOT, PROC = 0, 1
+# Columns of a running execution's float row: first contention.solve's table (duration alone,
+# bytes, memory, duration now, its scratch DRAM demand: ALONE ... DEM), then the fraction left,
+# overhead and compute (the Python loop's list holds the same, with the memory time)
+LEFT, OV, COMP = range(SOLVE_COLS, SOLVE_COLS + 3)
+ROW_COLS = SOLVE_COLS + 3
+# Columns of its int row: its processor (PROC, contention.solve's int table), its job's slot
+SLOT = PROC + 1
+#: A processor's contention curve, as contention.curve_params gives it
+CURVE_DTYPE = np.dtype([(name, np.float64) for name in
+                        ('flat_below', 'threshold', 'alpha', 'cap', 'power')])
 # Job table columns: first step in the program table, number of steps, current step
 J_START, J_LEN, J_IDX = 0, 1, 2
 # Engine scalars, int array: running executions, dirty flag, layers on DLAs now, layer events,
@@ -201,9 +216,6 @@ def run(rf, ri, si, sf, share, is_dla, jobs, prog_i, prog_f, noise, mt, curves, 
     changed but the durations, already solved), :data:`EVENT_LIMIT`, :data:`NO_NEXT` (no
     execution has a finite end: a broken model).
     """
-    # the solve's columns (views: the rows move, the columns stay)
-    alone, byts, mem, dur, dem, procs = (rf[:, ALONE], rf[:, BYTES], rf[:, MEM], rf[:, DUR],
-                                         rf[:, DEM], ri[:, PROC])
     n = si[S_N]
     dirty = si[S_DIRTY]
     dla = si[S_DLA]
@@ -222,7 +234,7 @@ def run(rf, ri, si, sf, share, is_dla, jobs, prog_i, prog_f, noise, mt, curves, 
                 rf[0, DUR] = rf[0, ALONE]
                 best_t = rf[0, LEFT] * rf[0, ALONE]
             else:
-                solve(n, alone, byts, mem, procs, curves, dram, 4, dur, dem)
+                solve(n, rf, ri, curves, dram, 4)
         if best < 0:
             for i in range(n):
                 t = rf[i, LEFT] * rf[i, DUR]
@@ -427,7 +439,9 @@ class KernelEventLoop:
         self._programs: Dict[int, tuple] = {}  # id(steps) -> (steps, first row in the table)
         self._noise = np.zeros(noise_batch)
         self._mt = np.zeros(_N, dtype=np.int64)
-        self._curves = np.array(curve_params(platform, self.ids), dtype=np.float64).reshape(n, 5)
+        # a record per processor: contention's curve[k] reads it in place (a row of a 2-D
+        # array would be a new view per read, and cost the kernel ~20% of its solve time)
+        self._curves = np.array(curve_params(platform, self.ids), dtype=CURVE_DTYPE)
         self._gpu_scale = np.array([platform.gpu_time_scale(k) for k in range(2 * n + 2)],
                                    dtype=np.float64)
         self._bind()
