@@ -8,7 +8,8 @@ from twin_helpers import Spread
 from hetero_infer.errors import ConfigError
 from hetero_infer.models.zoo import load_model
 from hetero_infer.platform.spec import Platform
-from hetero_infer.twin.simulator import Twin, contention_factors
+from hetero_infer.twin.contention import contention_factors
+from hetero_infer.twin.simulator import Twin
 from hetero_infer.workload.requests import App, FixedDispatcher
 
 
@@ -124,15 +125,15 @@ def test_contention_factors_agree_with_the_twin(xavier):
 
 
 def test_inlined_contention_curve_matches_the_platform_curve(xavier):
-    # The twin evaluates Contention.slowdown written out in _extra_ms (for speed) and skips its
+    # The twin evaluates Contention.slowdown written out in extra_ms (for speed) and skips its
     # fixed point where a curve is flat: both must agree with the platform's curve.
-    from hetero_infer.twin.simulator import _curves, _extra_ms
+    from hetero_infer.twin.contention import curve_params, extra_ms
     ids = xavier.processor_ids
-    for proc, curve in zip(ids, _curves(xavier, ids)):
+    for proc, curve in zip(ids, curve_params(xavier, ids)):
         cont = xavier.processors[proc].contention
         for i in range(0, 100):
             x = i / 100.0
-            extra = _extra_ms(x, 2.0, curve)
+            extra = extra_ms(x, 2.0, curve)
             assert extra == pytest.approx(2.0 * (cont.slowdown(x) - 1.0), rel=1e-12, abs=1e-15)
             if x <= cont.flat_below:
                 assert extra == 0.0 and cont.slowdown(x) == 1.0

@@ -27,12 +27,8 @@ def _private_imports():
     return found
 
 
-#: Known and left to the twin's contention-model work, which reshapes those two modules.
-KNOWN = ('twin/kernel.py',)
-
-
 def test_no_module_imports_a_private_name_of_another():
-    assert [f for f in _private_imports() if not f.startswith(KNOWN)] == []
+    assert _private_imports() == []
 
 
 def test_list_entries_strips_and_drops_blanks():

@@ -10,12 +10,10 @@ costs) against a shared :class:`ContentionState`.
 
 How the shared state keeps time: it holds a fluid simulation of every step in flight, advanced
 lazily to "now" (virtual ms = wall ms / ``time_scale``). Whenever an inference starts, the state
-advances to now, admits the new job, re-solves the contention with the twin's
-public
-:func:`~hetero_infer.twin.simulator.contention_factors` (the same function the twin's event loop
-uses;
-rates are recomputed at every step start and end, exactly as in the twin) and predicts every
-running job's finish time by simulating forward; then it ``notify_all``s the
+advances to now, admits the new job, re-solves the contention with the twin's public
+:func:`~hetero_infer.twin.contention.contention_factors` (the contention model the twin's event
+loops use; rates are recomputed at every step start and end, exactly as in the twin) and
+predicts every running job's finish time by simulating forward; then it ``notify_all``s the
 ``threading.Condition`` so every sleeping worker re-reads its job's finish time. A worker sleeps
 until its job's predicted finish, advances the state to now (which retires its job at the exact
 virtual finish time, so contention ends on time even if the thread wakes late) and returns. Step
@@ -56,8 +54,9 @@ from hetero_infer.backends.base import Backend, Executor, LoadRequest, Processor
 from hetero_infer.errors import BackendError, ConfigError, ModelError
 from hetero_infer.models.zoo import ModelSpec, load_model
 from hetero_infer.platform.spec import Platform
+from hetero_infer.twin.contention import contention_factors
 from hetero_infer.twin.faults import Fault, FaultSchedule, check_processors, parse_faults
-from hetero_infer.twin.simulator import DEFAULT_NOISE_PCT, Twin, contention_factors
+from hetero_infer.twin.simulator import DEFAULT_NOISE_PCT, Twin
 
 # A step as Twin.program compiles it: (exec_proc_index, overhead_ms, compute_ms, memory_ms, bytes)
 Step = Tuple[int, float, float, float, float]

@@ -18,7 +18,8 @@ from typing import Dict, List, Optional
 
 from hetero_infer.models.zoo import load_model
 from hetero_infer.platform.spec import Platform
-from hetero_infer.twin.simulator import Twin, contention_factors
+from hetero_infer.twin.contention import contention_factors
+from hetero_infer.twin.simulator import Twin
 
 #: FACTS.md, "Xavier GPU, TensorRT FP16, via torch2trt" (ms, batch 1).
 TORCH2TRT_XAVIER_MS = {

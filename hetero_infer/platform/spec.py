@@ -58,7 +58,7 @@ class Contention:
     1/(1 - x) (``threshold`` 0, ``power`` below 1), the GPU is flat below a knee and then grows
     like 1/(1 - x) (``threshold`` at the knee, ``power`` >= 1).
 
-    The twin's hot loop evaluates the same curve in ``twin._extra_ms`` (written out for speed)
+    The twin evaluates the same curve in ``twin.contention.extra_ms`` (written out for speed)
     and skips its fixed point below :attr:`flat_below`: a change of shape changes all three
     (``test_inlined_contention_curve_matches_the_platform_curve`` checks they agree).
     """

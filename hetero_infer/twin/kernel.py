@@ -1,14 +1,15 @@
 """The twin's event loop compiled with numba: the same fluid model, in array form.
 
 :class:`KernelEventLoop` has :class:`~hetero_infer.twin.simulator._EventLoop`'s interface and
-gives the
-same
-results bit for bit: every float operation of the Python loop (``_base_ms``, ``_extra_ms``, the
-damped fixed point of ``_solve``, the GPU time scale, the re-slicing, the advance) is done here
-in the same order, the first minimum in running order ends first, and an ended layer's execution
-moves to the end of the running set as in the Python list. Only the bookkeeping differs:
+gives the same results bit for bit. The contention model is not written here: numba compiles
+:mod:`~hetero_infer.twin.contention`'s own :func:`base_ms`, :func:`extra_ms` and :func:`solve`
+(registered with ``register_jitable``: the Python loop keeps calling them as plain Python).
+The rest of the Python loop's float operations (the GPU time scale, the re-slicing, the
+advance) are done here in the same order, the first minimum in running order ends first, and an
+ended layer's execution moves to the end of the running set as in the Python list. Only the
+bookkeeping differs:
 
-* the running executions are rows of a float array (:data:`LEFT` ... :data:`DEM`) with their
+* the running executions are rows of a float array (:data:`ALONE` ... :data:`COMP`) with their
   job slot and processor in an int array; a job is a slot of the job table (where its program
   starts in the program table, its length, its current step);
 * programs (lists of steps ``(exec_proc_index, overhead_ms, compute_ms, memory_ms, bytes)``)
@@ -26,24 +27,66 @@ instead of an interpreted step each.
 
 Compiled on first use in a process (about 2.6 CPU-s); ``cache=True`` keeps the machine code
 beside this file (``__pycache__``, else numba's user cache directory) so later processes (the
-evaluation's workers) load it in about 0.6 s, numba's import included.
+evaluation's workers) load it in about 0.6 s, numba's import included. numba's cache notices
+a change to this file only, not to contention.py whose functions it compiled in, so
+:data:`CONTENTION_SHA256` ties the two (see there).
 """
 
+import hashlib
 import math
 import random
 from typing import Dict, List
 
 import numpy as np
 from numba import njit
+from numba.extending import register_jitable
 
 from hetero_infer.platform.spec import Platform
+from hetero_infer.twin import contention
+from hetero_infer.twin.contention import (
+    ALONE,
+    BYTES,
+    DUR,
+    MEM,
+    PROC,
+    SOLVE_COLS,
+    base_ms,
+    curve_params,
+    extra_ms,
+    solve,
+)
 
-# Columns of a running execution's float row (the Python loop's list: left, duration now,
-# duration alone, bytes, overhead, compute, memory; plus the solve's scratch DRAM demand)
-LEFT, DUR, ALONE, BYTES, OV, COMP, MEM, DEM = range(8)
-ROW_COLS = 8
-# Columns of its int row
-SLOT, PROC = 0, 1
+# numba compiles these where the kernel calls them; Python keeps calling them as they are
+for _fn in (base_ms, extra_ms, solve):
+    register_jitable(_fn)
+
+#: SHA-256 of contention.py (``\r\n`` read as ``\n``), whose functions the cached kernel has
+#: compiled in. numba's cache is invalidated by a change to this file, not to the files of the
+#: functions it calls, so an edited contention.py would leave stale machine code in the cache
+#: (results no longer the Python loop's). Where contention.py does not match this digest, the
+#: functions that call it are compiled afresh in every process and not cached, and
+#: test_core_twin_kernel fails until the digest here is updated (which invalidates the cache).
+CONTENTION_SHA256 = '9bf52129985f69268d5154fcbff9043b6c3566c1599e78f3c048ffcb315274b4'
+
+
+def contention_sha256() -> str:
+    """SHA-256 of contention.py as it is now (compare :data:`CONTENTION_SHA256`)."""
+    with open(contention.__file__, 'rb') as f:
+        return hashlib.sha256(f.read().replace(b'\r\n', b'\n')).hexdigest()
+
+
+_CACHE = contention_sha256() == CONTENTION_SHA256
+
+# Columns of a running execution's float row: first contention.solve's table (duration alone,
+# bytes, memory, duration now, its scratch DRAM demand: ALONE ... DEM), then the fraction left,
+# overhead and compute (the Python loop's list holds the same, with the memory time)
+LEFT, OV, COMP = range(SOLVE_COLS, SOLVE_COLS + 3)
+ROW_COLS = SOLVE_COLS + 3
+# Columns of its int row: its processor (PROC, contention.solve's int table), its job's slot
+SLOT = PROC + 1
+#: A processor's contention curve, as contention.curve_params gives it
+CURVE_DTYPE = np.dtype([(name, np.float64) for name in
+                        ('flat_below', 'threshold', 'alpha', 'cap', 'power')])
 # Job table columns: first step in the program table, number of steps, current step
 J_START, J_LEN, J_IDX = 0, 1, 2
 # Engine scalars, int array: running executions, dirty flag, layers on DLAs now, layer events,
@@ -112,67 +155,7 @@ def draw_noise(mt, si, sf, noise):
     si[S_NOISE_LEN] = si[S_BATCH]
 
 
-@njit(cache=True)
-def _base_ms(ov, c, m, k):
-    """``twin._base_ms`` (``k`` a float)."""
-    if k != 1.0:
-        ov = ov * k
-        c = c * k
-    return ov + (c if c > m else m)
-
-
-@njit(cache=True)
-def _extra_ms(x, memory_ms, curves, p):
-    """``twin._extra_ms`` with processor ``p``'s curve row of ``curves``."""
-    th = curves[p, 1]
-    if x > th:
-        excess = x - th
-        cap = curves[p, 3]
-        return memory_ms * curves[p, 2] * excess ** curves[p, 4] / (1.0 - (x if x < cap else cap))
-    return 0.0
-
-
-@njit(cache=True)
-def _solve(rf, ri, n, curves, dram, iterations):
-    """``twin._solve`` (and its unrolled ``_solve2``/``_solve3``) for ``n >= 2`` rows: writes
-    the durations into column :data:`DUR`. Sums run in row order from 0.0, as ``sum`` and the
-    unrolled additions do."""
-    total = 0.0
-    for i in range(n):
-        d = rf[i, ALONE]
-        dm = rf[i, BYTES] / d if d > 0.0 else 0.0
-        rf[i, DEM] = dm
-        total += dm
-    flat = True
-    for i in range(n):
-        if (total - rf[i, DEM]) / dram > curves[ri[i, PROC], 0]:
-            flat = False
-            break
-    for i in range(n):
-        rf[i, DUR] = rf[i, ALONE]
-    if flat:
-        return
-    for it in range(iterations):
-        if it:
-            total = 0.0
-            for i in range(n):
-                d = rf[i, DUR]
-                dm = rf[i, BYTES] / d if d > 0.0 else 0.0
-                rf[i, DEM] = dm
-                total += dm
-        moved = False
-        for i in range(n):
-            old = rf[i, DUR]
-            d = 0.5 * (old + (rf[i, ALONE] + _extra_ms((total - rf[i, DEM]) / dram, rf[i, MEM],
-                                                       curves, ri[i, PROC])))
-            if d - old > 1e-4 * old or old - d > 1e-4 * old:
-                moved = True
-            rf[i, DUR] = d
-        if not moved:
-            break
-
-
-@njit(cache=True)
+@njit(cache=_CACHE)
 def _reslice(rf, ri, n, e, k, gpu, dla_running, gpu_scale):
     """``_EventLoop._reslice``: ``k`` layers now share processor ``e``."""
     kk = float(k)
@@ -180,10 +163,10 @@ def _reslice(rf, ri, n, e, k, gpu, dla_running, gpu_scale):
         kk = k * gpu_scale[dla_running]
     for i in range(n):
         if ri[i, PROC] == e:
-            rf[i, ALONE] = _base_ms(rf[i, OV], rf[i, COMP], rf[i, MEM], kk)
+            rf[i, ALONE] = base_ms(rf[i, OV], rf[i, COMP], rf[i, MEM], kk)
 
 
-@njit(cache=True)
+@njit(cache=_CACHE)
 def start_step(rf, ri, si, share, is_dla, jobs, prog_i, prog_f, noise, gpu_scale, gpu, noisy,
                slot):
     """``_EventLoop.start_job`` for the job in ``slot`` (its current step, one noise factor)."""
@@ -203,7 +186,7 @@ def start_step(rf, ri, si, share, is_dla, jobs, prog_i, prog_f, noise, gpu_scale
     n = si[S_N]
     rf[n, LEFT] = 1.0
     rf[n, DUR] = 0.0
-    rf[n, ALONE] = ov + (c if c > m else m)
+    rf[n, ALONE] = base_ms(ov, c, m, 1.0)
     rf[n, BYTES] = prog_f[p, 3]
     rf[n, OV] = ov
     rf[n, COMP] = c
@@ -221,7 +204,7 @@ def start_step(rf, ri, si, share, is_dla, jobs, prog_i, prog_f, noise, gpu_scale
     si[S_DIRTY] = 1
 
 
-@njit(cache=True)
+@njit(cache=_CACHE)
 def run(rf, ri, si, sf, share, is_dla, jobs, prog_i, prog_f, noise, mt, curves, gpu_scale,
         gpu, noisy, t_end, max_events):
     """``_EventLoop.run_until``'s loop until it must return to Python (see the module docstring).
@@ -251,7 +234,7 @@ def run(rf, ri, si, sf, share, is_dla, jobs, prog_i, prog_f, noise, mt, curves, 
                 rf[0, DUR] = rf[0, ALONE]
                 best_t = rf[0, LEFT] * rf[0, ALONE]
             else:
-                _solve(rf, ri, n, curves, dram, 4)
+                solve(n, rf, ri, curves, dram, 4)
         if best < 0:
             for i in range(n):
                 t = rf[i, LEFT] * rf[i, DUR]
@@ -328,7 +311,7 @@ def run(rf, ri, si, sf, share, is_dla, jobs, prog_i, prog_f, noise, mt, curves, 
                 kk = k * gpu_scale[dla]
             rf[n, LEFT] = 1.0
             rf[n, DUR] = old_dur
-            rf[n, ALONE] = _base_ms(ov, c, m, kk)
+            rf[n, ALONE] = base_ms(ov, c, m, kk)
             rf[n, BYTES] = prog_f[p, 3]
             rf[n, OV] = ov
             rf[n, COMP] = c
@@ -421,8 +404,6 @@ class KernelEventLoop:
 
     def __init__(self, platform: Platform, rng: random.Random, noise_sigma: float, *,
                  noise_batch: int = 256):
-        from hetero_infer.twin.simulator import _curves
-
         if noise_batch < 1:
             raise ValueError('noise_batch must be >= 1, got %r' % noise_batch)
         self.platform = platform
@@ -458,7 +439,9 @@ class KernelEventLoop:
         self._programs: Dict[int, tuple] = {}  # id(steps) -> (steps, first row in the table)
         self._noise = np.zeros(noise_batch)
         self._mt = np.zeros(_N, dtype=np.int64)
-        self._curves = np.array(_curves(platform, self.ids), dtype=np.float64).reshape(n, 5)
+        # a record per processor: contention's curve[k] reads it in place (a row of a 2-D
+        # array would be a new view per read, and cost the kernel ~20% of its solve time)
+        self._curves = np.array(curve_params(platform, self.ids), dtype=CURVE_DTYPE)
         self._gpu_scale = np.array([platform.gpu_time_scale(k) for k in range(2 * n + 2)],
                                    dtype=np.float64)
         self._bind()

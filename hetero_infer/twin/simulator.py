@@ -20,8 +20,10 @@ What it models (DESIGN.md, "Where the hardware is not here"):
 The interference model must never read this module's formulas: it learns from what
 :meth:`Twin.profile_layer` measures, as it would on a Jetson.
 
-The event loop runs compiled (:mod:`hetero_infer.twin.kernel`, numba) when numba imports,
-else as the Python below; both give the same results (:data:`KERNEL_ENV` chooses).
+The contention model (durations alone, the curves, the fixed point) is
+:mod:`hetero_infer.twin.contention`. The event loop runs compiled (:mod:`hetero_infer.twin.kernel`,
+numba) when numba imports, else as the Python below; both give the same results
+(:data:`KERNEL_ENV` chooses).
 """
 
 import math
@@ -33,6 +35,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 from hetero_infer.errors import ConfigError
 from hetero_infer.models.zoo import Layer, ModelSpec
 from hetero_infer.platform.spec import Platform
+from hetero_infer.twin.contention import base_ms, curve_params, solve_running
 from hetero_infer.workload.requests import (
     DEFAULT_MAX_QUEUE,
     App,
@@ -43,8 +46,9 @@ from hetero_infer.workload.requests import (
 )
 
 DEFAULT_NOISE_PCT = 3.0
-#: Which event loop runs: ``numba`` (the compiled kernel, :mod:`twin_kernel`), ``python`` (the
-#: loop below), or unset / ``auto`` (the kernel when numba imports, else the loop below).
+#: Which event loop runs: ``numba`` (the compiled kernel, :mod:`~hetero_infer.twin.kernel`),
+#: ``python`` (the loop below), or unset / ``auto`` (the kernel when numba imports, else the
+#: loop below).
 #: Both give the same results bit for bit.
 KERNEL_ENV = 'HETERO_INFER_TWIN_KERNEL'
 
@@ -59,175 +63,6 @@ Step = Tuple[int, float, float, float, float]
 # of layers sharing its processor does (on the GPU also when the number of layers running on
 # DLAs does: GPU-side work of DLA inference); the duration now, whenever any layer starts or
 # ends.
-
-
-def _curves(platform: Platform, ids: Sequence[str]
-            ) -> List[Tuple[float, float, float, float, float]]:
-    """Per processor, what :func:`_extra_ms` and :func:`_solve` read of its
-    :class:`Contention`: ``(flat_below, threshold, alpha, cap, power)``."""
-    out = []
-    for p in ids:
-        cont = platform.processors[p].contention
-        out.append((cont.flat_below, cont.threshold, cont.alpha, cont.cap, cont.power))
-    return out
-
-
-def _base_ms(ov: float, c: float, m: float, k: float) -> float:
-    """Duration alone of a layer while ``k`` layers time-slice its processor (on the GPU,
-    ``k`` also carries the GPU-side work of DLA inference: :meth:`Platform.gpu_time_scale`)."""
-    if k != 1:
-        ov, c = ov * k, c * k
-    return ov + (c if c > m else m)
-
-
-def contention_factors(platform: Platform, running: Sequence[Tuple[str, float, float, float,
-                                                                     float]],
-                       *, iterations: int = 4) -> List[float]:
-    """Co-run duration of each running layer, in ms (the twin's contention solution).
-
-    ``running`` holds ``(exec_proc_id, overhead_ms, compute_ms, memory_ms, bytes)`` for every
-    layer executing at this instant. Used by the emulated backend, which replays the same
-    contention in wall-clock time; the twin's event loop calls the same :func:`_solve`.
-    """
-    ids = list(platform.processor_ids)
-    index = {p: i for i, p in enumerate(ids)}
-    share = {}
-    for r in running:
-        share[r[0]] = share.get(r[0], 0) + 1
-    # -- GPU-side work of DLA inference: GPU layers time-share with it (Platform.gpu_time_scale)
-    gpu = platform.gpu_id
-    if gpu in share:
-        share[gpu] *= platform.gpu_time_scale(sum(
-            n for p, n in share.items() if platform.processors[p].kind == 'dla'))
-    # -- end of the GPU-side work of DLA inference
-    rows = [[None, index[r[0]], 1.0, 0.0, _base_ms(r[1], r[2], r[3], share[r[0]]), r[4],
-             r[1], r[2], r[3]] for r in running]
-    return _solve(rows, _curves(platform, ids), platform.dram_gbps * 1e6, iterations)
-
-
-def _extra_ms(x: float, memory_ms: float, curve: Tuple[float, float, float, float, float]
-              ) -> float:
-    """``memory_ms x (S(x) - 1)``: the time co-runners pulling DRAM share ``x`` add to a layer.
-
-    ``S`` is :meth:`Contention.slowdown` (``curve`` from :func:`_curves`), written out here for
-    speed; the one place the twin evaluates a curve (a test checks the two agree). It must be
-    exactly 0 for ``x <= curve[0]`` (``flat_below``), where :func:`_solve` skips iterating.
-    """
-    th = curve[1]
-    if x > th:
-        excess = x - th
-        cap = curve[3]
-        return memory_ms * curve[2] * excess ** curve[4] / (1.0 - (x if x < cap else cap))
-    return 0.0
-
-
-def _solve(running: List[list], curves, dram_bytes_per_ms: float, iterations: int
-           ) -> List[float]:
-    """Durations (ms) of the running layers under co-running (layout above).
-
-    A layer's duration alone is stretched by :func:`_extra_ms` of ``x``, the share of DRAM
-    bandwidth the other running layers pull. Demands depend on durations and durations on
-    demands; the fixed point is approached with damped iterations (half old, half new), since
-    undamped ones oscillate when a slowed layer's lower demand releases its co-runner. When no
-    layer's ``x`` (at the durations alone) exceeds where its curve is flat, the durations alone
-    are the answer, found without iterating. Two and three layers (most solves) take unrolled
-    copies of the same arithmetic, in the same order.
-    """
-    n = len(running)
-    if n == 3:
-        return _solve3(running, curves, dram_bytes_per_ms, iterations)
-    if n == 2:
-        return _solve2(running, curves, dram_bytes_per_ms, iterations)
-    base = [ex[4] for ex in running]
-    if n < 2:
-        return base
-    byts = [ex[5] for ex in running]
-    dem = [b / d if d > 0.0 else 0.0 for b, d in zip(byts, base)]
-    total = sum(dem)
-    cur = [curves[ex[1]] for ex in running]
-    for dm, cv in zip(dem, cur):
-        if (total - dm) / dram_bytes_per_ms > cv[0]:
-            break
-    else:
-        return base
-    mem = [ex[8] for ex in running]
-    durs = base
-    for it in range(iterations):
-        if it:
-            dem = [b / d if d > 0.0 else 0.0 for b, d in zip(byts, durs)]
-            total = sum(dem)
-        new = []
-        moved = False
-        for t, dm, old, m, cv in zip(base, dem, durs, mem, cur):
-            d = 0.5 * (old + (t + _extra_ms((total - dm) / dram_bytes_per_ms, m, cv)))
-            if d - old > 1e-4 * old or old - d > 1e-4 * old:
-                moved = True
-            new.append(d)
-        durs = new
-        if not moved:
-            break
-    return durs
-
-
-def _solve2(running, curves, dram, iterations):
-    """:func:`_solve` for two running layers."""
-    a, b = running
-    ba, bb = a[4], b[4]
-    ya, yb = a[5], b[5]
-    ca, cb = curves[a[1]], curves[b[1]]
-    ea = ya / ba if ba > 0.0 else 0.0
-    eb = yb / bb if bb > 0.0 else 0.0
-    total = ea + eb
-    if (total - ea) / dram <= ca[0] and (total - eb) / dram <= cb[0]:
-        return [ba, bb]
-    ma, mb = a[8], b[8]
-    da, db = ba, bb
-    for it in range(iterations):
-        if it:
-            ea = ya / da if da > 0.0 else 0.0
-            eb = yb / db if db > 0.0 else 0.0
-            total = ea + eb
-        na = 0.5 * (da + (ba + _extra_ms((total - ea) / dram, ma, ca)))
-        nb = 0.5 * (db + (bb + _extra_ms((total - eb) / dram, mb, cb)))
-        moved = (na - da > 1e-4 * da or da - na > 1e-4 * da
-                 or nb - db > 1e-4 * db or db - nb > 1e-4 * db)
-        da, db = na, nb
-        if not moved:
-            break
-    return [da, db]
-
-
-def _solve3(running, curves, dram, iterations):
-    """:func:`_solve` for three running layers."""
-    a, b, c = running
-    ba, bb, bc = a[4], b[4], c[4]
-    ya, yb, yc = a[5], b[5], c[5]
-    ca, cb, cc = curves[a[1]], curves[b[1]], curves[c[1]]
-    ea = ya / ba if ba > 0.0 else 0.0
-    eb = yb / bb if bb > 0.0 else 0.0
-    ec = yc / bc if bc > 0.0 else 0.0
-    total = ea + eb + ec
-    if ((total - ea) / dram <= ca[0] and (total - eb) / dram <= cb[0]
-            and (total - ec) / dram <= cc[0]):
-        return [ba, bb, bc]
-    ma, mb, mc = a[8], b[8], c[8]
-    da, db, dc = ba, bb, bc
-    for it in range(iterations):
-        if it:
-            ea = ya / da if da > 0.0 else 0.0
-            eb = yb / db if db > 0.0 else 0.0
-            ec = yc / dc if dc > 0.0 else 0.0
-            total = ea + eb + ec
-        na = 0.5 * (da + (ba + _extra_ms((total - ea) / dram, ma, ca)))
-        nb = 0.5 * (db + (bb + _extra_ms((total - eb) / dram, mb, cb)))
-        nc = 0.5 * (dc + (bc + _extra_ms((total - ec) / dram, mc, cc)))
-        moved = (na - da > 1e-4 * da or da - na > 1e-4 * da
-                 or nb - db > 1e-4 * db or db - nb > 1e-4 * db
-                 or nc - dc > 1e-4 * dc or dc - nc > 1e-4 * dc)
-        da, db, dc = na, nb, nc
-        if not moved:
-            break
-    return [da, db, dc]
 
 
 class _Job:
@@ -249,8 +84,9 @@ class _EventLoop:
 
     :class:`~hetero_infer.twin.kernel.KernelEventLoop` is this loop compiled with numba (same
     interface, same results bit for bit); :func:`_new_event_loop` picks one (:data:`KERNEL_ENV`).
-    A change to the arithmetic or order of operations here must be made there too
-    (test_core_twin_kernel fails otherwise).
+    Both call the contention model of :mod:`~hetero_infer.twin.contention`; a change to the
+    loop's own arithmetic or order of operations here (the advance, the time-slicing, the tie
+    rule) must be made there too (test_core_twin_kernel fails otherwise).
 
     Any job (a list of steps) can be started with :meth:`start_job`; ``on_finish(job)`` is called
     when its last step ends. ``noise_batch`` noise factors are drawn from ``rng`` at a time (in
@@ -265,7 +101,7 @@ class _EventLoop:
         self.sigma = noise_sigma
         self.ids = list(platform.processor_ids)
         self.index = {p: i for i, p in enumerate(self.ids)}
-        self.curves = _curves(platform, self.ids)
+        self.curves = curve_params(platform, self.ids)
         self.dram = platform.dram_gbps * 1e6  # bytes per ms
         n = len(self.ids)
         self.share = [0] * n                   # layers executing on each processor now
@@ -301,7 +137,7 @@ class _EventLoop:
             m *= f
         k = self.share[e] + 1
         self.share[e] = k
-        self.running.append([job, e, 1.0, 0.0, ov + (c if c > m else m), b, ov, c, m])
+        self.running.append([job, e, 1.0, 0.0, base_ms(ov, c, m, 1), b, ov, c, m])
         if self.is_dla[e]:
             self.dla_running += 1
             if self.gpu >= 0 and self.share[self.gpu]:
@@ -317,7 +153,7 @@ class _EventLoop:
             k = k * self.gpu_scale[self.dla_running]
         for ex in self.running:
             if ex[1] == e:
-                ex[4] = _base_ms(ex[6], ex[7], ex[8], k)
+                ex[4] = base_ms(ex[6], ex[7], ex[8], k)
 
     def run_until(self, t_end, stop=None):
         """Process completions up to ``t_end`` (or until ``stop()`` is true).
@@ -348,7 +184,7 @@ class _EventLoop:
                     best[3] = best[4]
                     best_t = best[2] * best[4]
                 else:
-                    for ex, d in zip(running, _solve(running, curves, dram, 4)):
+                    for ex, d in zip(running, solve_running(running, curves, dram, 4)):
                         ex[3] = d
                         t = ex[2] * d
                         if t < best_t:
@@ -414,7 +250,7 @@ class _EventLoop:
                 kk = k
                 if e2 == gpu and self.dla_running:
                     kk = k * self.gpu_scale[self.dla_running]
-                best[4] = ov + (c if c > m else m) if kk == 1 else _base_ms(ov, c, m, kk)
+                best[4] = base_ms(ov, c, m, kk)
                 best[5] = b
                 best[6] = ov
                 best[7] = c
@@ -444,7 +280,7 @@ class _EventLoop:
         self.now = now = max(now, t_end) if t_end != inf else now
 
 
-_kernel_engine = None       # twin_kernel.KernelEventLoop once imported; False: numba is missing
+_kernel_engine = None       # kernel.KernelEventLoop once imported; False: numba is missing
 _kernel_error = ''
 
 
@@ -594,7 +430,7 @@ class Twin:
             eng.start_job(_Job(steps, cproc, 0.0, loop=True, tag='co'))
         # Let the co-runners reach a steady state (random phase) before the target starts.
         if eng.running:
-            warm = max(ex[6] + max(ex[7], ex[8]) for ex in eng.running)
+            warm = max(base_ms(ex[6], ex[7], ex[8], 1) for ex in eng.running)
             eng.run_until(warm * eng.rng.random())
         target = _Job([self._layer_step(proc, layer)], proc, eng.now, loop=True, tag='target')
         eng.start_job(target)
