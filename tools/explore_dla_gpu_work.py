@@ -35,9 +35,8 @@ import random
 import sys
 import time
 
-from fit_platform import DLA_PARAMS, fit
-
 import hetero_infer.evaluation.calibration as calibration
+from hetero_infer.evaluation.platform_fit import DLA_PARAMS, fit
 from hetero_infer.io.yaml_file import read_yaml
 from hetero_infer.models.zoo import load_model
 from hetero_infer.platform.spec import PLATFORM_DIR, Platform
