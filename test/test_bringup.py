@@ -169,3 +169,20 @@ def test_a_constant_is_selected_when_nothing_is_learnable_and_round_trips(tmp_pa
     pred.save(path)
     back = SlowdownPredictor.load(path).models['gpu|dla']
     assert np.allclose(back.predict(X[:3]), np.median(flat))
+
+
+def test_a_board_faster_than_the_base_peak_is_named_at_its_bound():
+    from hetero_infer.evaluation.platform_fit import params_at_bounds
+    truth = Platform.load('cpu2')
+    models = {n: load_model(n) for n in ('resnet18', 'alexnet')}
+    # every latency a twentieth of what cpu2's peak allows at efficiency 1
+    measured = {(n, p): truth.isolated_latency_ms(m, p) / 20.0
+                for n, m in models.items() for p in truth.processor_ids}
+    fitted, rep = fit_to_latencies(truth, measured, models)
+    stuck = {(b['processor'], b['parameter'], b['bound']) for b in params_at_bounds(rep['values'])}
+    assert ('cpu0', 'conv', 'upper') in stuck and ('cpu1', 'conv', 'upper') in stuck, stuck
+    assert rep['median_abs_error_pct'] > 50.0
+    # a fit inside its ranges names nothing
+    ok = {(n, p): truth.isolated_latency_ms(m, p) for n, m in models.items()
+          for p in truth.processor_ids}
+    assert params_at_bounds(fit_to_latencies(truth, ok, models)[1]['values']) == []

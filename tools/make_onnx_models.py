@@ -52,6 +52,12 @@ def _set_meta(model, meta: dict) -> None:
 
 
 def make_tiny_cnn(path: str) -> dict:
+    return make_cnn(path, 'tiny_cnn', size=32, c1=16, c2=32,
+                    description='2-conv CNN (onnx.helper, seeded random weights), 32x32 RGB')
+
+
+def make_cnn(path: str, name: str, *, size: int, c1: int, c2: int, description: str) -> dict:
+    """tiny_cnn's graph with input ``size`` x ``size`` and ``c1`` / ``c2`` channels."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
     rng = np.random.default_rng(0)
@@ -61,13 +67,13 @@ def make_tiny_cnn(path: str) -> dict:
         return numpy_helper.from_array(arr, name)
 
     inits = [
-        init('conv1.w', 16, 3, 3, 3), init('conv1.b', 16),
-        numpy_helper.from_array(np.ones(16, np.float32), 'bn1.scale'),
-        init('bn1.bias', 16),
-        numpy_helper.from_array(np.zeros(16, np.float32), 'bn1.mean'),
-        numpy_helper.from_array(np.ones(16, np.float32), 'bn1.var'),
-        init('conv2.w', 32, 16, 3, 3), init('conv2.b', 32),
-        init('fc.w', 10, 32), init('fc.b', 10),
+        init('conv1.w', c1, 3, 3, 3), init('conv1.b', c1),
+        numpy_helper.from_array(np.ones(c1, np.float32), 'bn1.scale'),
+        init('bn1.bias', c1),
+        numpy_helper.from_array(np.zeros(c1, np.float32), 'bn1.mean'),
+        numpy_helper.from_array(np.ones(c1, np.float32), 'bn1.var'),
+        init('conv2.w', c2, c1, 3, 3), init('conv2.b', c2),
+        init('fc.w', 10, c2), init('fc.b', 10),
     ]
     nodes = [
         helper.make_node('Conv', ['input', 'conv1.w', 'conv1.b'], ['c1'], name='conv1',
@@ -88,17 +94,16 @@ def make_tiny_cnn(path: str) -> dict:
         helper.make_node('Softmax', ['logits'], ['probs'], name='softmax', axis=1),
     ]
     graph = helper.make_graph(
-        nodes, 'tiny_cnn',
-        [helper.make_tensor_value_info('input', TensorProto.FLOAT, [1, 3, 32, 32])],
+        nodes, name,
+        [helper.make_tensor_value_info('input', TensorProto.FLOAT, [1, 3, size, size])],
         [helper.make_tensor_value_info('probs', TensorProto.FLOAT, [1, 10])],
         initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', OPSET)],
                               producer_name='hetero_infer tools/make_onnx_models.py')
     model.ir_version = 8  # readable by onnxruntime >= 1.11 (JetPack 5 wheels)
-    entry = {'file': 'tiny_cnn.onnx', 'input_name': 'input', 'input_shape': [1, 3, 32, 32],
+    entry = {'file': name + '.onnx', 'input_name': 'input', 'input_shape': [1, 3, size, size],
              'input_layout': 'NCHW float32', 'output_name': 'probs', 'labels': 10,
-             'domain': 'vision',
-             'description': '2-conv CNN (onnx.helper, seeded random weights), 32x32 RGB'}
+             'domain': 'vision', 'description': description}
     _set_meta(model, entry)
     onnx.save(model, path)
     return entry
@@ -154,9 +159,25 @@ BUILDERS = {'tiny_cnn': make_tiny_cnn, 'mobilenet_v2_035': make_mobilenet,
             'kws_matchboxnet': make_kws}
 
 
+def _bringup_cnn(size: int, c1: int, c2: int):
+    name = 'cnn%d_%d' % (size, c2)
+    return name, lambda path: make_cnn(
+        path, name, size=size, c1=c1, c2=c2,
+        description='tiny_cnn widened to %d/%d channels at %dx%d (onnx.helper, seeded random '
+                    'weights): 4-20 ms per inference on one CPU core'
+                    % (c1, c2, size, size))
+
+
+#: Heavier CNNs for ``hetero-infer bringup --backend onnxruntime`` (docs/bringup/): at the
+#: package models' 0.06-1 ms the served rates reach thousands per second, where the serving
+#: engine's per-request Python cost, not the cores, limits goodput. Built only with --only.
+EXTRA_BUILDERS = dict(_bringup_cnn(*a) for a in ((192, 32, 64), (256, 48, 96), (224, 64, 128)))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description='Build the small ONNX models for tests/demo.')
-    parser.add_argument('--only', nargs='*', choices=sorted(BUILDERS), default=None)
+    parser.add_argument('--only', nargs='*', choices=sorted(BUILDERS) + sorted(EXTRA_BUILDERS),
+                        default=None)
     parser.add_argument('--out-dir', default=OUT_DIR)
     args = parser.parse_args(argv)
     os.makedirs(args.out_dir, exist_ok=True)
@@ -167,7 +188,7 @@ def main(argv=None) -> int:
             index = json.load(f)
     for name in args.only or list(BUILDERS):
         path = os.path.join(args.out_dir, name + '.onnx')
-        entry = BUILDERS[name](path)
+        entry = dict(BUILDERS, **EXTRA_BUILDERS)[name](path)
         index[name] = entry
         print('%-18s %8.1f KB  input %s %s  labels %d' % (
             name, os.path.getsize(path) / 1024.0, entry['input_name'], entry['input_shape'],

@@ -16,6 +16,9 @@ reported in ``executor.info['gpu_fallback_layers']`` (and stored in the cache si
 engine reports them too). The engine is built with ``ProfilingVerbosity.DETAILED`` where
 available, and ``executor.info['engine_layers']`` lists the engine inspector's layers.
 
+A model is an ONNX file, or an in-memory ``onnx.ModelProto`` / its bytes (the profiler's
+layer networks), which is written to ``<cache_dir>/onnx/inline-<sha256>.onnx`` first.
+
 Parameters named as in Isaac ROS ``dnn_inference``: ``model_file_path``, ``engine_file_path``
 (an explicit engine location; its sidecar is checked like a cache entry), ``dla_core`` (-1 = GPU;
 :func:`processor_for_dla_core`), ``enable_fp16`` and ``force_engine_update``.
@@ -345,7 +348,7 @@ class TensorRTBackend(Backend):
         if options:
             raise ConfigError('tensorrt backend: unknown load options %s' % sorted(options))
         processor = request.processor
-        model_path = os.fspath(request.source)
+        model_path = self._model_file(request.source)
         engine_file_path = request.engine_file or None
         force_engine_update = request.rebuild
         prec = resolve_precision(request.precision or None, None)
@@ -373,6 +376,32 @@ class TensorRTBackend(Backend):
                                     worker=worker, info=info)
 
         return worker.call(load_on_worker)
+
+    def _model_file(self, source: Any) -> str:
+        """The ONNX file of ``source``: a path as it is; an in-memory model (``onnx.ModelProto``
+        or its bytes, what the profiler's layer networks are) written once to ``onnx/`` in the
+        engine cache, named by its content, since TensorRT's cache key and parser read a file.
+
+        :raises ModelError: ``source`` is none of these.
+        """
+        if hasattr(source, 'SerializeToString'):
+            source = source.SerializeToString()
+        if not isinstance(source, (bytes, bytearray)):
+            try:
+                return os.fspath(source)
+            except TypeError:
+                raise ModelError('model must be a path, bytes or onnx.ModelProto, got %r'
+                                 % (source,)) from None
+        data = bytes(source)
+        folder = os.path.join(self.cache.cache_dir, 'onnx')
+        path = os.path.join(folder, 'inline-%s.onnx' % bytes_sha256(data)[:20])
+        if not os.path.isfile(path):
+            os.makedirs(folder, exist_ok=True)
+            tmp = '%s.tmp-%d' % (path, os.getpid())
+            with open(tmp, 'wb') as f:
+                f.write(data)
+            os.replace(tmp, path)  # whole or not at all: a half file would mis-key the cache
+        return path
 
     def _build_with_inspection(self, model_path: str, processor: str, precision: str,
                                gpu_fallback: bool, calibration_cache: Optional[str]

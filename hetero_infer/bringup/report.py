@@ -114,6 +114,18 @@ def markdown(doc: dict) -> str:
                           fit['max_abs_error_pct'],
                           '; '.join('%s %s' % (p, ', '.join('%s %.4g' % kv for kv in v.items()))
                                     for p, v in fit['values'].items()))]
+            from hetero_infer.evaluation.platform_fit import params_at_bounds
+            stuck = [b for b in params_at_bounds(fit['values'])
+                     if (b['parameter'], b['bound']) != ('overhead_ms', 'lower')]
+            if stuck:
+                # an efficiency at 1 means the board beats the base file's peak: no efficiency
+                # can fit it, the base file's peak_gmacs / bandwidth_gbps must be raised
+                lines += ['', 'At the bound of their range (the base file\'s peak rate or '
+                          'bandwidth does not fit this board; correct them in the base file '
+                          'given to --platform): %s.' % '; '.join(
+                              '%s %s %.4g (%s bound)' % (b['processor'], b['parameter'],
+                                                         b['value'], b['bound'])
+                              for b in stuck)]
         lines.append('')
     co = doc.get('coruns')
     if co:

@@ -401,12 +401,15 @@ def train(ctx: Context, out_dir: str) -> None:
 
 
 def model_file(ctx: Context) -> str:
-    """The interference model ``train`` wrote (``model/<platform>.json``)."""
-    d = ctx.path('model')
-    found = sorted(f for f in os.listdir(d) if f.endswith('.json') and f != 'accuracy.json')
-    if len(found) != 1:
-        raise ModelError('%s: expected one interference model file, found %s' % (d, found))
-    return os.path.join(d, found[0])
+    """The interference model ``train`` wrote (``model/<platform>.json``), found as the
+    node's ``bringup_dir`` parameter finds it."""
+    from hetero_infer.serving.config import BRINGUP_MODEL_DIR, bringup_model_file
+    d = ctx.path(BRINGUP_MODEL_DIR)
+    found = bringup_model_file(d)
+    if found is None:
+        raise ModelError('%s: expected one interference model file, found %s'
+                         % (d, sorted(os.listdir(d))))
+    return found
 
 
 # -- 7. plan and served run -------------------------------------------------------------------

@@ -23,7 +23,7 @@ Peaks, bandwidths and contention curves stay as the base file gives them.
 import copy
 import dataclasses
 import math
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -189,6 +189,22 @@ def fit_to_latencies(base: Platform, measured: Mapping[Tuple[str, str], float],
                     'max_abs_error_pct': float(max(errors)) if errors else None,
                     'start': 'neutral (mid-range, log scale)' if neutral_start else 'base file',
                     'cost': float(res.cost), 'evaluations': int(res.nfev)}
+
+
+def params_at_bounds(values: Mapping[str, Mapping[str, float]], *, rel: float = 1e-3
+                     ) -> List[Dict[str, Any]]:
+    """The fitted values of :func:`fit_to_latencies` that sit on a bound of their range
+    (``EFFICIENCY_BOUNDS``, ``OVERHEAD_BOUNDS_MS``): where the fit could not go further, the
+    base file's fixed numbers (peak rate, bandwidth) do not fit the board."""
+    out = []
+    for proc, vals in values.items():
+        for name, v in vals.items():
+            lo, hi = OVERHEAD_BOUNDS_MS if name == 'overhead_ms' else EFFICIENCY_BOUNDS
+            for side, bound in (('lower', lo), ('upper', hi)):
+                if abs(v - bound) <= rel * bound:
+                    out.append({'processor': proc, 'parameter': name, 'value': v,
+                                'bound': side})
+    return out
 
 
 def fitted_document(base_doc: dict, values: Mapping[str, Mapping[str, float]], *,

@@ -74,8 +74,17 @@ class ParamSpec:
 NODE_PARAMS = (
     ParamSpec('platform', 'xavier',
               'Platform description (config/platforms/<name>.yaml or a YAML path) that gives '
-              'the processors and the isolated latencies used for SLOs and planning.',
+              'the processors and the isolated latencies used for SLOs and planning. '
+              'bringup_dir, when set, gives it instead.',
               read_only=True),
+    ParamSpec('interference_model', '', 'Trained interference model file the planner uses '
+              '(what hetero-infer train writes, trained on this platform); empty = the '
+              'committed model of the platform, or bringup_dir\'s when that is set (no model: '
+              'plans with isolated latencies, with a warning).', read_only=True),
+    ParamSpec('bringup_dir', '', 'A finished hetero-infer bringup directory: the node then '
+              'serves with its fitted platform (DIR/platform.yaml, instead of platform) and '
+              'plans with its trained interference model (DIR/model/<platform>.json, unless '
+              'interference_model is set). Empty = not used.', read_only=True),
     ParamSpec('power_mode', '', 'Power mode of the platform (e.g. MAXN, 30W, 15W); empty = the '
               'platform file\'s default.', read_only=True),
     ParamSpec('backend', 'emulated', 'Execution backend of every processor: emulated = the '
@@ -218,6 +227,7 @@ class AppConfig:
 
 @dataclass(frozen=True)
 class ServeConfig:
+    #: the platform the node serves: the ``platform`` parameter, or ``bringup_dir``'s fitted one
     platform: str
     power_mode: str
     backend: str
@@ -244,6 +254,10 @@ class ServeConfig:
     probe_period_s: float = 1.0
     recovery_successes: int = 3
     faults: Tuple[str, ...] = ()
+    #: the interference model file the planner uses ('' = the platform's committed one):
+    #: ``interference_model``, else ``bringup_dir``'s
+    interference_model: str = ''
+    bringup_dir: str = ''
 
     def health_settings(self):
         """The :class:`~hetero_infer.twin.faults.HealthSettings` these parameters give."""
@@ -273,6 +287,48 @@ def bundled_file(path: str) -> str:
     own = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'data',
                        'onnx', path)
     return own if os.path.isfile(own) else path
+
+
+#: What a bring-up directory holds that the node uses (``hetero-infer bringup``: the fit step
+#: writes the platform, the train step the model directory).
+BRINGUP_PLATFORM = 'platform.yaml'
+BRINGUP_MODEL_DIR = 'model'
+
+
+def bringup_model_file(model_dir: str) -> Optional[str]:
+    """The one interference model file ``hetero-infer train`` wrote into ``model_dir``
+    (``<platform>.json``; ``accuracy.json`` is its report), or None if there is not exactly one."""
+    if not os.path.isdir(model_dir):
+        return None
+    found = sorted(f for f in os.listdir(model_dir)
+                   if f.endswith('.json') and f != 'accuracy.json')
+    return os.path.join(model_dir, found[0]) if len(found) == 1 else None
+
+
+def bringup_result(path: str) -> Tuple[str, str]:
+    """The fitted platform file and the interference model file of the bring-up directory
+    ``path``.
+
+    :raises ConfigError: ``path`` is no directory, or a step that makes one of them has not
+        finished there (the message names the value and what is missing).
+    """
+    if not os.path.isdir(path):
+        raise ConfigError('bringup_dir=%r is not a directory' % path)
+    platform = os.path.join(path, BRINGUP_PLATFORM)
+    resume = ('run the same hetero-infer bringup command again to finish it')
+    if not os.path.isfile(platform):
+        raise ConfigError('bringup_dir=%r has no %s: its fit step has not finished (%s)'
+                          % (path, BRINGUP_PLATFORM, resume))
+    model_dir = os.path.join(path, BRINGUP_MODEL_DIR)
+    model = bringup_model_file(model_dir)
+    if model is None:
+        have = sorted(os.listdir(model_dir)) if os.path.isdir(model_dir) else None
+        raise ConfigError('bringup_dir=%r has no trained interference model (%s/<platform>.json'
+                          '; %s): its train step has not finished (%s)'
+                          % (path, BRINGUP_MODEL_DIR,
+                             'no %s/ directory' % BRINGUP_MODEL_DIR if have is None
+                             else 'found %s' % (have or 'nothing'), resume))
+    return platform, model
 
 
 def app_param(app: str, key: str) -> str:
@@ -402,6 +458,17 @@ def build_config(values: Mapping[str, Any], *, node_name: str = 'scheduler') -> 
     goal = get('goal')
     if goal == 'weighted' and not any(w > 0 for _, w in weights):
         raise ConfigError('node %s: goal is weighted but every goal_weights.* is 0' % node_name)
+    platform, model = get('platform'), get('interference_model')
+    bringup = get('bringup_dir')
+    if bringup:
+        try:
+            platform, bringup_model = bringup_result(bringup)
+        except ConfigError as exc:
+            raise ConfigError('node %s: parameter %s' % (node_name, exc)) from None
+        model = model or bringup_model
+    if model and not os.path.isfile(model):
+        raise ConfigError('node %s: parameter interference_model=%r: no such file'
+                          % (node_name, model))
     faults = list_entries(get('faults'))
     from hetero_infer.twin.faults import parse_faults
     try:
@@ -414,7 +481,8 @@ def build_config(values: Mapping[str, Any], *, node_name: str = 'scheduler') -> 
         watchdog_min_ms=float(get('watchdog_min_ms')),
         probe_period_s=float(get('probe_period_s')),
         recovery_successes=int(get('recovery_successes')), faults=faults,
-        platform=get('platform'), power_mode=get('power_mode'), backend=get('backend'),
+        platform=platform, interference_model=model, bringup_dir=bringup,
+        power_mode=get('power_mode'), backend=get('backend'),
         enable_fp16=get('enable_fp16'), force_engine_update=get('force_engine_update'),
         result_type=get('result_type'), intake=get('intake'), goal=goal, goal_weights=weights,
         slo_scale=float(get('slo_scale')), slo_target=float(get('slo_target')),
@@ -438,6 +506,12 @@ def apply_changes(config: ServeConfig, changes: Mapping[str, Any], *,
         reason = validate(name, value)
         if reason:
             raise ConfigError(reason)
+        spec = spec_for(name)
+        if spec is not None and spec.read_only:
+            # as ROS refuses them: the platform, backend, models... are what serving was built
+            # with (a new bringup_dir would need new executors, SLOs and a new platform)
+            raise ConfigError('%s is read-only: set it at start-up (parameter file or launch '
+                              'argument); the node keeps %s' % (name, name))
         if name.startswith('goal_weights.'):
             weights[name.split('.', 1)[1]] = float(value)
         elif name.startswith('apps.'):

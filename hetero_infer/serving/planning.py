@@ -92,6 +92,8 @@ class PlanJob:
     :param n_samples: policies the search samples.
     :param duration_s: simulated seconds of each of the planner's runs; ``seed`` its arrivals
         and the search's sampling; ``max_queue`` each processor's queue limit.
+    :param interference_model: the interference model file to plan with ('' = the platform's
+        committed model, and the no-interference scheduler when it has none).
     """
 
     platform: str
@@ -102,12 +104,13 @@ class PlanJob:
     duration_s: float
     seed: int
     max_queue: int
+    interference_model: str = ''
 
     def to_dict(self) -> Dict[str, Any]:
         return {'platform': self.platform, 'power_mode': self.power_mode,
                 'apps': [a.to_dict() for a in self.apps], 'goal': self.goal,
                 'n_samples': self.n_samples, 'duration_s': self.duration_s, 'seed': self.seed,
-                'max_queue': self.max_queue}
+                'max_queue': self.max_queue, 'interference_model': self.interference_model}
 
     def to_json(self) -> str:
         """One line of JSON (:meth:`from_json` gives the job back)."""
@@ -130,7 +133,9 @@ class PlanJob:
                    n_samples=_get(doc, 'n_samples', 'int', where),
                    duration_s=float(_get(doc, 'duration_s', 'number', where)),
                    seed=_get(doc, 'seed', 'int', where),
-                   max_queue=_get(doc, 'max_queue', 'int', where))
+                   max_queue=_get(doc, 'max_queue', 'int', where),
+                   interference_model=_get(doc, 'interference_model', 'str', where)
+                   if 'interference_model' in doc else '')
 
     @classmethod
     def from_json(cls, text: str) -> 'PlanJob':
@@ -209,6 +214,7 @@ def plan_context(job: PlanJob):
     from hetero_infer.models.zoo import load_model
     from hetero_infer.planning import search
     from hetero_infer.planning.schedulers.interface import PlanContext
+    from hetero_infer.planning.schedulers.interference_aware import InterferenceOptions
     from hetero_infer.planning.schedulers.searched import SearchOptions
     from hetero_infer.platform.spec import Platform
     from hetero_infer.workload.requests import App
@@ -222,7 +228,9 @@ def plan_context(job: PlanJob):
     options = SearchOptions(n_samples=job.n_samples, workers=1,
                             max_refine_evals=max(10, job.n_samples // 4))
     return PlanContext(platform=platform, apps=apps, goal=job.goal, seed=job.seed,
-                       settings=settings, options=(options,))
+                       settings=settings,
+                       options=(options,
+                                InterferenceOptions(model=job.interference_model or None)))
 
 
 def initial_policy(job: PlanJob) -> Policy:
@@ -235,18 +243,25 @@ def initial_policy(job: PlanJob) -> Policy:
 
 def run_plan(job: PlanJob) -> PlanAnswer:
     """Plan ``job`` through the scheduler driver, as ``hetero-infer plan`` does: the
-    interference-aware scheduler, or the no-interference one when the platform has no trained
-    interference model (``predictor_note`` says why)."""
+    interference-aware scheduler, or the no-interference one when the platform has no committed
+    interference model (``predictor_note`` says why).
+
+    :raises ModelError: the job's own ``interference_model`` cannot be used (no fallback: the
+        user asked for that model).
+    """
     from hetero_infer.errors import HeteroInferError
     from hetero_infer.interference.predictors import load_latency_predictor
     from hetero_infer.planning.schedulers.driver import plan_scheduler
 
     ctx = plan_context(job)
     scheduler, note = PLANNING_SCHEDULER, ''
-    try:
-        load_latency_predictor(ctx.platform)  # as `hetero-infer plan` checks it first
-    except HeteroInferError as exc:
-        scheduler, note = FALLBACK_SCHEDULER, str(exc)
+    if job.interference_model:
+        load_latency_predictor(ctx.platform, job.interference_model)
+    else:
+        try:
+            load_latency_predictor(ctx.platform)  # as `hetero-infer plan` checks it first
+        except HeteroInferError as exc:
+            scheduler, note = FALLBACK_SCHEDULER, str(exc)
     plan = plan_scheduler(scheduler, ctx)
     result = plan.search
     return PlanAnswer(policy=plan.policy, scheduler=scheduler, goal=result.goal,

@@ -54,6 +54,19 @@ class _Log:
     warning = error = info
 
 
+def _platform_source(cfg: ServeConfig) -> str:
+    """Which parameter gave the platform, with its value (for messages)."""
+    if cfg.bringup_dir:
+        return 'bringup_dir=%r (its %s)' % (cfg.bringup_dir, cfg.platform)
+    return 'platform=%r' % cfg.platform
+
+
+def _model_source(cfg: ServeConfig) -> str:
+    """The interference model's parameter and value, with the bring-up it may come from."""
+    text = 'interference_model=%r' % cfg.interference_model
+    return text + (' (bringup_dir=%r)' % cfg.bringup_dir if cfg.bringup_dir else '')
+
+
 class Service:
     """Serve the applications of ``config`` (see the module docstring).
 
@@ -78,8 +91,17 @@ class Service:
         try:
             self.platform = Platform.load(config.platform, power_mode=config.power_mode or None)
         except HeteroInferError as exc:
-            raise ConfigError('%s: parameter platform=%r: %s'
-                              % (name, config.platform, exc)) from None
+            raise ConfigError('%s: parameter %s: %s'
+                              % (name, _platform_source(config), exc)) from None
+        if config.interference_model:
+            # refused at start-up, not at the first plan: a model trained on another platform
+            # (or no model file at all) must not leave the node planning blind
+            from hetero_infer.interference.predictors import load_latency_predictor
+            try:
+                load_latency_predictor(self.platform, config.interference_model)
+            except HeteroInferError as exc:
+                raise ConfigError('%s: parameter %s: %s'
+                                  % (name, _model_source(config), exc)) from None
         self._own_backend = backend is None
         self.backend = backend if backend is not None else self._create_backend()
         self.apps: List[ServedApp] = []
@@ -145,10 +167,14 @@ class Service:
         self._inject_faults()
         self._planner.start()
         self.request_replan('start-up')
+        cfg = self.config
         self.log.info('serving %s on %s (%s backend), goal %s, policy %r'
                       % (', '.join('%s:%s' % (a.name, a.model.name) for a in self.apps),
-                         self.platform.name, self.config.backend, self.config.goal,
-                         self.engine.policy))
+                         self.platform.name, cfg.backend, cfg.goal, self.engine.policy))
+        if cfg.bringup_dir or cfg.interference_model:
+            self.log.info('platform file %s, interference model %s%s'
+                          % (cfg.platform, cfg.interference_model or 'committed',
+                             ' (bring-up %s)' % cfg.bringup_dir if cfg.bringup_dir else ''))
 
     # -- set-up -----------------------------------------------------------------------------
     def _create_backend(self) -> Any:
@@ -204,7 +230,7 @@ class Service:
                                     self._plan_mask(down).tolist(), rates),
             goal=cfg.goal_spec(), n_samples=int(cfg.plan_samples),
             duration_s=float(cfg.plan_duration_s), seed=int(cfg.seed),
-            max_queue=int(cfg.queue_limit))
+            max_queue=int(cfg.queue_limit), interference_model=cfg.interference_model)
 
     # -- requests ---------------------------------------------------------------------------
     def submit(self, app: ServedApp, prepare: Callable[[], Dict[str, Any]], *, received_s: float,
@@ -389,6 +415,7 @@ class Service:
                                   'goal': result.goal, 'predictor': result.predictor,
                                   'score': result.score,
                                   'search_time_s': round(result.search_time_s, 3),
+                                  'interference_model': cfg.interference_model or None,
                                   'rates_hz': [round(r, 3) for r in rates]}
             self.log.info('policy %d (%s, goal %s, %s predictor, %.2f s): %r'
                           % (version, reason, result.goal, result.predictor,
