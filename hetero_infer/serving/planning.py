@@ -65,10 +65,13 @@ class PlanApp:
     rate_hz: float
     slo_ms: float
     processors: Tuple[str, ...]
+    weight: float = 1.0
+    min_attainment: float = 0.0
 
     def to_dict(self) -> Dict[str, Any]:
         return {'name': self.name, 'model': self.model, 'rate_hz': self.rate_hz,
-                'slo_ms': self.slo_ms, 'processors': list(self.processors)}
+                'slo_ms': self.slo_ms, 'processors': list(self.processors),
+                'weight': self.weight, 'min_attainment': self.min_attainment}
 
     @classmethod
     def from_dict(cls, doc: Any, where: str = 'plan job app') -> 'PlanApp':
@@ -79,7 +82,9 @@ class PlanApp:
                               % (where, procs))
         return cls(name=_get(doc, 'name', 'str', where), model=_get(doc, 'model', 'str', where),
                    rate_hz=float(_get(doc, 'rate_hz', 'number', where)),
-                   slo_ms=float(_get(doc, 'slo_ms', 'number', where)), processors=tuple(procs))
+                   slo_ms=float(_get(doc, 'slo_ms', 'number', where)), processors=tuple(procs),
+                   weight=float(doc.get('weight', 1.0)),
+                   min_attainment=float(doc.get('min_attainment', 0.0)))
 
 
 @dataclass(frozen=True)
@@ -214,8 +219,8 @@ def plan_context(job: PlanJob):
     from hetero_infer.workload.requests import App
 
     platform = Platform.load(job.platform, power_mode=job.power_mode or None)
-    apps = [App(a.name, load_model(a.model), max(a.rate_hz, 0.1), a.slo_ms, a.processors)
-            for a in job.apps]
+    apps = [App(a.name, load_model(a.model), max(a.rate_hz, 0.1), a.slo_ms, a.processors,
+                a.weight, a.min_attainment) for a in job.apps]
     settings = search.SimSettings(duration_s=job.duration_s,
                                   warmup_s=min(0.3, job.duration_s / 10.0), seed=job.seed,
                                   max_queue=job.max_queue)
@@ -341,7 +346,7 @@ def plan_apps(apps: Sequence[Any], procs: Sequence[str], mask, rates: Sequence[f
     for app, rate in zip(apps, rates):
         allowed = tuple(p for j, p in enumerate(procs) if mask[app.index][j])
         out.append(PlanApp(app.cfg.name, app.cfg.model, float(rate), float(app.slo_ms),
-                           allowed))
+                           allowed, float(app.cfg.weight), float(app.cfg.min_attainment)))
     return tuple(out)
 
 
