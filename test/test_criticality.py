@@ -64,7 +64,8 @@ def test_defaults_and_scaled_keep_the_criticality():
 
 
 def test_scenario_file_keys_reach_the_applications(platform):
-    from hetero_infer.evaluation.scenarios import parse_scenarios, with_criticality as scen_crit
+    from hetero_infer.evaluation.scenarios import parse_scenarios
+    from hetero_infer.evaluation.scenarios import with_criticality as scen_crit
     doc = {'format': 'hetero_infer.scenarios/1', 'scenarios': [{
         'name': 's', 'applications': [
             {'name': 'det', 'model': 'googlenet', 'rate_hz': 30, 'weight': 2,

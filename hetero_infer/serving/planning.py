@@ -153,6 +153,8 @@ class PlanAnswer:
     :param goal: the goal's name; ``score`` the policy's predicted goal value and ``metrics``
         its other predicted metrics.
     :param search_time_s: wall time of the plan.
+    :param attainment: each application's predicted SLO attainment (by name).
+    :param floor_note: which floors no plan found meets ('' when every one is met).
     """
 
     policy: Policy
@@ -163,12 +165,15 @@ class PlanAnswer:
     search_time_s: float
     metrics: Mapping[str, float] = field(default_factory=dict)
     predictor_note: str = ''
+    attainment: Mapping[str, float] = field(default_factory=dict)
+    floor_note: str = ''
 
     def to_dict(self) -> Dict[str, Any]:
         return {'policy': self.policy.to_dict(), 'mask': self.policy.mask.tolist(),
                 'scheduler': self.scheduler, 'goal': self.goal, 'predictor': self.predictor,
                 'score': self.score, 'search_time_s': self.search_time_s,
-                'metrics': dict(self.metrics), 'predictor_note': self.predictor_note}
+                'metrics': dict(self.metrics), 'predictor_note': self.predictor_note,
+                'attainment': dict(self.attainment), 'floor_note': self.floor_note}
 
     def to_json(self) -> str:
         """One line of JSON; the policy's shares as ``Policy.to_dict`` writes them (9 digits)."""
@@ -192,7 +197,10 @@ class PlanAnswer:
                    score=float(_get(doc, 'score', 'number', where)),
                    search_time_s=float(_get(doc, 'search_time_s', 'number', where)),
                    metrics={k: float(v) for k, v in metrics.items()},
-                   predictor_note=_get(doc, 'predictor_note', 'str', where))
+                   predictor_note=_get(doc, 'predictor_note', 'str', where),
+                   attainment={str(k): float(v) for k, v in
+                               (doc.get('attainment') or {}).items()},
+                   floor_note=str(doc.get('floor_note', '')))
 
     @classmethod
     def from_json(cls, text: str) -> 'PlanAnswer':
@@ -256,8 +264,11 @@ def run_plan(job: PlanJob) -> PlanAnswer:
     result = plan.search
     return PlanAnswer(policy=plan.policy, scheduler=scheduler, goal=result.goal,
                       predictor=result.predictor, score=result.score,
-                      search_time_s=plan.plan_time_s, metrics=dict(result.metrics),
-                      predictor_note=note)
+                      search_time_s=plan.plan_time_s,
+                      metrics={k: v for k, v in result.metrics.items()
+                               if not isinstance(v, dict)},
+                      predictor_note=note, attainment=result.metrics.get('attainment', {}),
+                      floor_note=result.floor_note())
 
 
 class Planner:

@@ -396,7 +396,12 @@ class Service:
                                   'goal': result.goal, 'predictor': result.predictor,
                                   'score': result.score,
                                   'search_time_s': round(result.search_time_s, 3),
-                                  'rates_hz': [round(r, 3) for r in rates]}
+                                  'rates_hz': [round(r, 3) for r in rates],
+                                  'attainment': {k: round(v, 4)
+                                                 for k, v in result.attainment.items()},
+                                  'floor_note': result.floor_note}
+                if result.floor_note:
+                    self.log.warning('plan (%s): %s' % (reason, result.floor_note))
             self.log.info('policy %d (%s, goal %s, %s predictor, %.2f s): %r'
                           % (version, reason, result.goal, result.predictor,
                              result.search_time_s, result.policy))
