@@ -296,3 +296,23 @@ def test_serve_yaml_declares_weight_and_floor_with_ranges():
     apps = read_yaml('config/serve.yaml', 'serve')['/**']['ros__parameters']['apps']
     assert all(a['weight'] == 1.0 and a['min_attainment'] == 0.0 for a in apps.values())
     assert not specs['weight'].read_only and not specs['min_attainment'].read_only
+
+
+def test_the_oracles_selection_applies_the_floors(platform):
+    from hetero_infer.planning.schedulers.interface import Plan
+    from hetero_infer.planning.twin_measure import select_on_twin
+    from hetero_infer.twin.simulator import Twin
+    from hetero_infer.workload.requests import FixedDispatcher
+    apps = []
+    for name, rate in (('resnet50', 60.0), ('googlenet', 100.0), ('vgg16', 30.0)):
+        m = load_model(name)
+        apps.append(App(name, m, rate, 5 * platform.isolated_latency_ms(m, 'gpu')))
+    # x keeps resnet50 on the GPU and starves vgg16 on a DLA; y serves more in all but
+    # leaves resnet50 at about 92%
+    cands = [('x', Plan('x', lambda: FixedDispatcher(['gpu', 'gpu', 'dla0']), source='x')),
+             ('y', Plan('y', lambda: FixedDispatcher(['dla0', 'dla1', 'gpu']), source='y'))]
+    kw = dict(serve_s=1.0, select_seed=5, select_traces=2, slo99_traces=1)
+    twin = Twin(platform, seed=0)
+    assert select_on_twin(twin, apps, 'goodput', cands, **kw)[0] == 1
+    best, report = select_on_twin(twin, _floors(apps, resnet50=0.95), 'goodput', cands, **kw)
+    assert best == 0 and 'floors: 1 of 2 candidates with the least shortfall 0' in report
