@@ -147,3 +147,44 @@ def check_outputs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     for dest, value in sorted(vars(args).items()):
         if isinstance(value, OutputPath):
             check_output(value, flags.get(dest, dest))
+
+
+def app_value(lo: float, hi: float, lo_open: bool = False) -> Callable[[str], tuple]:
+    """``APP=VALUE`` with VALUE a number in ``[lo, hi]`` (``(lo, hi]`` when ``lo_open``):
+    the ``--floor`` and ``--weight`` flags. Returns ``(app, value)``."""
+    number = float_in(lo, hi, lo_open=lo_open)
+
+    def parse(text: str) -> tuple:
+        name, sep, value = text.partition('=')
+        if not sep or not name.strip():
+            raise argparse.ArgumentTypeError('give APP=VALUE, got %r' % text)
+        try:
+            return name.strip(), number(value)
+        except argparse.ArgumentTypeError as exc:
+            raise argparse.ArgumentTypeError('%s: %s' % (name.strip(), exc)) from None
+
+    return parse
+
+
+def add_criticality_arguments(parser) -> None:
+    """``--floor APP=X`` and ``--weight APP=X`` (repeatable): per-application criticality over
+    what the scenario file says."""
+    from hetero_infer.workload.requests import MAX_WEIGHT
+    parser.add_argument('--floor', action='append', default=[], metavar='APP=X',
+                        type=app_value(0.0, 1.0),
+                        help="an application's min_attainment: the share of its requests that "
+                             'must meet the SLO, planned for first (repeatable)')
+    parser.add_argument('--weight', action='append', default=[], metavar='APP=X',
+                        type=app_value(0.0, MAX_WEIGHT, lo_open=True),
+                        help="an application's weight in weighted_goodput and in shedding "
+                             'under overload (repeatable; default 1)')
+
+
+def apply_criticality(apps, args) -> list:
+    """``apps`` with the ``--floor`` / ``--weight`` values of ``args`` applied.
+
+    :raises ConfigError: a name that is no application of the scenario.
+    """
+    from hetero_infer.workload.requests import with_criticality
+    return with_criticality(apps, weights=dict(getattr(args, 'weight', None) or []),
+                            floors=dict(getattr(args, 'floor', None) or []))

@@ -42,6 +42,7 @@ def add_arguments(parser):
                         help='run the jobs on a Dask cluster: a scheduler address '
                              '(tcp://host:8786), or local / local:N for a local one '
                              '(needs the cluster extra); default: local process pool')
+    argtypes.add_criticality_arguments(parser)
     parser.add_argument('--replications', type=argtypes.int_in(1, 1000), default=5, metavar='N',
                         help='measurement traces per scenario, shared by every scheduler')
     parser.add_argument('--seed', type=argtypes.seed, default=1,
@@ -85,7 +86,12 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from hetero_infer.evaluation.runner import EvalSettings, run_evaluation, write_outputs
-    from hetero_infer.evaluation.scenarios import choose_platform, find_scenario, load_scenarios
+    from hetero_infer.evaluation.scenarios import (
+        choose_platform,
+        find_scenario,
+        load_scenarios,
+        with_criticality,
+    )
     from hetero_infer.planning.schedulers import evaluated_schedulers, get_scheduler
     from hetero_infer.planning.search import default_workers
     from hetero_infer.platform.spec import Platform
@@ -93,6 +99,9 @@ def run(args) -> int:
     scenarios = load_scenarios(args.scenarios)
     if args.only:
         scenarios = [find_scenario(scenarios, n) for n in _names(args.only)]
+    if args.floor or args.weight:
+        scenarios = with_criticality(scenarios, weights=dict(args.weight),
+                                     floors=dict(args.floor))
     platform_name, warning = choose_platform(args.platform, scenarios)
     if warning:
         print('hetero-infer evaluate: warning: %s' % warning, file=sys.stderr)

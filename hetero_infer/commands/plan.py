@@ -1,6 +1,7 @@
 """``hetero-infer plan``: search the best allocation policy for one scenario and goal.
 
-Prints the policy, its predicted metrics and the search time, and saves it as JSON
+Prints the policy, its predicted metrics (each application's SLO attainment, and which floor no
+plan found can meet) and the search time, and saves it as JSON
 (``--out``, default ``plans/<scenario>_<goal>.json``).
 """
 
@@ -35,6 +36,7 @@ def add_arguments(parser):
                         help='trained interference model (default: the committed one)')
     parser.add_argument('--force-interference-model', action='store_true',
                         help='use --interference-model even if trained on another platform')
+    argtypes.add_criticality_arguments(parser)
     parser.add_argument('--out', type=argtypes.output_file, default=None, metavar='FILE.json',
                         help='where to save')
 
@@ -54,7 +56,7 @@ def run(args) -> int:
     if warning:
         print('hetero-infer plan: warning: %s' % warning, file=sys.stderr)
     platform = Platform.load(name)
-    apps = scenario.build(platform)
+    apps = argtypes.apply_criticality(scenario.build(platform), args)
     interference_model = args.interference_model
     if facts.needs_interference_model:
         from hetero_infer.interference.predictors import load_latency_predictor
@@ -72,8 +74,8 @@ def run(args) -> int:
     print('scenario %s on %s, goal %s, scheduler %s' % (scenario.name, platform.name,
                                                        res.goal, args.scheduler))
     for a in apps:
-        print('  %-20s %-18s %7.1f req/s  SLO %6.1f ms' % (a.name, a.model.name, a.rate_hz,
-                                                          a.slo_ms))
+        print('  %-20s %-18s %7.1f req/s  SLO %6.1f ms  weight %g  floor %g'
+              % (a.name, a.model.name, a.rate_hz, a.slo_ms, a.weight, a.min_attainment))
     if plan.notes:
         print(plan.notes)
     if plan.policy is None:
@@ -89,7 +91,15 @@ def run(args) -> int:
                                      for k in ('tie_tolerance', 'overflow', 'slo_dispatch')))
     if plan.source == args.scheduler:
         print('predicted: ' + ', '.join('%s %.4g' % (k, v)
-                                        for k, v in sorted(res.metrics.items())))
+                                        for k, v in sorted(res.metrics.items())
+                                        if not isinstance(v, dict)))
+    if plan.source == args.scheduler and 'attainment' in res.metrics:
+        print('predicted attainment per application:')
+        for a in apps:
+            att = res.metrics['attainment'][a.name]
+            verdict = ('  BELOW FLOOR %g (infeasible)' % a.min_attainment
+                       if a.name in res.infeasible else '')
+            print('  %-20s %6.1f%%%s' % (a.name, 100 * att, verdict))
     print('search: %d samples (top %.3g%% with %.3g%% confidence), %d simulations, %.2f s'
           % (res.n_samples, 100 * res.top_fraction, 100 * res.confidence, res.n_evaluated,
              plan.plan_time_s))
@@ -100,7 +110,8 @@ def run(args) -> int:
     doc = plan.to_dict()
     doc.update({'platform': platform.name, 'scenario': scenario.name,
                 'applications': [{'name': a.name, 'model': a.model.name, 'rate_hz': a.rate_hz,
-                                  'slo_ms': a.slo_ms} for a in apps]})
+                                  'slo_ms': a.slo_ms, 'weight': a.weight,
+                                  'min_attainment': a.min_attainment} for a in apps]})
     with open(out, 'w') as f:
         json.dump(doc, f, indent=1)
         f.write('\n')

@@ -36,6 +36,7 @@ def add_arguments(parser):
     parser.add_argument('--warmup-s', type=argtypes.nonneg_float, default=2.0,
                         help='excluded from metrics')
     parser.add_argument('--seed', type=argtypes.seed, default=0)
+    argtypes.add_criticality_arguments(parser)
     parser.add_argument('--out', type=argtypes.output_file, default=None, metavar='FILE.json',
                         help='write metrics JSON')
     parser.add_argument('--fault', action='append', default=[], metavar='PROC:KIND@S[+D]',
@@ -72,7 +73,8 @@ def run(args) -> int:
         print('hetero-infer simulate: warning: %s' % warning, file=sys.stderr)
     platform = Platform.load(name)
     faults = parse_faults(args.fault)
-    apps = scenario.build(platform) if scenario else _demo_apps(platform)
+    apps = argtypes.apply_criticality(
+        scenario.build(platform) if scenario else _demo_apps(platform), args)
     if scenario:
         faults = tuple(scenario.faults) + faults
     if args.duration_s <= args.warmup_s:
@@ -235,7 +237,8 @@ class Replanning:
             procs = [p for p in (a.processors or plat.processor_ids)
                      if p not in down and plat.can_run(a.model, p)]
             apps.append(App(a.name, a.model, a.rate_hz, a.slo_ms,
-                            tuple(procs) if procs else a.processors))
+                            tuple(procs) if procs else a.processors, a.weight,
+                            a.min_attainment))
         plan = plan_scheduler(self.scheduler, PlanContext(platform=plat, apps=apps,
                                                           goal=self.goal, seed=self.seed))
         self.replans.append({'processors': [p for p in plat.processor_ids if p not in down],

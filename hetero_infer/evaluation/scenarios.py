@@ -14,7 +14,8 @@ File format (``format: hetero_infer.scenarios/1``; ``config/scenarios.yaml`` is 
         applications:
           - {model: resnet50, ratio: 2}            # rate from ratio x load (see below)
           - {model: googlenet, ratio: 1, slo_scale: 4}
-          - {name: kws, model: mobilenet_v2, ratio: 1, slo_ms: 10, processors: [dla0, dla1]}
+          - {name: kws, model: mobilenet_v2, ratio: 1, slo_ms: 10, processors: [dla0, dla1],
+             weight: 2, min_attainment: 0.9}      # criticality (defaults 1 and 0)
       - name: fixed_rates
         applications:
           - {model: vgg16, rate_hz: 40}            # explicit rate, no load needed
@@ -23,7 +24,10 @@ File format (``format: hetero_infer.scenarios/1``; ``config/scenarios.yaml`` is 
 
 Each application gives ``model`` (a zoo name or a path to a layer table), either ``rate_hz`` or
 ``ratio`` (all applications of a scenario use the same one), and optionally ``slo_ms`` or
-``slo_scale``, ``name`` (default: the model name; names must differ) and ``processors``.
+``slo_scale``, ``name`` (default: the model name; names must differ), ``processors``, and its
+criticality: ``weight`` (how much a request served within the SLO counts in goodput-type goals,
+default 1) and ``min_attainment`` (the share of its requests that must meet the SLO, which the
+searched schedulers plan for first; default 0).
 A scenario's optional ``faults`` lists processor faults ``PROC:KIND@SECONDS[+DURATION]`` (see
 :mod:`hetero_infer.twin.faults`) that ``hetero-infer simulate`` injects into the twin.
 
@@ -43,7 +47,7 @@ import numpy as np
 
 from hetero_infer.errors import ConfigError, ModelError
 from hetero_infer.models.zoo import load_model
-from hetero_infer.workload.requests import App
+from hetero_infer.workload.requests import MAX_WEIGHT, App
 
 SCENARIOS_FORMAT = 'hetero_infer.scenarios/1'
 DEFAULT_SLO_SCALE = 5.0
@@ -69,6 +73,8 @@ class AppSpec:
     slo_ms: Optional[float]
     slo_scale: float
     processors: tuple
+    weight: float = 1.0
+    min_attainment: float = 0.0
 
 
 @dataclass
@@ -125,7 +131,7 @@ class Scenario:
                 slo = spec.slo_scale * (min(platform.isolated_latency_ms(model, p)
                                             for p in procs) + model.postprocess_ms)
             apps.append(App(spec.name, model, float(rate), float(slo),
-                            tuple(spec.processors)))
+                            tuple(spec.processors), spec.weight, spec.min_attainment))
         return apps
 
 
@@ -187,6 +193,8 @@ def _scenarios_schema() -> dict:
         'slo_scale': slo_scale,
         'processors': {'type': 'array', 'items': {'type': 'string', 'minLength': 1},
                        'uniqueItems': True, 'maxItems': 64},
+        'weight': number(0.0, MAX_WEIGHT, lo_open=True),
+        'min_attainment': number(0.0, 1.0),
     }, ('model',))
     scenario = strict({
         'name': {'type': 'string', 'minLength': 1, 'maxLength': 100},
@@ -258,7 +266,9 @@ def parse_scenarios(doc, *, where: str = '<scenarios>') -> List[Scenario]:
                 ratio=float(a['ratio']) if has_ratio else None,
                 slo_ms=float(a['slo_ms']) if 'slo_ms' in a else None,
                 slo_scale=float(a.get('slo_scale', scale)),
-                processors=tuple(a.get('processors') or ())))
+                processors=tuple(a.get('processors') or ()),
+                weight=float(a.get('weight', 1.0)),
+                min_attainment=float(a.get('min_attainment', 0.0))))
         if len({s.ratio is None for s in specs}) != 1:
             raise ConfigError('%s: mix of rate_hz and ratio; use one kind for all applications'
                               % w)
@@ -307,6 +317,35 @@ def choose_platform(flag: Optional[str], scenarios: Sequence[Scenario],
         raise ConfigError('the scenarios run on different platforms (%s); choose one with '
                           '--platform or run them separately' % ', '.join(named))
     return (named[0] if named else default), None
+
+
+def with_criticality(scenarios: Sequence[Scenario], *, weights=None, floors=None
+                     ) -> List[Scenario]:
+    """``scenarios`` with the weights and floors given by application name replaced wherever
+    an application of that name appears (``--weight`` / ``--floor`` of ``evaluate``).
+
+    :raises ConfigError: a name that is an application of none of them, or a bad value.
+    """
+    import dataclasses
+
+    from hetero_infer.workload.requests import check_criticality
+    weights, floors = dict(weights or {}), dict(floors or {})
+    names = {a.name for s in scenarios for a in s.applications}
+    for label, given in (('--weight', weights), ('--floor', floors)):
+        unknown = sorted(set(given) - names)
+        if unknown:
+            raise ConfigError('%s: unknown application(s) %s (applications: %s)'
+                              % (label, ', '.join(unknown), ', '.join(sorted(names))))
+    out = []
+    for s in scenarios:
+        specs = []
+        for a in s.applications:
+            a = dataclasses.replace(a, weight=float(weights.get(a.name, a.weight)),
+                                    min_attainment=float(floors.get(a.name, a.min_attainment)))
+            check_criticality(a.name, a.weight, a.min_attainment)
+            specs.append(a)
+        out.append(dataclasses.replace(s, applications=specs))
+    return out
 
 
 def find_scenario(scenarios: Sequence[Scenario], name: str) -> Scenario:

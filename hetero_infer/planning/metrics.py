@@ -5,6 +5,8 @@ Definitions (README "Metrics"):
 * window: requests that *arrive* in ``[warmup_s, duration_s)``; every one of them has exactly one
   outcome (finished or dropped), so nothing in the window is lost from the count.
 * goodput: window requests that finished within their application's SLO, per second of window.
+* weighted goodput: the same with each request counted at its application's ``weight``
+  (equal to goodput when every weight is 1).
 * throughput: window requests that finished (SLO or not), per second of window.
 * SLO attainment of an application: its window requests that met the SLO / its window requests
   (drops count as misses).
@@ -39,7 +41,11 @@ RUN_METRICS = dict(OBJECTIVES, slo_attainment_min='minimum per-application SLO a
 #: What the planner's simulator gives goals besides the objectives
 #: (``hetero_infer.planning.plansim.SimResult.metrics``): the least SLO attainment under the
 #: goals' name, latency statistics (when the run kept latencies) and the drop rate.
-PLANNER_METRICS = ('slo_attainment', 'mean_latency_ms', 'p99_latency_ms', 'dropped_rate')
+PLANNER_METRICS = ('slo_attainment', 'weighted_goodput', 'mean_latency_ms', 'p99_latency_ms',
+                   'dropped_rate')
+#: Per-application values goals receive besides (mappings application name -> value, in
+#: application order): SLO attainment, weight and floor (``min_attainment``).
+PER_APP_METRICS = ('attainment', 'weights', 'floors')
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -76,6 +82,8 @@ class AppMetrics:
     p95_ms: float
     p99_ms: float
     per_processor: Dict[str, int]
+    weight: float = 1.0
+    min_attainment: float = 0.0
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -89,9 +97,11 @@ class Metrics:
     slo_attainment_min: float
     window_s: float
     apps: List[AppMetrics] = field(default_factory=list)
+    weighted_goodput: float = 0.0
 
     def to_dict(self) -> dict:
-        return {'goodput': self.goodput, 'throughput': self.throughput,
+        return {'goodput': self.goodput, 'weighted_goodput': self.weighted_goodput,
+                'throughput': self.throughput,
                 'fairness': self.fairness, 'slo_attainment_min': self.slo_attainment_min,
                 'window_s': self.window_s, 'apps': [a.to_dict() for a in self.apps]}
 
@@ -134,7 +144,8 @@ def compute_metrics(records: Sequence[RequestRecord], apps: Sequence[App], *,
             dropped=dropped[i], throughput=thr, goodput=met[i] / window_s,
             slo_attainment=(met[i] / offered[i]) if offered[i] else 1.0,
             p50_ms=percentile(lat[i], 50), p95_ms=percentile(lat[i], 95),
-            p99_ms=percentile(lat[i], 99), per_processor=per_proc[i]))
+            p99_ms=percentile(lat[i], 99), per_processor=per_proc[i],
+            weight=app.weight, min_attainment=app.min_attainment))
         if app.rate_hz > 0:
             norm.append(thr / app.rate_hz)
     return Metrics(
@@ -142,7 +153,16 @@ def compute_metrics(records: Sequence[RequestRecord], apps: Sequence[App], *,
         throughput=sum(a.throughput for a in app_metrics),
         fairness=jain_index(norm),
         slo_attainment_min=min((a.slo_attainment for a in app_metrics), default=1.0),
-        window_s=window_s, apps=app_metrics)
+        window_s=window_s, apps=app_metrics,
+        weighted_goodput=sum(a.weight * a.goodput for a in app_metrics))
+
+
+def per_app_metrics(apps: Sequence[App], attainment: Sequence[float]) -> Dict[str, dict]:
+    """The :data:`PER_APP_METRICS` of a run: name -> attainment, weight, floor."""
+    names = [a.name for a in apps]
+    return {'attainment': dict(zip(names, attainment)),
+            'weights': {a.name: a.weight for a in apps},
+            'floors': {a.name: a.min_attainment for a in apps}}
 
 
 def slo99_throughput(run_at_scale: Callable[[float], Metrics], *, hi_scale: float = 4.0,

@@ -25,7 +25,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from hetero_infer.errors import ConfigError
 from hetero_infer.interference.predictors import LatencyTable
-from hetero_infer.planning.metrics import SLO_TARGET, jain_index, percentile
+from hetero_infer.planning.metrics import SLO_TARGET, jain_index, per_app_metrics, percentile
 from hetero_infer.workload.requests import DEFAULT_MAX_QUEUE
 
 
@@ -58,9 +58,12 @@ class _View:
 class SimResult:
     """Per-application counts over the metrics window, plus the metrics derived from them."""
 
-    __slots__ = ('offered', 'finished', 'met', 'dropped', 'latencies', 'window_s', 'rates_hz')
+    __slots__ = ('offered', 'finished', 'met', 'dropped', 'latencies', 'window_s', 'rates_hz',
+                 'apps')
 
-    def __init__(self, n_apps: int, window_s: float, rates_hz: Sequence[float]) -> None:
+    def __init__(self, n_apps: int, window_s: float, rates_hz: Sequence[float],
+                 apps: Sequence = ()) -> None:
+        self.apps = list(apps)
         self.offered = [0] * n_apps
         self.finished = [0] * n_apps
         self.met = [0] * n_apps
@@ -86,6 +89,11 @@ class SimResult:
     def slo_attainment_min(self) -> float:
         return min((m / o if o else 1.0) for m, o in zip(self.met, self.offered))
 
+    @property
+    def attainment(self) -> List[float]:
+        """Each application's SLO attainment (1 for an application without requests)."""
+        return [m / o if o else 1.0 for m, o in zip(self.met, self.offered)]
+
     def metrics(self) -> Dict[str, float]:
         """Goal inputs; latency statistics only when the run kept latencies."""
         out = {
@@ -93,6 +101,10 @@ class SimResult:
             'slo_attainment': self.slo_attainment_min,
             'dropped_rate': sum(self.dropped) / self.window_s,
         }
+        if self.apps:
+            out['weighted_goodput'] = sum(a.weight * m for a, m in zip(self.apps, self.met)
+                                          ) / self.window_s
+            out.update(per_app_metrics(self.apps, self.attainment))
         lat = sorted(x for xs in self.latencies for x in xs)
         if lat:
             out['mean_latency_ms'] = sum(lat) / len(lat)
@@ -180,7 +192,7 @@ class PlanSimulator:
         table_raw = self.table._table
         max_queue = self.max_queue
         lo_ms, hi_ms = warmup_s * 1000.0, duration_s * 1000.0
-        res = SimResult(n_apps, duration_s - warmup_s, [a.rate_hz * scale for a in apps])
+        res = SimResult(n_apps, duration_s - warmup_s, [a.rate_hz * scale for a in apps], apps)
         offered, finished, met, dropped = res.offered, res.finished, res.met, res.dropped
         lats = res.latencies
 

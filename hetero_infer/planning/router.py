@@ -30,6 +30,13 @@ scenario; so are the two rules below.
   finish within its SLO (expected free time plus the isolated latency, already optimistic) is
   dropped at once with the reason ``slo_unreachable`` instead of taking a queue slot it would
   waste.
+- **Shedding by weight** (only when the applications' weights differ; with equal weights
+  nothing is shed): under overload a request of an application whose weight ``w`` is below
+  the highest ``w_max`` is dropped at once (reason ``shed``) when its expected latency on the
+  processor chosen (expected free time minus now, plus its isolated latency) exceeds
+  ``slo_ms * w / w_max``. Queues grow with the load, so the lowest-weight applications are
+  shed first, and the highest-weight ones never by this rule; what they would have queued
+  behind is not there.
 - **No share tracking** (``share_tracking=False``): every processor the plan gives a share is
   tied, so the earliest expected finish among them wins (least finish time over the plan's
   processors; with an even plan over every allowed processor, exactly ``least_finish_time``).
@@ -59,6 +66,8 @@ _INF = float('inf')
 
 #: Drop reason of a request no processor can finish within its SLO (``slo_dispatch='drop'``).
 SLO_UNREACHABLE = 'slo_unreachable'
+#: Drop reason of a lower-weight request shed under overload (weights differ).
+SHED = 'shed'
 
 
 class PriorityRouter:
@@ -93,6 +102,8 @@ class PriorityRouter:
         self._apps: List[str] = list(policy.app_names)
         self._service_by_proc: Optional[List[Dict[str, float]]] = None
         self._slo_ms: List[float] = [_INF] * len(self._apps)
+        # weight / max weight per application; None while the weights are equal (no shedding)
+        self._shed: Optional[List[float]] = None
         self._options()
         self._rebuild(list(policy.app_names))
 
@@ -126,6 +137,7 @@ class PriorityRouter:
             self._service_by_proc = service
             self._slo_ms = slos
             self._rebuild(names)
+            self._shed = _shed_fractions([getattr(a, 'weight', 1.0) for a in apps])
 
     def set_service_ms(self, service_ms: Sequence[Mapping[str, float]]) -> None:
         """Service times by hand: ``service_ms[app_index][proc]`` is the model's isolated
@@ -162,13 +174,25 @@ class PriorityRouter:
         with self._lock:
             self._slo_ms = [float(s) for s in slo_ms]
 
+    def set_weights(self, weights: Sequence[float]) -> None:
+        """Each application's weight, read by shedding under overload (equal: no shedding).
+
+        :raises ConfigError: wrong number of weights, or one not > 0.
+        """
+        if len(weights) != len(self._apps):
+            raise ConfigError('PriorityRouter: %d weights for %d applications'
+                              % (len(weights), len(self._apps)))
+        fractions = _shed_fractions(weights)
+        with self._lock:
+            self._shed = fractions
+
     def dispatch(self, app_index: int, now_ms: float, view=None) -> Optional[str]:
         """The processor for one request of application ``app_index`` (None: drop it)."""
         return self.route(app_index, now_ms, view)[0]
 
     def route(self, app_index: int, now_ms: float, view=None) -> Tuple[Optional[str], str]:
         """``(processor, '')``, or ``(None, reason)`` when the request is to be dropped:
-        ``'no_processor'`` (none left) or :data:`SLO_UNREACHABLE`."""
+        ``'no_processor'`` (none left), :data:`SLO_UNREACHABLE` or :data:`SHED`."""
         with self._lock:
             cols = self._cols[app_index]
             if not cols:
@@ -207,7 +231,12 @@ class PriorityRouter:
                         if j != best and service[j] < spare_ms and view.queue_len(procs[j]) == 0:
                             spare, spare_ms = j, service[j]
                     if spare >= 0:
+                        if self._shed is not None and \
+                                self._shed_now(app_index, spare, now_ms, view):
+                            return None, SHED
                         return procs[spare], ''
+            if self._shed is not None and self._shed_now(app_index, best, now_ms, view):
+                return None, SHED
             d = self.decay
             for j in cols:
                 counts[j] *= d
@@ -275,6 +304,14 @@ class PriorityRouter:
                 'share_tracking': self.share_tracking}
 
     # ------------------------------------------------------------ internals
+    def _shed_now(self, app_index: int, j: int, now_ms: float, view) -> bool:
+        frac = self._shed[app_index]
+        if frac >= 1.0 or view is None:  # the highest weight is never shed
+            return False
+        latency = view.expected_free_ms(self._procs[j]) - now_ms \
+            + self._service_ms[app_index][j]
+        return latency > self._slo_ms[app_index] * frac
+
     def _options(self) -> None:
         opts = dict(ROUTER_DEFAULTS)
         opts.update(self.policy.router)
@@ -322,3 +359,26 @@ class PriorityRouter:
         self._service_ms = service
         if len(self._slo_ms) != len(names):
             self._slo_ms = [_INF] * len(names)
+        if self._shed is not None and len(self._shed) != len(names):
+            self._shed = None
+
+
+def _shed_fractions(weights: Sequence[float]) -> Optional[List[float]]:
+    """``weight / max weight`` per application: the share of its SLO a request's expected
+    latency may take before it is shed (1: never shed); None when the weights are equal.
+
+    :raises ConfigError: a weight that is not a number > 0.
+    """
+    out = []
+    for w in weights:
+        try:
+            ok = float(w) > 0.0
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise ConfigError('PriorityRouter: weights must be numbers > 0, got %r' % (w,))
+        out.append(float(w))
+    if len(set(out)) <= 1:
+        return None
+    top = max(out)
+    return [w / top for w in out]

@@ -46,6 +46,7 @@ from hetero_infer.planning.policy import (
     samples_for_guarantee,
 )
 from hetero_infer.planning.router import PriorityRouter
+from hetero_infer.workload.requests import floor_shortfall, has_floors
 
 #: Chunks the sampled policies are split into (fixed, so results do not depend on core count).
 N_CHUNKS = 4
@@ -88,6 +89,14 @@ class SearchResult:
     candidates: List[Policy] = field(default_factory=list)
     #: the goal value the search predicted for each of ``candidates``
     candidate_scores: List[float] = field(default_factory=list)
+    #: weighted shortfall of the plan below the applications' floors (0: every floor met)
+    shortfall: float = 0.0
+    #: the applications whose floor the plan is predicted to miss: name -> (floor, attainment)
+    infeasible: Dict[str, Tuple[float, float]] = field(default_factory=dict)
+
+    @property
+    def floors_met(self) -> bool:
+        return not self.infeasible
 
     def to_dict(self) -> dict:
         return {
@@ -96,7 +105,18 @@ class SearchResult:
             'search_time_s': round(self.search_time_s, 3), 'n_samples': self.n_samples,
             'n_evaluated': self.n_evaluated, 'top_fraction': self.top_fraction,
             'confidence': self.confidence,
+            'shortfall': self.shortfall,
+            'infeasible_floors': {n: {'floor': f, 'predicted_attainment': a}
+                                  for n, (f, a) in self.infeasible.items()},
         }
+
+    def floor_note(self) -> str:
+        """What to tell the user when no plan found meets every floor ('' otherwise)."""
+        if not self.infeasible:
+            return ''
+        return ('no plan found meets every floor; chose the smallest weighted shortfall %.4g: %s'
+                % (self.shortfall, ', '.join('%s predicted %.3f < floor %.3g' % (n, a, f)
+                                             for n, (f, a) in self.infeasible.items())))
 
 
 class _NamePlatform:
@@ -158,7 +178,9 @@ class _Scorer:
         self.sim = self.simulator(s.seed)
         self.router_options = {'tie_tolerance': s.router_tie_tolerance}
         self.goal: Goal = get_goal(problem.goal_spec)
-        self.pure_slo99 = self.goal.name == 'slo99_throughput'
+        # a pruned policy has no per-application attainment to rank floors by: prune without
+        # floors only
+        self.pure_slo99 = self.goal.name == 'slo99_throughput' and not has_floors(problem.apps)
         self.keep = bool(self.goal.needs & {'mean_latency_ms', 'p99_latency_ms'})
         self.base_rate = sum(a.rate_hz for a in problem.apps)
 
@@ -269,6 +291,26 @@ def _init_worker(problem: PlanProblem) -> None:
 def _work(args):
     allocs, floor_score = args
     return _WORKER.score_chunk(allocs, floor_score)
+
+
+def _shortfall(apps: Sequence, metrics: Dict) -> float:
+    """Weighted shortfall below the floors of one scored policy (0 without floors)."""
+    att = metrics.get('attainment')
+    if att is None:
+        return 0.0 if not has_floors(apps) else math.inf
+    return floor_shortfall(apps, [att[a.name] for a in apps])
+
+
+def _mean_metrics(mets: Sequence[Dict]) -> Dict:
+    """Per-key mean of metrics over traces (per application for the mappings)."""
+    keys = set(mets[0]).intersection(*mets[1:])
+    out = {}
+    for m in keys:
+        if isinstance(mets[0][m], dict):
+            out[m] = {k: float(np.mean([x[m][k] for x in mets])) for k in mets[0][m]}
+        else:
+            out[m] = float(np.mean([x[m] for x in mets]))
+    return out
 
 
 def default_workers() -> int:
@@ -414,10 +456,14 @@ def search(problem: PlanProblem, *, n_samples: Optional[int] = None,
         evaluated = len(results)
         if progress is not None:
             progress(evaluated, total)
-        order = sorted(range(total), key=lambda i: (-results[i][0], i))
+        # floors first: a policy short of a floor ranks below every one that meets them all
+        # (every shortfall is 0 without floors: then by the goal alone)
+        short = [_shortfall(problem.apps, r[1]) for r in results]
+        order = sorted(range(total), key=lambda i: (short[i], -results[i][0], i))
         best_i = order[0]
         best_alloc = allocs[best_i]
         best_value = results[best_i][0]
+        best_short = short[best_i]
         history.append(('sample' if best_i < n else 'seed %d' % (best_i - n), best_value))
         step = 0.2
         while refine and step >= 0.05 - 1e-9 and evaluated < total + max_refine_evals:
@@ -429,11 +475,15 @@ def search(problem: PlanProblem, *, n_samples: Optional[int] = None,
             res = [r for chunk in runner.run(_chunks(cands, N_CHUNKS), best_value)
                    for r in chunk]
             evaluated += len(res)
-            k = max(range(len(res)), key=lambda i: (res[i][0] if not res[i][2] else -math.inf,
+            rs = [_shortfall(problem.apps, r[1]) if not r[2] else math.inf for r in res]
+            k = max(range(len(res)), key=lambda i: (-rs[i],
+                                                    res[i][0] if not res[i][2] else -math.inf,
                                                     -i))
-            if not res[k][2] and res[k][0] > best_value * (1 + 1e-9) + 1e-12:
+            if not res[k][2] and (rs[k] < best_short or (
+                    rs[k] == best_short and res[k][0] > best_value * (1 + 1e-9) + 1e-12)):
                 best_alloc = cands[k]
                 best_value = res[k][0]
+                best_short = rs[k]
                 history.append(('refine %.2f' % step, best_value))
             else:
                 step /= 2.0
@@ -453,19 +503,21 @@ def search(problem: PlanProblem, *, n_samples: Optional[int] = None,
     finally:
         runner.close()
     per = len(seeds)
-    scored = []  # (mean value, finalist index, choice index, mean metrics)
+    scored = []  # (mean value, finalist index, choice index, mean metrics, shortfall)
     for k in range(0, len(items), per):
         vals = [r[0] for r in res[k:k + per]]
-        mets = [r[1] for r in res[k:k + per]]
-        keys = set(mets[0]).intersection(*mets[1:])
-        mean = {m: float(np.mean([x[m] for x in mets])) for m in keys}
+        mean = _mean_metrics([r[1] for r in res[k:k + per]])
         f, c = divmod(k // per, len(choices))
-        scored.append((float(np.mean(vals)), f, c, mean))
-    scored.sort(key=lambda x: (-x[0], x[1], x[2]))
-    value, f, c, metrics = scored[0]
+        scored.append((float(np.mean(vals)), f, c, mean, _shortfall(problem.apps, mean)))
+    # floors first (by the mean attainment over the traces), then the goal
+    scored.sort(key=lambda x: (x[4], -x[0], x[1], x[2]))
+    value, f, c, metrics, shortfall = scored[0]
+    att = metrics.get('attainment', {})
+    infeasible = {a.name: (a.min_attainment, att[a.name]) for a in problem.apps
+                  if a.name in att and att[a.name] < a.min_attainment}
     history.append(('finalists x %d router options x %d traces' % (len(choices), per), value))
     candidates, cand_scores, seen = [], [], set()
-    for v, fi, ci, _ in scored:
+    for v, fi, ci, _, _ in scored:
         if fi in seen:
             continue
         seen.add(fi)
@@ -478,7 +530,8 @@ def search(problem: PlanProblem, *, n_samples: Optional[int] = None,
         policy=candidates[0], score=float(value), metrics=metrics, goal=goal_name,
         predictor=predictor_name, search_time_s=time.perf_counter() - t0, n_samples=n,
         n_evaluated=evaluated, top_fraction=top_fraction, confidence=confidence,
-        history=history, candidates=candidates, candidate_scores=cand_scores)
+        history=history, candidates=candidates, candidate_scores=cand_scores,
+        shortfall=float(shortfall), infeasible=infeasible)
 
 
 def plan(platform, apps: Sequence, goal, predictor: Predictor, *,

@@ -10,9 +10,9 @@ evaluation runs) and the evaluation both import it, and neither imports the othe
 from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 from hetero_infer.errors import ConfigError
-from hetero_infer.planning.metrics import SLO_TARGET, compute_metrics
+from hetero_infer.planning.metrics import SLO_TARGET, compute_metrics, per_app_metrics
 from hetero_infer.planning.schedulers.interface import GoalSpec, Plan
-from hetero_infer.workload.requests import poisson_arrivals
+from hetero_infer.workload.requests import floor_shortfall, has_floors, poisson_arrivals
 
 #: the oracle's goodput-type selection drops candidates this far (relative) behind the best on
 #: its first trace before the others
@@ -26,15 +26,18 @@ def measure_on_twin(twin, apps: Sequence, make_dispatcher: Callable[[], object],
 
     Keys: goodput, throughput, fairness, slo_attainment_min (the least SLO attainment of any
     application), slo_attainment (the same, the goals' name), per-application attainment
-    ``app_attainment``; ``slo99_throughput`` too when ``slo99`` is set (``slo99_kwargs`` go to
-    :func:`twin_slo99_throughput`).
+    ``app_attainment``, ``weighted_goodput`` and the per-application mappings goals get
+    (:data:`~hetero_infer.planning.metrics.PER_APP_METRICS`); ``slo99_throughput`` too when
+    ``slo99`` is set (``slo99_kwargs`` go to :func:`twin_slo99_throughput`).
     """
     warmup_s = 0.125 * duration_s if warmup_s is None else warmup_s
     records = twin.serve(apps, make_dispatcher(), duration_s=duration_s, seed=seed)
     m = compute_metrics(records, apps, warmup_s=warmup_s, duration_s=duration_s)
     out = {'goodput': m.goodput, 'throughput': m.throughput, 'fairness': m.fairness,
            'slo_attainment_min': m.slo_attainment_min, 'slo_attainment': m.slo_attainment_min,
-           'app_attainment': [a.slo_attainment for a in m.apps]}
+           'app_attainment': [a.slo_attainment for a in m.apps],
+           'weighted_goodput': m.weighted_goodput}
+    out.update(per_app_metrics(apps, out['app_attainment']))
     if slo99:
         out['slo99_throughput'] = twin_slo99_throughput(twin, apps, make_dispatcher, seed=seed,
                                                         **slo99_kwargs)
@@ -137,12 +140,40 @@ def select_on_twin(twin, apps: Sequence, goal: GoalSpec, cands: Sequence[Tuple[s
     raced the same way. (The rule before, the largest scale
     passing on all traces at once, rewarded plans that were steady rather than high on
     average, and the oracle lost to plans it had seen.) Other goals that need SLO99: measured
-    in full per trace.
+    in full per trace. With floors (an application's ``min_attainment`` above 0) only the
+    candidates with the least weighted shortfall below them, measured at the scenario's load on
+    the goodput-type traces, are raced: one meeting every floor is never passed over for one
+    that does not.
     """
     from hetero_infer.planning.goals import get_goal
 
     goal = get_goal(goal)
     kw = dict(twin_slo99 or {})
+    measured: Dict[Tuple[int, int], Dict] = {}
+
+    def nominal(plan, s):
+        # one run at the scenario's load, shared by the floors and goodput-type goals
+        key = (id(plan), s)
+        if key not in measured:
+            measured[key] = measure_on_twin(twin, apps, plan.make_dispatcher,
+                                            duration_s=serve_s, seed=s)
+        return measured[key]
+
+    floor_note = ''
+    pool = list(range(len(cands)))
+    if has_floors(apps):
+        # the floors first, judged at the scenario's load on the goodput-type traces: only
+        # the candidates with the least weighted shortfall (0: every floor met) are raced
+        fseeds = [select_seed + j for j in range(max(1, select_traces))]
+        short = []
+        for _, plan in cands:
+            runs = [nominal(plan, s)['app_attainment'] for s in fseeds]
+            short.append(floor_shortfall(apps, [sum(x) / len(x) for x in zip(*runs)]))
+        least = min(short)
+        pool = [i for i in pool if short[i] <= least]
+        floor_note = '; floors: %d of %d candidates with the least shortfall %.4g' % (
+            len(pool), len(cands), least)
+        cands = [cands[i] for i in pool]
     if 'slo99_throughput' in goal.needs and goal.name == 'slo99_throughput':
         # the evaluation's own estimator (one bisection per trace, throughputs averaged), raced
         seeds = [select_seed + j for j in range(max(1, slo99_traces))]
@@ -154,18 +185,21 @@ def select_on_twin(twin, apps: Sequence, goal: GoalSpec, cands: Sequence[Tuple[s
             return r['throughput']
 
         best, mean, alive = _race(cands, seeds, per_trace)
-        return best, 'slo99 throughput %.4g on %d trace(s), %d of %d candidates raced to the ' \
-            'end, %d probes' % (mean, len(seeds), alive, len(cands), probes[0])
+        return pool[best], 'slo99 throughput %.4g on %d trace(s), %d of %d candidates raced ' \
+            'to the end, %d probes%s' % (mean, len(seeds), alive, len(cands), probes[0],
+                                         floor_note)
     seeds = [select_seed + j for j in range(max(1, select_traces))]
     need = 'slo99_throughput' in goal.needs
 
     def value(plan, s):
+        if not need:
+            return goal(nominal(plan, s))
         return goal(measure_on_twin(twin, apps, plan.make_dispatcher,
                                     duration_s=serve_s, seed=s, slo99=need, **kw))
 
     best, mean, alive = _race(cands, seeds, value)
-    return best, 'value %.4g on %d trace(s), %d of %d candidates raced to the end' % (
-        mean, len(seeds), alive, len(cands))
+    return pool[best], 'value %.4g on %d trace(s), %d of %d candidates raced to the end%s' % (
+        mean, len(seeds), alive, len(cands), floor_note)
 
 
 def _race(cands: Sequence[Tuple[str, Plan]], seeds: Sequence[int], value

@@ -180,6 +180,11 @@ APP_PARAMS = (
     ParamSpec('rate_hz', 10.0, 'Expected request rate, planned for until rates are observed.',
               0.0, 10000.0),
     ParamSpec('slo_ms', 0.0, 'Latency objective; 0 = slo_scale x isolated latency.', 0.0, 1e6),
+    ParamSpec('weight', 1.0, 'How much a request served within the SLO counts '
+              '(weighted_goodput); when weights differ, lower-weight requests are shed first '
+              'under overload. Changing it re-plans.', 0.01, 100.0),
+    ParamSpec('min_attainment', 0.0, 'Floor: share of requests that must meet the SLO; the '
+              'planner meets every floor it can first. Changing it re-plans.', 0.0, 1.0),
     ParamSpec('top_k', 5, 'Labels and scores reported per result.', 1, 1000),
     ParamSpec('score_threshold', 0.3, 'Detectors: lowest score a detection is reported with.',
               0.0, 1.0),
@@ -223,6 +228,8 @@ class AppConfig:
     input_qos: str = 'by_type'
     audio_resample: bool = False
     audio_out_of_range: str = 'refuse'
+    weight: float = 1.0
+    min_attainment: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -453,7 +460,8 @@ def build_config(values: Mapping[str, Any], *, node_name: str = 'scheduler') -> 
             score_threshold=float(a['score_threshold']), nms_iou=float(a['nms_iou']),
             max_detections=int(a['max_detections']),
             input_qos=a['input_qos'], audio_resample=bool(a['audio_resample']),
-            audio_out_of_range=a['audio_out_of_range']))
+            audio_out_of_range=a['audio_out_of_range'], weight=float(a['weight']),
+            min_attainment=float(a['min_attainment'])))
     weights = tuple((m, float(get('goal_weights.' + m))) for m in GOAL_METRICS)
     goal = get('goal')
     if goal == 'weighted' and not any(w > 0 for _, w in weights):

@@ -16,7 +16,8 @@ rules are tested directly:
   re-plans and processor removal / restore; so a request whose processor's queue is full goes
   to an idle processor its application may use before it would be dropped, and with
   ``slo_dispatch='drop'`` a request no processor can finish within its SLO is dropped at once
-  (``slo_unreachable``, counted apart from the other drops);
+  (``slo_unreachable``, counted apart from the other drops); when the applications' weights
+  differ, a lower-weight request is shed under overload (``shed``, the router's rule);
 - the policy is swapped atomically (:meth:`set_policy`): requests already queued keep their
   processor, new ones follow the new plan; nothing is lost or stalled;
 - a processor whose executor fails to load is taken out of routing (its share is spread over the
@@ -43,11 +44,11 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from hetero_infer.errors import ModelError
 from hetero_infer.planning.policy import Policy
-from hetero_infer.planning.router import SLO_UNREACHABLE, PriorityRouter
+from hetero_infer.planning.router import SHED, SLO_UNREACHABLE, PriorityRouter
 from hetero_infer.twin.faults import HealthSettings, HealthTracker
 
 DROP_REASONS = ('queue_full', 'rejected', 'no_processor', 'processor_failed', 'bad_input',
-                'shutdown', SLO_UNREACHABLE)
+                'shutdown', SLO_UNREACHABLE, SHED)
 
 #: How often the watchdog looks at the running inferences and due probes (s). Detection takes
 #: at most the watchdog plus this.
@@ -346,6 +347,11 @@ class ServingEngine:
             self._finish(Outcome(req, None, SLO_UNREACHABLE,
                                  'no processor can finish it within its SLO of %.1f ms'
                                  % self.slo_ms[req.app_index]))
+            return
+        if why == SHED:
+            self._finish(Outcome(req, None, SHED,
+                                 'shed under overload: application %s has a lower weight'
+                                 % self.app_names[req.app_index]))
             return
         if proc is None or proc not in self.workers:
             self._finish(Outcome(req, proc, 'no_processor',
@@ -666,6 +672,10 @@ class ServingEngine:
     def set_slos(self, slo_ms: Sequence[float]) -> None:
         self.slo_ms = [float(s) for s in slo_ms]
         self.router.set_slos(self.slo_ms)
+
+    def set_weights(self, weights: Sequence[float]) -> None:
+        """Each application's weight: the router sheds lower-weight requests under overload."""
+        self.router.set_weights(weights)
 
     def set_limits(self, *, queue_limit: int, admission_control: bool) -> None:
         self.queue_limit = int(queue_limit)

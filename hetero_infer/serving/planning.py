@@ -65,10 +65,13 @@ class PlanApp:
     rate_hz: float
     slo_ms: float
     processors: Tuple[str, ...]
+    weight: float = 1.0
+    min_attainment: float = 0.0
 
     def to_dict(self) -> Dict[str, Any]:
         return {'name': self.name, 'model': self.model, 'rate_hz': self.rate_hz,
-                'slo_ms': self.slo_ms, 'processors': list(self.processors)}
+                'slo_ms': self.slo_ms, 'processors': list(self.processors),
+                'weight': self.weight, 'min_attainment': self.min_attainment}
 
     @classmethod
     def from_dict(cls, doc: Any, where: str = 'plan job app') -> 'PlanApp':
@@ -79,7 +82,9 @@ class PlanApp:
                               % (where, procs))
         return cls(name=_get(doc, 'name', 'str', where), model=_get(doc, 'model', 'str', where),
                    rate_hz=float(_get(doc, 'rate_hz', 'number', where)),
-                   slo_ms=float(_get(doc, 'slo_ms', 'number', where)), processors=tuple(procs))
+                   slo_ms=float(_get(doc, 'slo_ms', 'number', where)), processors=tuple(procs),
+                   weight=float(doc.get('weight', 1.0)),
+                   min_attainment=float(doc.get('min_attainment', 0.0)))
 
 
 @dataclass(frozen=True)
@@ -153,6 +158,8 @@ class PlanAnswer:
     :param goal: the goal's name; ``score`` the policy's predicted goal value and ``metrics``
         its other predicted metrics.
     :param search_time_s: wall time of the plan.
+    :param attainment: each application's predicted SLO attainment (by name).
+    :param floor_note: which floors no plan found meets ('' when every one is met).
     """
 
     policy: Policy
@@ -163,12 +170,15 @@ class PlanAnswer:
     search_time_s: float
     metrics: Mapping[str, float] = field(default_factory=dict)
     predictor_note: str = ''
+    attainment: Mapping[str, float] = field(default_factory=dict)
+    floor_note: str = ''
 
     def to_dict(self) -> Dict[str, Any]:
         return {'policy': self.policy.to_dict(), 'mask': self.policy.mask.tolist(),
                 'scheduler': self.scheduler, 'goal': self.goal, 'predictor': self.predictor,
                 'score': self.score, 'search_time_s': self.search_time_s,
-                'metrics': dict(self.metrics), 'predictor_note': self.predictor_note}
+                'metrics': dict(self.metrics), 'predictor_note': self.predictor_note,
+                'attainment': dict(self.attainment), 'floor_note': self.floor_note}
 
     def to_json(self) -> str:
         """One line of JSON; the policy's shares as ``Policy.to_dict`` writes them (9 digits)."""
@@ -192,7 +202,10 @@ class PlanAnswer:
                    score=float(_get(doc, 'score', 'number', where)),
                    search_time_s=float(_get(doc, 'search_time_s', 'number', where)),
                    metrics={k: float(v) for k, v in metrics.items()},
-                   predictor_note=_get(doc, 'predictor_note', 'str', where))
+                   predictor_note=_get(doc, 'predictor_note', 'str', where),
+                   attainment={str(k): float(v) for k, v in
+                               (doc.get('attainment') or {}).items()},
+                   floor_note=str(doc.get('floor_note', '')))
 
     @classmethod
     def from_json(cls, text: str) -> 'PlanAnswer':
@@ -220,8 +233,8 @@ def plan_context(job: PlanJob):
     from hetero_infer.workload.requests import App
 
     platform = Platform.load(job.platform, power_mode=job.power_mode or None)
-    apps = [App(a.name, load_model(a.model), max(a.rate_hz, 0.1), a.slo_ms, a.processors)
-            for a in job.apps]
+    apps = [App(a.name, load_model(a.model), max(a.rate_hz, 0.1), a.slo_ms, a.processors,
+                a.weight, a.min_attainment) for a in job.apps]
     settings = search.SimSettings(duration_s=job.duration_s,
                                   warmup_s=min(0.3, job.duration_s / 10.0), seed=job.seed,
                                   max_queue=job.max_queue)
@@ -266,8 +279,11 @@ def run_plan(job: PlanJob) -> PlanAnswer:
     result = plan.search
     return PlanAnswer(policy=plan.policy, scheduler=scheduler, goal=result.goal,
                       predictor=result.predictor, score=result.score,
-                      search_time_s=plan.plan_time_s, metrics=dict(result.metrics),
-                      predictor_note=note)
+                      search_time_s=plan.plan_time_s,
+                      metrics={k: v for k, v in result.metrics.items()
+                               if not isinstance(v, dict)},
+                      predictor_note=note, attainment=result.metrics.get('attainment', {}),
+                      floor_note=result.floor_note())
 
 
 class Planner:
@@ -356,7 +372,7 @@ def plan_apps(apps: Sequence[Any], procs: Sequence[str], mask, rates: Sequence[f
     for app, rate in zip(apps, rates):
         allowed = tuple(p for j, p in enumerate(procs) if mask[app.index][j])
         out.append(PlanApp(app.cfg.name, app.cfg.model, float(rate), float(app.slo_ms),
-                           allowed))
+                           allowed, float(app.cfg.weight), float(app.cfg.min_attainment)))
     return tuple(out)
 
 

@@ -7,7 +7,7 @@ Schema ``hetero_infer.result/1`` (one object per request, on the application's r
       "schema": "hetero_infer.result/1",
       "outcome": "result" | "dropped",
       "drop_reason": null | "queue_full" | "rejected" | "no_processor" | "processor_failed"
-                     | "bad_input" | "shutdown" | "slo_unreachable",
+                     | "bad_input" | "shutdown" | "slo_unreachable" | "shed",
       "stamp": {"sec": int, "nanosec": int},   # header.stamp of the input message
       "frame_id": str,                          # header.frame_id of the input message
       "application": str, "model": str,

@@ -144,6 +144,7 @@ class Service:
             policy=policy, on_outcome=self._on_outcome, queue_limit=config.queue_limit,
             admission_control=config.admission_control, log=self.log.error,
             log_info=self.log.info, health=config.health_settings(), on_health=self._on_health)
+        self.engine.set_weights([a.weight for a in config.apps])  # equal: no shedding
         self._last_busy = self.engine.utilisation()
         self._last_status_s = time.perf_counter()
         self._planner_proc = planning.Planner(in_process=plan_in_process)
@@ -283,7 +284,13 @@ class Service:
         rates_changed = any(a.rate_hz != b.rate_hz for a, b in zip(new.apps, old.apps))
         if rates_changed:
             self.planned_rates = [a.rate_hz for a in new.apps]
-        if new.goal_spec() != old.goal_spec() or slos_changed or rates_changed:
+        weights = [a.weight for a in new.apps]
+        if weights != [a.weight for a in old.apps]:
+            self.engine.set_weights(weights)
+        criticality_changed = [(a.weight, a.min_attainment) for a in new.apps] != \
+            [(a.weight, a.min_attainment) for a in old.apps]
+        if new.goal_spec() != old.goal_spec() or slos_changed or rates_changed \
+                or criticality_changed:
             self.request_replan('parameters ' + ', '.join(sorted(changes)), supersede=True)
         return old
 
@@ -416,7 +423,12 @@ class Service:
                                   'score': result.score,
                                   'search_time_s': round(result.search_time_s, 3),
                                   'interference_model': cfg.interference_model or None,
-                                  'rates_hz': [round(r, 3) for r in rates]}
+                                  'rates_hz': [round(r, 3) for r in rates],
+                                  'attainment': {k: round(v, 4)
+                                                 for k, v in result.attainment.items()},
+                                  'floor_note': result.floor_note}
+                if result.floor_note:
+                    self.log.warning('plan (%s): %s' % (reason, result.floor_note))
             self.log.info('policy %d (%s, goal %s, %s predictor, %.2f s): %r'
                           % (version, reason, result.goal, result.predictor,
                              result.search_time_s, result.policy))

@@ -18,8 +18,13 @@ class App:
     rate_hz: float
     slo_ms: float
     processors: Tuple[str, ...] = ()   # empty = every processor that can run the model
+    #: how much one of its requests served within the SLO counts in goodput-type goals
+    weight: float = 1.0
+    #: the share of its requests that must meet the SLO (the planner's floor)
+    min_attainment: float = 0.0
 
     def __post_init__(self):
+        check_criticality(self.name, self.weight, self.min_attainment)
         if not (self.rate_hz >= 0.0):
             raise ConfigError('application %s: rate_hz must be >= 0, got %r'
                               % (self.name, self.rate_hz))
@@ -28,7 +33,68 @@ class App:
                               % (self.name, self.slo_ms))
 
     def scaled(self, factor: float) -> 'App':
-        return App(self.name, self.model, self.rate_hz * factor, self.slo_ms, self.processors)
+        return App(self.name, self.model, self.rate_hz * factor, self.slo_ms, self.processors,
+                   self.weight, self.min_attainment)
+
+
+#: the largest weight an application may have (the serving node's parameter range too)
+MAX_WEIGHT = 100.0
+
+
+def check_criticality(name: str, weight, min_attainment) -> None:
+    """Check an application's weight (0 < weight <= :data:`MAX_WEIGHT`) and its floor
+    (0 <= min_attainment <= 1).
+
+    :raises ConfigError: either is out of range or not a number (naming the application).
+    """
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) \
+            or not 0.0 < weight <= MAX_WEIGHT:
+        raise ConfigError('application %s: weight must be a number in (0, %g], got %r'
+                          % (name, MAX_WEIGHT, weight))
+    if isinstance(min_attainment, bool) or not isinstance(min_attainment, (int, float)) \
+            or not 0.0 <= min_attainment <= 1.0:
+        raise ConfigError('application %s: min_attainment must be a number in [0, 1], got %r'
+                          % (name, min_attainment))
+
+
+def has_floors(apps: Sequence[App]) -> bool:
+    """True when some application has a floor above 0 (the search then ranks by floors)."""
+    return any(getattr(a, 'min_attainment', 0.0) > 0.0 for a in apps)
+
+
+def weights_differ(apps: Sequence[App]) -> bool:
+    """True when the applications' weights are not all equal (the router then sheds by them)."""
+    return len({float(getattr(a, 'weight', 1.0)) for a in apps}) > 1
+
+
+def floor_shortfall(apps: Sequence[App], attainment: Sequence[float]) -> float:
+    """Weighted shortfall below the floors: ``sum(weight * max(0, floor - attainment))``;
+    0 when every floor is met."""
+    return sum(a.weight * max(0.0, a.min_attainment - x)
+               for a, x in zip(apps, attainment) if a.min_attainment > 0.0)
+
+
+def with_criticality(apps: Sequence[App], *, weights=None, floors=None) -> List[App]:
+    """``apps`` with the weights and floors given by application name replaced.
+
+    :raises ConfigError: a name that is no application (the message lists them), or a bad value.
+    """
+    import dataclasses
+    names = [a.name for a in apps]
+    for label, given in (('--weight', weights or {}), ('--floor', floors or {})):
+        unknown = sorted(set(given) - set(names))
+        if unknown:
+            raise ConfigError('%s: unknown application(s) %s (applications: %s)'
+                              % (label, ', '.join(unknown), ', '.join(names)))
+    out = []
+    for a in apps:
+        kw = {}
+        if weights and a.name in weights:
+            kw['weight'] = weights[a.name]
+        if floors and a.name in floors:
+            kw['min_attainment'] = floors[a.name]
+        out.append(dataclasses.replace(a, **kw) if kw else a)
+    return out
 
 
 #: The simulators' default queue limit per processor (the twin's and the planner's ``max_queue``):

@@ -2,7 +2,9 @@
 
 ``metrics`` is what a simulation measured: a :class:`hetero_infer.planning.metrics.Metrics` or any
 object / mapping with the same names (``goodput``, ``throughput``, ``fairness``,
-``slo99_throughput``, ...). :func:`metric_value` reads a name from either.
+``slo99_throughput``, ``weighted_goodput``, ...). :func:`metric_value` reads a name from either.
+The planner's metrics also carry, per application by name, ``attainment``, ``weights`` and
+``floors`` (mappings; :data:`hetero_infer.planning.metrics.PER_APP_METRICS`) for user goals.
 
 Goals are kept in one registry keyed by the name a user types (:mod:`.registry`); registering a
 name twice is an error. A goal may say which metrics it needs (``needs``): the planner computes

@@ -2,7 +2,8 @@
 
 Accepted forms:
 
-- a built-in name: ``goodput``, ``slo99_throughput``, ``throughput``, ``fairness``;
+- a built-in name: ``goodput``, ``slo99_throughput``, ``throughput``, ``fairness``,
+  ``weighted_goodput``;
 - the name of a goal an installed package registers as a Python entry point in the group
   ``hetero_infer.goals`` (``name = module:function``, the function as below, or a
   :class:`Goal`); :func:`known_goals` lists them with the built-in ones (:data:`GOALS`, the
@@ -44,7 +45,7 @@ def _adapt(name: str, obj: Any) -> Goal:
 GOALS = Registry('goal', group=ENTRY_POINT_GROUP, adapt=_adapt,
                  hint='; or "module:function", or a weighted sum like '
                       '"0.7*goodput+0.3*fairness"')
-for _name in ('goodput', 'slo99_throughput', 'throughput', 'fairness'):
+for _name in ('goodput', 'slo99_throughput', 'throughput', 'fairness', 'weighted_goodput'):
     GOALS.register(_name, 'hetero_infer.planning.goals.%s:GOAL' % _name)
 
 

@@ -13,7 +13,9 @@
    for goals without SLO99 (default 20); for ``slo99_throughput`` the measurement's own
    estimator, the mean over ``slo99_traces`` (10) traces of each trace's throughput at SLO99
    by bisection. Both are raced: candidates more than 20% behind the best on the first trace
-   are not run on the others (:func:`twin_measure.select_on_twin`).
+   are not run on the others (:func:`twin_measure.select_on_twin`). Under the applications'
+   floors (``min_attainment``) only the candidates with the least weighted shortfall below
+   them are raced, as every searched scheduler ranks its plans.
 
 The knobs are :class:`OracleOptions`; the search's confidence, workers and refinement budget
 (doubled) are the context's ``SearchOptions``.
@@ -111,6 +113,11 @@ class OracleScheduler(SearchScheduler):
             select_seed=opts.select_seed, select_traces=opts.select_traces,
             slo99_traces=opts.slo99_traces, twin_slo99=opts.twin_slo99)
         label, chosen = cands[best]
+        # the candidate's own plan-time prediction of the floors, when it has one
+        floor_note = chosen.search.floor_note() if chosen.search is not None and \
+            chosen.source != self.name else result.floor_note()
+        if floor_note:
+            report += '; ' + floor_note
         return Plan(self.name, chosen.make_dispatcher, policy=chosen.policy, search=result,
                     source=chosen.source or label,
                     notes='chose %s of %d distinct candidates on held-out twin traces (%s)'

@@ -114,4 +114,4 @@ class SearchScheduler(Scheduler):
         result = search(problem, seed=ctx.seed, workers=ctx.option(SearchOptions).workers,
                         predictor_name=pred.name, **self.search_args(ctx))
         return Plan(self.name, router_factory(result.policy, ctx.settings),
-                    policy=result.policy, search=result)
+                    policy=result.policy, search=result, notes=result.floor_note())
