@@ -212,11 +212,16 @@ def _router(weights=None):
 
 def test_router_sheds_the_lower_weight_under_overload_only():
     r = _router([4.0, 1.0])
-    light = _View({'gpu': 2.0, 'dla0': 0.0})   # expected latency 4 ms <= 20 * 1/4
+    light = _View({'gpu': 2.0, 'dla0': 0.0})   # lo 4 ms <= its 20 ms SLO, hi behind it 6 ms
     assert r.route(1, 0.0, light) == ('gpu', '')
-    busy = _View({'gpu': 10.0, 'dla0': 0.0})   # 12 ms > 5 ms: the lower weight is shed
-    assert r.route(1, 0.0, busy) == (None, SHED)
-    assert r.route(0, 0.0, busy) == ('gpu', '')   # the highest weight never is
+    # lo would meet its SLO (12 ms) and so would hi queued behind it (14 ms): never shed
+    # (the first rule, shed above 20 x 1/4 = 5 ms, dropped it)
+    assert r.route(1, 0.0, _View({'gpu': 10.0, 'dla0': 0.0})) == ('gpu', '')
+    # lo would meet its SLO (19 ms) but hi, planned on the GPU, would miss behind it (21 ms)
+    tight = _View({'gpu': 17.0, 'dla0': 0.0})
+    assert r.route(1, 0.0, tight) == (None, SHED)
+    assert r.route(1, 0.0, _View({'gpu': 30.0, 'dla0': 0.0})) == (None, SHED)  # a miss anyway
+    assert r.route(0, 0.0, tight) == ('gpu', '')   # the highest weight never is
     late = _View({'gpu': 100.0, 'dla0': 0.0})
     assert r.route(0, 0.0, late) == ('gpu', '')
     # equal weights (given or not): never shed, the decisions of a router without weights
@@ -224,6 +229,22 @@ def test_router_sheds_the_lower_weight_under_overload_only():
         assert _router(eq).route(1, 0.0, late) == ('gpu', '')
     with pytest.raises(ConfigError, match='weights must be numbers > 0, got 0'):
         r.set_weights([1.0, 0])
+
+
+def test_router_sheds_the_lowest_weight_first():
+    names = ['hi', 'mid', 'lo']
+    r = PriorityRouter(Policy(names, ('gpu', 'dla0'), [[0.0, 1.0], [1.0, 0.0], [1.0, 0.0]]))
+    r.reset(names, None)
+    r.set_service_ms([{'gpu': 2.0, 'dla0': 4.0}] * 3)
+    r.set_slos([20.0, 20.0, 20.0])
+    r.set_weights([3.0, 2.0, 1.0])   # thresholds: mid 20 x (1 + 2/3 - 1/3), lo 20 ms
+    view = _View({'gpu': 22.0, 'dla0': 0.0})   # 24 ms on the GPU, where hi has no share
+    assert r.route(2, 0.0, view) == (None, SHED)
+    assert r.route(1, 0.0, view) == ('gpu', '')
+    assert r.route(1, 0.0, _View({'gpu': 25.0, 'dla0': 0.0})) == (None, SHED)  # 27 > 26.7
+    # mid on the GPU: lo is shed where mid would miss behind it (19 + 2 > 20)
+    assert r.route(2, 0.0, _View({'gpu': 17.0, 'dla0': 0.0})) == (None, SHED)
+    assert r.route(2, 0.0, _View({'gpu': 10.0, 'dla0': 0.0})) == ('gpu', '')
 
 
 def test_shedding_by_weight_raises_the_heavier_applications_attainment(platform, overloaded):
@@ -258,7 +279,7 @@ def test_serving_weight_and_floor_parameters_replan_and_reach_the_router():
     svc = Service(build_config(params), publish=lambda app, doc: None, plan_in_process=True,
                   name='test')
     assert [(a.weight, a.min_attainment) for a in svc.config.apps] == [(2.0, 0.0), (1.0, 0.0)]
-    assert svc.engine.router._shed == [1.0, 0.5]   # weights differ: mic shed first
+    assert svc.engine.router._shed == [float('inf'), 1.0]   # weights differ: mic may be shed
     planned = []
     real_plan = svc.plan
 
