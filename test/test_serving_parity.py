@@ -6,7 +6,8 @@ arrival time (each request's outcome is awaited before the next is sent, so no r
 fills up: the engine's view of the queues is the expected free times alone). With isolated
 latencies as the predictor both hosts' views hold the same
 expected free times, so any difference in the decisions is a difference in the routers (their
-service times, SLOs, options).
+service times, SLOs, options, weights: shedding by weight is compared decision by decision,
+with its drop reason).
 """
 
 import threading
@@ -18,11 +19,11 @@ from hetero_infer.backends.base import InferenceResult
 from hetero_infer.interference.predictors import IsolatedPredictor
 from hetero_infer.models.zoo import load_model
 from hetero_infer.planning.policy import Policy
-from hetero_infer.planning.router import PriorityRouter
+from hetero_infer.planning.router import SHED, SLO_UNREACHABLE, PriorityRouter
 from hetero_infer.planning.search import SimSettings, build_problem, plan_simulator
 from hetero_infer.platform.spec import Platform
 from hetero_infer.serving.engine import ServingEngine
-from hetero_infer.workload.requests import App
+from hetero_infer.workload.requests import App, with_criticality
 
 
 class _Instant:
@@ -34,7 +35,7 @@ class _Instant:
 
 
 class _Recorder:
-    """Wraps the simulator's router and records (time, app, decision)."""
+    """Wraps the simulator's router and records (time, app, decision, drop reason)."""
 
     def __init__(self, inner):
         self.inner = inner
@@ -44,24 +45,30 @@ class _Recorder:
         self.inner.reset(apps, platform)
 
     def dispatch(self, app_index, now_ms, view):
-        proc = self.inner.dispatch(app_index, now_ms, view)
-        self.log.append((now_ms, app_index, proc))
+        proc, why = self.inner.route(app_index, now_ms, view)
+        self.log.append((now_ms, app_index, proc, why))
         return proc
 
     def completed(self, *args):
         self.inner.completed(*args)
 
 
-@pytest.fixture(scope='module')
-def problem():
+def _problem(weights=None):
     plat = Platform.load('xavier')
     apps = []
     for name, rate, slo in (('resnet50', 110.0, 4.0), ('googlenet', 160.0, 3.0),
                             ('vgg16', 25.0, 6.0)):
         m = load_model(name)
         apps.append(App(name, m, rate, slo * plat.isolated_latency_ms(m, 'gpu')))
+    if weights:
+        apps = with_criticality(apps, weights=weights)
     return build_problem(plat, apps, IsolatedPredictor(plat), 'goodput',
                          SimSettings(duration_s=1.5, warmup_s=0.1, seed=3))
+
+
+@pytest.fixture(scope='module')
+def problem():
+    return _problem()
 
 
 def _policy(problem, **router):
@@ -89,14 +96,15 @@ def _live_decisions(eng, done, log):
     clock = [0.0]
     eng.now_ms = lambda: clock[0]
     out = []
-    for t, a, _ in log:
+    for t, a, _, _ in log:
         clock[0] = t
         req = eng.new_request(a, {'x': 0})
         before = dict(eng.drops)
         eng.submit(req)
         # one at a time: the queues' real depth (threads) must not decide a full queue
         assert done.acquire(timeout=10.0)
-        out.append(req.proc if eng.drops == before else None)
+        why = [r for r, n in eng.drops.items() if n != before.get(r, 0)]
+        out.append((None, why[0]) if why else (req.proc, ''))
     eng.close()
     return out
 
@@ -111,13 +119,29 @@ def test_live_engine_routes_like_the_planners_simulator(problem, router):
     assert len(rec.log) > 300
     eng, done = _engine(problem, policy)
     live = _live_decisions(eng, done, rec.log)
-    planned = [p for _, _, p in rec.log]
+    planned = [(p, why) for _, _, p, why in rec.log]
     assert live == planned
     # the sequence exercised the latency tie-break: several processors per application
     for a in range(len(problem.apps)):
-        assert len({p for (_, i, _), p in zip(rec.log, planned) if i == a and p}) >= 2
+        assert len({p for (_, i, p, _) in rec.log if i == a and p}) >= 2
     if router.get('slo_dispatch') == 'drop':
-        assert eng.drops['slo_unreachable'] == planned.count(None) > 0
+        assert eng.drops['slo_unreachable'] == planned.count((None, SLO_UNREACHABLE)) > 0
+
+
+@pytest.mark.parametrize('router', [{}, {'slo_dispatch': 'drop'}])
+def test_live_engine_sheds_by_weight_like_the_planners_simulator(router):
+    weighted = _problem({'googlenet': 3.0, 'vgg16': 2.0})
+    policy = _policy(weighted, **router)
+    rec = _Recorder(PriorityRouter(policy))
+    plan_simulator(weighted).run(rec, scale=1.6)
+    planned = [(p, why) for _, _, p, why in rec.log]
+    shed = [i for _, i, _, why in rec.log if why == SHED]
+    # overload sheds both lower weights, the highest never
+    assert {0, 1, 2} - set(shed) == {1} and len(shed) > 20
+    eng, done = _engine(weighted, policy)
+    eng.set_weights([a.weight for a in weighted.apps])
+    assert _live_decisions(eng, done, rec.log) == planned
+    assert eng.drops[SHED] == len(shed)
 
 
 def test_service_times_survive_replans_and_processor_changes(problem):
