@@ -337,3 +337,50 @@ def test_the_oracles_selection_applies_the_floors(platform):
     assert select_on_twin(twin, apps, 'goodput', cands, **kw)[0] == 1
     best, report = select_on_twin(twin, _floors(apps, resnet50=0.95), 'goodput', cands, **kw)
     assert best == 0 and 'floors: 1 of 2 candidates with the least shortfall 0' in report
+
+
+def test_status_shows_weights_floors_and_the_plans_attainment_and_an_unmet_floor():
+    from hetero_infer.serving.config import build_config
+    from hetero_infer.serving.service import Service
+    params = {
+        'backend': 'null', 'plan_samples': 4, 'plan_duration_s': 0.3,
+        'applications': ['cam', 'mic'], 'apps.cam.weight': 2.0,
+        'apps.cam.input_topic': 'cam', 'apps.cam.model': 'resnet18',
+        'apps.mic.input_topic': 'mic', 'apps.mic.input_type': 'audio_f32',
+        'apps.mic.model': 'quartznet15x5', 'apps.mic.rate_hz': 5000.0,
+        'apps.mic.slo_ms': 5.0}
+    svc = Service(build_config(params), publish=lambda app, doc: None, plan_in_process=True,
+                  name='test')
+    svc.start()
+    try:
+        end = time.monotonic() + 60.0
+        while time.monotonic() < end and not svc.last_plan:
+            time.sleep(0.01)
+        doc = svc.status()
+        apps = doc['applications']
+        assert (apps['cam']['weight'], apps['cam']['min_attainment']) == (2.0, 0.0)
+        assert (apps['mic']['weight'], apps['mic']['min_attainment']) == (1.0, 0.0)
+        mic_pred = apps['mic']['predicted_attainment']
+        assert mic_pred == svc.last_plan['attainment']['mic'] and mic_pred < 0.9
+        assert doc['floors_unmet'] == []
+        # a floor the load cannot give: set live, it re-plans, the status names it
+        svc.apply({'apps.mic.min_attainment': 0.95})
+        while time.monotonic() < end and (svc.last_plan or {}).get('reason') != \
+                'parameters apps.mic.min_attainment':
+            time.sleep(0.01)
+        doc = svc.status()
+        mic = doc['applications']['mic']
+        assert mic['min_attainment'] == 0.95 and mic['predicted_attainment'] < 0.95
+        assert doc['floors_unmet'] == [{'application': 'mic', 'min_attainment': 0.95,
+                                        'predicted_attainment': mic['predicted_attainment']}]
+        assert 'mic predicted' in doc['last_plan']['floor_note']
+        # a floor it meets: nothing unmet any more
+        svc.apply({'apps.mic.min_attainment': 0.0, 'apps.mic.rate_hz': 1.0})
+        while time.monotonic() < end and (svc.last_plan or {}).get('reason', '').find(
+                'apps.mic.min_attainment, apps.mic.rate_hz') < 0:
+            time.sleep(0.01)
+        doc = svc.status()
+        assert doc['applications']['mic']['min_attainment'] == 0.0
+        assert doc['floors_unmet'] == [] and doc['last_plan']['floor_note'] == ''
+    finally:
+        svc.close()

@@ -270,7 +270,7 @@ class SchedulerNode(Node):
                 s.level, s.message = DiagnosticStatus.OK, 'SLO attainment %.3f' % att
             s.values = [KeyValue(key=k, value=str(a.get(k))) for k in
                         ('rate_hz', 'slo_ms', 'slo_attainment', 'p50_ms', 'p99_ms', 'results',
-                         'dds_lost')]
+                         'dds_lost', 'weight', 'min_attainment', 'predicted_attainment')]
             arr.status.append(s)
         for p, v in doc['processors'].items():
             h = v['health']
@@ -284,6 +284,21 @@ class SchedulerNode(Node):
                         ('healthy', 'since_s', 'failures', 'reason', 'probes_ok') if k in h]
             s.values.append(KeyValue(key='results', value=str(v['results'])))
             arr.status.append(s)
+        # the plan cannot meet a floor: a WARN naming each such application (until a plan
+        # that meets them all is installed)
+        unmet = doc.get('floors_unmet') or []
+        s = DiagnosticStatus(name='hetero_infer: floors', hardware_id=hw)
+        if unmet:
+            s.level = DiagnosticStatus.WARN
+            s.message = 'floor not met by the plan: ' + '; '.join(
+                '%s predicted attainment %.3f < min_attainment %.3g'
+                % (u['application'], u['predicted_attainment'], u['min_attainment'])
+                for u in unmet)
+        else:
+            s.level, s.message = DiagnosticStatus.OK, 'the plan meets every floor'
+        s.values = [KeyValue(key='%s.%s' % (u['application'], k), value=str(u[k]))
+                    for u in unmet for k in ('min_attainment', 'predicted_attainment')]
+        arr.status.append(s)
         down = doc['unhealthy']
         s = DiagnosticStatus(name='hetero_infer: scheduler', hardware_id=hw,
                              level=DiagnosticStatus.ERROR if down else DiagnosticStatus.OK,

@@ -30,7 +30,7 @@ from hetero_infer.serving.apps import ServedApp, load_app
 from hetero_infer.serving.config import ServeConfig, apply_changes
 from hetero_infer.serving.engine import Outcome, ServingEngine
 from hetero_infer.serving.preprocess import InputError
-from hetero_infer.serving.status import STATUS_SCHEMA, Stats
+from hetero_infer.serving.status import STATUS_SCHEMA, Stats, add_criticality, floors_unmet
 
 #: The interpreter's thread switch interval while serving (s); see :class:`Service`.
 SWITCH_INTERVAL_S = 0.0001
@@ -426,7 +426,10 @@ class Service:
                                   'rates_hz': [round(r, 3) for r in rates],
                                   'attainment': {k: round(v, 4)
                                                  for k, v in result.attainment.items()},
-                                  'floor_note': result.floor_note}
+                                  'floor_note': result.floor_note,
+                                  # the floors this plan was made for that it leaves unmet
+                                  'floors_unmet': (floors_unmet(cfg.apps, result.attainment)
+                                                   if result.floor_note else [])}
                 if result.floor_note:
                     self.log.warning('plan (%s): %s' % (reason, result.floor_note))
             self.log.info('policy %d (%s, goal %s, %s predictor, %.2f s): %r'
@@ -457,6 +460,9 @@ class Service:
         health = engine.health.snapshot()
         with self._plan_lock:  # the policy and the goal it was made for, as one
             version, policy, goal = engine.policy_version, engine.policy, self.policy_goal
+        last_plan = dict(self.last_plan)
+        add_criticality(window['applications'], self.config.apps,
+                        last_plan.get('attainment') or {})
         return {
             'schema': STATUS_SCHEMA,
             'uptime_s': round(engine.elapsed_s(), 3),
@@ -466,8 +472,9 @@ class Service:
             'goal_requested': self.config.goal,
             'planning': self.planning or self._plan_wanted.is_set(),
             'plans_superseded': self.superseded,
-            'last_plan': dict(self.last_plan),
+            'last_plan': last_plan,
             'applications': window['applications'],
+            'floors_unmet': list(last_plan.get('floors_unmet') or []),
             'processors': {p: {'utilisation': util[p], 'queue': w.depth,
                                'results': engine.proc_results[p], 'health': health[p]}
                            for p, w in engine.workers.items()},

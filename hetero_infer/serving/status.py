@@ -5,7 +5,7 @@ start (what ``hetero-infer serve`` and the benchmarks print)."""
 import collections
 import threading
 import time
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Mapping, Sequence
 
 from hetero_infer.planning.metrics import percentile
 
@@ -137,3 +137,28 @@ class Stats:
                         'p50_ms': nan if p50 is None else p50,
                         'p99_ms': nan if p99 is None else p99}
         return out
+
+
+def floors_unmet(apps: Sequence[Any], attainment: Mapping[str, float]) -> List[Dict[str, Any]]:
+    """The floors a plan's predicted attainment leaves unmet, as the search counts them
+    (``apps``: objects with ``name`` and ``min_attainment``; ``attainment`` by name).
+
+    :return: ``[{'application', 'min_attainment', 'predicted_attainment'}]`` in ``apps`` order.
+    """
+    return [{'application': a.name, 'min_attainment': a.min_attainment,
+             'predicted_attainment': round(float(attainment[a.name]), 4)}
+            for a in apps
+            if a.name in attainment and attainment[a.name] < a.min_attainment]
+
+
+def add_criticality(applications: Dict[str, Dict[str, Any]], apps: Sequence[Any],
+                    attainment: Mapping[str, float]) -> None:
+    """Put each application's ``weight``, ``min_attainment`` and the plan's
+    ``predicted_attainment`` (None before a plan predicted one) into a status document's
+    ``applications`` (``apps``: objects with ``name``, ``weight``, ``min_attainment``)."""
+    for a in apps:
+        doc = applications.get(a.name)
+        if doc is not None:
+            pred = attainment.get(a.name)
+            doc.update({'weight': a.weight, 'min_attainment': a.min_attainment,
+                        'predicted_attainment': None if pred is None else round(pred, 4)})
