@@ -105,6 +105,8 @@ class SimResult:
             out['weighted_goodput'] = sum(a.weight * m for a, m in zip(self.apps, self.met)
                                           ) / self.window_s
             out.update(per_app_metrics(self.apps, self.attainment))
+        else:  # no applications given: every weight is the default 1
+            out['weighted_goodput'] = self.goodput
         lat = sorted(x for xs in self.latencies for x in xs)
         if lat:
             out['mean_latency_ms'] = sum(lat) / len(lat)
